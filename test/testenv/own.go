@@ -1,0 +1,90 @@
+package testenv
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// OwnServer is a server started for one test alone, from the same
+// test/infra script as the shared one but with its own state directory,
+// so the test may stop and restart it without disturbing tests that run
+// in parallel.
+type OwnServer struct {
+	name  string
+	dir   string
+	env   map[string]string
+	infra string
+}
+
+// OwnClickHouse starts a private ClickHouse (stopped and deleted when the
+// test ends). It needs the shared harness's packages installed, which
+// `infra.sh start` does.
+func OwnClickHouse(t testing.TB) *OwnServer {
+	t.Helper()
+	locate(t, clickhouseServer) // the shared one must exist: it installed the server
+	s := &OwnServer{name: "clickhouse", dir: t.TempDir(), infra: infraScripts(t)}
+	s.Start(t)
+	t.Cleanup(func() { s.run(t, "clean") })
+	return s
+}
+
+// Get returns a key of the server's env file, e.g.
+// MESHGUARD_TEST_CLICKHOUSE_ADDR.
+func (s *OwnServer) Get(key string) string { return s.env[key] }
+
+// Start starts (or restarts, at the same address and with the same data)
+// the server.
+func (s *OwnServer) Start(t testing.TB) {
+	t.Helper()
+	s.run(t, "start")
+	s.env = readEnvFile(t, filepath.Join(s.dir, s.name+".env"))
+}
+
+// Stop stops the server, keeping its data and address.
+func (s *OwnServer) Stop(t testing.TB) {
+	t.Helper()
+	s.run(t, "stop")
+}
+
+func (s *OwnServer) run(t testing.TB, verb string) {
+	t.Helper()
+	cmd := exec.Command("bash", filepath.Join(s.infra, s.name+".sh"), verb)
+	cmd.Env = append(os.Environ(), "MESHGUARD_INFRA_DIR="+s.dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s.sh %s: %v\n%s", s.name, verb, err, out)
+	}
+}
+
+func readEnvFile(t testing.TB, path string) map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("env file: %v", err)
+	}
+	defer f.Close()
+	env := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// RepoRoot returns the root of the meshguard checkout.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("cannot locate the testenv source")
+	}
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+func infraScripts(t testing.TB) string { return filepath.Join(RepoRoot(t), "test", "infra") }
