@@ -1,0 +1,325 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/meshguard/meshguard/models"
+	"github.com/meshguard/meshguard/storage"
+)
+
+// Consumer reads OTLP telemetry from Kafka in a consumer group, decodes it
+// into flows and hands them to the next stage in batches.
+//
+// Delivery is at-least-once: a message's offset is committed only after
+// next.ConsumeFlows accepted the batch holding every flow of that message
+// (or, for an undecodable message, after the dead-letter topic acknowledged
+// it). After a crash or rebalance Kafka redelivers what was not committed;
+// flow ids derive from message coordinates, so stores count each record
+// once however often it arrives.
+//
+// Two batches exist: one being filled by the fetch loop while the other is
+// stored. When the store is slow or down both are busy, the fetch loop
+// waits, and Kafka keeps the backlog: memory stays bounded and nothing is
+// dropped.
+//
+// Lifecycle: NewConsumer validates and connects nothing; Run blocks until
+// its context is cancelled, then stops fetching, flushes the open batch
+// (bounded by IngestConfig.ShutdownTimeout), commits what was stored and
+// leaves the group. A Consumer runs once.
+type Consumer struct {
+	kcfg    KafkaConfig
+	icfg    IngestConfig
+	next    storage.FlowConsumer
+	log     *slog.Logger
+	reader  *kafka.Reader
+	dlq     *deadLetters
+	dec     *Decoder
+	signals map[string]Signal
+	stats   consumerStats
+}
+
+// Stats is a snapshot of a Consumer's counters.
+type Stats struct {
+	Messages      int64 // fetched
+	Flows         int64 // decoded and handed on
+	Batches       int64 // stored and committed
+	DeadLettered  int64 // messages sent to the DLQ (wholly or partly undecodable)
+	StoreFailures int64 // failed attempts to store a batch (each retried)
+	CommitErrors  int64 // commits that failed (their messages come again)
+	Decoder       DecoderStats
+}
+
+type consumerStats struct {
+	messages, flows, batches, deadLettered, storeFailures, commitErrors atomic.Int64
+}
+
+// NewConsumer builds a consumer from validated config. next receives the
+// batches; log receives what an operator must see.
+func NewConsumer(kcfg KafkaConfig, icfg IngestConfig, next storage.FlowConsumer, log *slog.Logger) (*Consumer, error) {
+	if err := errors.Join(kcfg.Validate(), icfg.Validate()); err != nil {
+		return nil, err
+	}
+	if next == nil {
+		return nil, errors.New("ingest: no next stage to hand flows to")
+	}
+	enc, _ := ParseEncoding(kcfg.Encoding)
+	signals := kcfg.signals()
+	topics := make([]string, 0, len(signals))
+	for t := range signals {
+		topics = append(topics, t)
+	}
+	errLog := kafka.LoggerFunc(func(msg string, args ...any) {
+		log.Warn("kafka: " + fmt.Sprintf(msg, args...))
+	})
+	reader := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:     kcfg.Brokers,
+		GroupID:     kcfg.GroupID,
+		GroupTopics: topics,
+		// A new group starts at the oldest retained telemetry: what the
+		// collector wrote before meshguard first ran is not skipped.
+		StartOffset:       kafka.FirstOffset,
+		SessionTimeout:    kcfg.SessionTimeout,
+		HeartbeatInterval: kcfg.SessionTimeout / 10,
+		// Commits are explicit, one per stored batch.
+		CommitInterval: 0,
+		MaxBytes:       16 << 20,
+		// Close waits for in-flight long polls: MaxWait bounds how long
+		// a shutdown takes (kafka-go's 10s default made it ~9s).
+		MaxWait:               time.Second,
+		WatchPartitionChanges: true,
+		ErrorLogger:           errLog,
+	})
+	return &Consumer{
+		kcfg:    kcfg,
+		icfg:    icfg,
+		next:    next,
+		log:     log,
+		reader:  reader,
+		dlq:     newDeadLetters(kcfg, log),
+		dec:     NewDecoder(DecoderConfig{Encoding: enc}),
+		signals: signals,
+	}, nil
+}
+
+// Stats returns a snapshot of the counters. Safe from any goroutine.
+func (c *Consumer) Stats() Stats {
+	return Stats{
+		Decoder:       c.dec.Stats(),
+		Messages:      c.stats.messages.Load(),
+		Flows:         c.stats.flows.Load(),
+		Batches:       c.stats.batches.Load(),
+		DeadLettered:  c.stats.deadLettered.Load(),
+		StoreFailures: c.stats.storeFailures.Load(),
+		CommitErrors:  c.stats.commitErrors.Load(),
+	}
+}
+
+type topicPartition struct {
+	topic     string
+	partition int
+}
+
+type batch struct {
+	flows    []models.Flow
+	last     map[topicPartition]kafka.Message // newest message per partition: what to commit
+	messages int
+	opened   time.Time
+}
+
+func (b *batch) reset() {
+	clear(b.flows) // drop references to strings of stored flows
+	b.flows = b.flows[:0]
+	clear(b.last)
+	b.messages = 0
+}
+
+// Run consumes until ctx is cancelled (returns nil) or the reader fails for
+// good (returns the error). See the type's doc for shutdown.
+func (c *Consumer) Run(ctx context.Context) error {
+	free := make(chan *batch, 2)
+	for range 2 {
+		free <- &batch{flows: make([]models.Flow, 0, c.icfg.BatchSize), last: map[topicPartition]kafka.Message{}}
+	}
+	full := make(chan *batch, 1)
+
+	// The store keeps working after ctx ends, to flush, for at most
+	// ShutdownTimeout.
+	storeCtx, cancelStore := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelStore()
+	stopTimer := context.AfterFunc(ctx, func() {
+		time.AfterFunc(c.icfg.ShutdownTimeout, cancelStore)
+	})
+	defer stopTimer()
+
+	stored := make(chan struct{})
+	go func() {
+		defer close(stored)
+		for b := range full {
+			if c.store(storeCtx, b) {
+				c.commit(storeCtx, b)
+			}
+			b.reset()
+			free <- b
+		}
+	}()
+
+	err := c.fetchLoop(ctx, full, free)
+	close(full)
+	<-stored
+	c.dlq.close()
+	if cerr := c.reader.Close(); cerr != nil && err == nil {
+		c.log.Warn("closing kafka reader", "err", cerr)
+	}
+	return err
+}
+
+func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free <-chan *batch) error {
+	var b *batch
+	select {
+	case b = <-free:
+	case <-ctx.Done():
+		return nil
+	}
+	flush := func() bool {
+		full <- b
+		select {
+		case b = <-free:
+			return true
+		case <-ctx.Done():
+			b = nil
+			return false
+		}
+	}
+	for {
+		fetchCtx, cancel := ctx, context.CancelFunc(func() {})
+		if b.messages > 0 {
+			fetchCtx, cancel = context.WithDeadline(ctx, b.opened.Add(c.icfg.BatchTimeout))
+		}
+		m, err := c.reader.FetchMessage(fetchCtx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			if b.messages > 0 {
+				full <- b
+			}
+			return nil
+		case errors.Is(err, context.DeadlineExceeded):
+			if !flush() {
+				return nil
+			}
+			continue
+		case err != nil:
+			return fmt.Errorf("ingest: fetch from kafka %v: %w", c.kcfg.Brokers, err)
+		}
+		if !c.add(ctx, b, m) {
+			// The DLQ could not take the message before shutdown: it and
+			// everything after it on its partition stay uncommitted.
+			if b.messages > 0 {
+				full <- b
+			}
+			return nil
+		}
+		if len(b.flows) >= c.icfg.BatchSize && !flush() {
+			return nil
+		}
+	}
+}
+
+// add decodes m into b. It returns false only when m could not be dead-
+// lettered because ctx ended.
+func (c *Consumer) add(ctx context.Context, b *batch, m kafka.Message) bool {
+	c.stats.messages.Add(1)
+	before := len(b.flows)
+	base := models.NewFlowIDBase(m.Topic, int32(m.Partition), m.Offset)
+	flows, err := c.dec.Decode(c.signals[m.Topic], m.Value, base, b.flows)
+	b.flows = flows
+	c.stats.flows.Add(int64(len(flows) - before))
+	if err != nil {
+		var de *DecodeError
+		if !errors.As(err, &de) { // Decode promises *DecodeError; stay safe if that changes
+			de = &DecodeError{Reason: "decode", Detail: err.Error()}
+		}
+		if !c.dlq.send(ctx, m, de) {
+			return false
+		}
+		c.stats.deadLettered.Add(1)
+	}
+	if b.messages == 0 {
+		b.opened = time.Now()
+	}
+	b.messages++
+	b.last[topicPartition{m.Topic, m.Partition}] = m
+	return true
+}
+
+// store hands b to the next stage until it accepts it or ctx ends. A store
+// that is down means waiting, never dropping: the fetch loop stalls behind
+// this one and Kafka holds the backlog.
+func (c *Consumer) store(ctx context.Context, b *batch) bool {
+	if len(b.flows) == 0 {
+		return true
+	}
+	wait := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := c.next.ConsumeFlows(ctx, b.flows)
+		if err == nil {
+			return true
+		}
+		c.stats.storeFailures.Add(1)
+		if ctx.Err() != nil {
+			c.log.Warn("batch not stored before shutdown; its messages stay uncommitted and are read again on restart",
+				"flows", len(b.flows), "messages", b.messages)
+			return false
+		}
+		if storage.IsPermanent(err) {
+			// Retrying the same batch will fail the same way until an
+			// operator fixes the cause (usually the schema): wait long,
+			// say so loudly, lose nothing.
+			wait = c.icfg.RetryMax
+			c.log.Error("storing a batch failed permanently; fix the cause (e.g. run `meshguard migrate`), ingest resumes by itself",
+				"err", err, "attempt", attempt, "flows", len(b.flows))
+		} else if attempt == 1 || attempt%10 == 0 {
+			c.log.Warn("storing a batch failed; retrying with backoff", "err", err, "attempt", attempt, "flows", len(b.flows))
+		}
+		select {
+		case <-time.After(jitter(wait)):
+		case <-ctx.Done():
+		}
+		wait = min(wait*2, c.icfg.RetryMax)
+	}
+}
+
+func (c *Consumer) commit(ctx context.Context, b *batch) {
+	msgs := make([]kafka.Message, 0, len(b.last))
+	for _, m := range b.last {
+		msgs = append(msgs, m)
+	}
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = c.reader.CommitMessages(ctx, msgs...); err == nil {
+			c.stats.batches.Add(1)
+			return
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		time.Sleep(jitter(time.Duration(100<<attempt) * time.Millisecond))
+	}
+	// Not fatal: the stored messages come again (after a rebalance or
+	// restart) and the store counts each flow id once.
+	c.stats.commitErrors.Add(1)
+	c.log.Warn("committing offsets failed; these messages will be delivered again", "err", err, "partitions", len(msgs))
+}
+
+// jitter spreads retries of many replicas over [d/2, d).
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}

@@ -1,0 +1,8 @@
+// Package ingest owns the way in: it fetches OTLP telemetry (access logs,
+// spans, metrics) from Kafka, decodes it into models.Flow, hands batches to
+// a consumer (storage, detection) and commits Kafka offsets only after that
+// consumer accepted them. Undecodable messages go to a dead-letter topic.
+//
+// Dependencies run one way: ingest may import models and storage; nothing
+// in storage, detect or respond imports ingest.
+package ingest
