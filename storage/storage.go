@@ -51,3 +51,18 @@ func IsPermanent(err error) bool {
 	var p permanentError
 	return errors.As(err, &p)
 }
+
+// Fanout hands each batch to every consumer in order and stops at the
+// first error, which the caller retries: consumers before the failing one
+// then see the batch again, so each must tolerate redelivery (flow ids
+// make that cheap).
+func Fanout(consumers ...FlowConsumer) FlowConsumer {
+	return ConsumeFlowsFunc(func(ctx context.Context, flows []models.Flow) error {
+		for _, c := range consumers {
+			if err := c.ConsumeFlows(ctx, flows); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
