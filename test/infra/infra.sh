@@ -4,6 +4,7 @@
 #   kafka       Apache Kafka, single node, KRaft, jars from Maven Central
 #   k8s         etcd + kube-apiserver (built from the Go module proxy) with
 #               Istio's CRDs
+#   chdb        ClickHouse 26.7 as a library (no server), for modern SQL
 #
 #   infra.sh start  [SERVER...]   start or reuse (default: all), in parallel
 #   infra.sh stop   [SERVER...]   stop, keeping data and addresses
@@ -18,7 +19,7 @@ COMPONENT=infra
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL=(clickhouse kafka k8s)
+ALL=(clickhouse kafka k8s chdb)
 cmd=${1:-}
 shift || true
 servers=("$@")

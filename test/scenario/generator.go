@@ -281,3 +281,39 @@ func (g *Generator) poisson(mean float64) int {
 		k++
 	}
 }
+
+// Split cuts an export request into requests of at most max log records,
+// as the collector's batch processor (send_batch_max_size) does to stay
+// under Kafka's message size limit.
+func Split(ld plog.Logs, max int) []plog.Logs {
+	var out []plog.Logs
+	cur, n := plog.NewLogs(), 0
+	var dst plog.LogRecordSlice
+	rls := ld.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		rl := rls.At(i)
+		for j := 0; j < rl.ScopeLogs().Len(); j++ {
+			sl := rl.ScopeLogs().At(j)
+			fresh := true
+			for k := 0; k < sl.LogRecords().Len(); k++ {
+				if n == max {
+					out = append(out, cur)
+					cur, n, fresh = plog.NewLogs(), 0, true
+				}
+				if fresh {
+					nrl := cur.ResourceLogs().AppendEmpty()
+					rl.Resource().CopyTo(nrl.Resource())
+					nsl := nrl.ScopeLogs().AppendEmpty()
+					sl.Scope().CopyTo(nsl.Scope())
+					dst, fresh = nsl.LogRecords(), false
+				}
+				sl.LogRecords().At(k).CopyTo(dst.AppendEmpty())
+				n++
+			}
+		}
+	}
+	if n > 0 {
+		out = append(out, cur)
+	}
+	return out
+}

@@ -75,3 +75,26 @@ func splitFields(s string) []string {
 	}
 	return append(out, s[start:])
 }
+
+func TestSplitKeepsEveryRecordInOrder(t *testing.T) {
+	ld := New(DefaultMesh(), time.Date(2026, 11, 18, 15, 0, 0, 0, time.UTC), 3).Next(2 * time.Second)
+	parts := Split(ld, 500)
+	total := 0
+	for i, p := range parts {
+		n := p.LogRecordCount()
+		if n > 500 || (n < 500 && i != len(parts)-1) {
+			t.Fatalf("part %d has %d records", i, n)
+		}
+		total += n
+	}
+	if total != ld.LogRecordCount() {
+		t.Fatalf("split kept %d of %d records", total, ld.LogRecordCount())
+	}
+	first := parts[1].ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0)
+	orig := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(500)
+	a, _ := first.Attributes().Get("request_id")
+	b, _ := orig.Attributes().Get("request_id")
+	if a.Str() != b.Str() {
+		t.Fatal("records out of order after split")
+	}
+}
