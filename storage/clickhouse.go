@@ -19,8 +19,11 @@ import (
 	"github.com/meshguard/meshguard/models"
 )
 
+// DefaultAddr is the server used when neither DSN nor Addr is set.
+const DefaultAddr = "127.0.0.1:9000"
+
 // ClickHouseConfig locates the ClickHouse server and database meshguard
-// stores into. Set either DSN or Addr.
+// stores into. Set either DSN or Addr; with neither, DefaultAddr.
 type ClickHouseConfig struct {
 	// DSN in clickhouse-go form:
 	// "clickhouse://user:password@host:9000/meshguard?dial_timeout=5s&compress=lz4".
@@ -83,7 +86,9 @@ func (c *ClickHouseConfig) options() (*clickhouse.Options, error) {
 			opts = parsed
 		}
 	case len(c.Addr) == 0:
-		bad("addr", "set addr (host:port of the native protocol, usually 9000) or dsn")
+		// Neither set: a local server, as the Kafka defaults name a
+		// local broker.
+		opts.Addr = []string{DefaultAddr}
 	default:
 		for _, a := range c.Addr {
 			if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {

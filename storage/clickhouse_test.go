@@ -553,12 +553,18 @@ func TestClickHouseConfigValidate(t *testing.T) {
 	store.Close()
 	store.Close() // safe twice
 
+	// Nothing set means a local server, like the Kafka defaults.
+	local := DefaultClickHouseConfig()
+	opts, err := local.options()
+	if err != nil || len(opts.Addr) != 1 || opts.Addr[0] != DefaultAddr || opts.Auth.Database != DefaultDatabase {
+		t.Fatalf("empty config: %v %v, want %s and database %s", opts, err, DefaultAddr, DefaultDatabase)
+	}
+
 	for _, tt := range []struct {
 		name string
 		edit func(*ClickHouseConfig)
 		want []string
 	}{
-		{"nothing set", func(c *ClickHouseConfig) {}, []string{"addr: set addr"}},
 		{"both", func(c *ClickHouseConfig) { c.DSN, c.Addr = "clickhouse://h:9000", []string{"h:9000"} }, []string{"dsn: set either"}},
 		{"bad dsn keeps the password out", func(c *ClickHouseConfig) { c.DSN = "clickhouse://u:hunter2@h:port/db" }, []string{"dsn: not a valid"}},
 		{"everything wrong", func(c *ClickHouseConfig) {

@@ -42,18 +42,11 @@ func DefaultConfig() Config {
 	return Config{
 		Kafka:      ingest.DefaultKafkaConfig(),
 		Ingest:     ingest.DefaultIngestConfig(),
-		ClickHouse: defaultClickHouse(),
+		ClickHouse: storage.DefaultClickHouseConfig(),
 		Log:        LogConfig{Level: "info", Format: "text"},
 	}
 }
 
-// defaultClickHouse points at a local server, as the Kafka defaults point
-// at a local broker: an empty config file is valid.
-func defaultClickHouse() storage.ClickHouseConfig {
-	c := storage.DefaultClickHouseConfig()
-	c.DSN = "clickhouse://127.0.0.1:9000/meshguard"
-	return c
-}
 
 // Validate reports every problem in the config at once.
 func (c *Config) Validate() error {

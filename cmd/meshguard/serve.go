@@ -74,6 +74,12 @@ func serve(ctx context.Context, cfg Config) error {
 		g.Add(func() error { return consumer.Run(ctx) }, func(error) { cancel() })
 	}
 	{
+		// Retention: 18.16 has no TTL, so old day partitions are dropped
+		// here; on modern servers the TTL does it and this finds nothing.
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { retentionLoop(ctx, store, log, time.Hour); return nil }, func(error) { cancel() })
+	}
+	{
 		// Signals end the group.
 		g.Add(func() error { <-ctx.Done(); return nil }, func(error) {})
 	}
@@ -103,5 +109,26 @@ func migrateWhenReachable(ctx context.Context, store *storage.ClickHouse, log *s
 			return ctx.Err()
 		}
 		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+// retentionLoop drops expired partitions now and every interval until ctx
+// ends. A failure is logged and tried again next time: retention is never
+// worth stopping ingest for.
+func retentionLoop(ctx context.Context, store *storage.ClickHouse, log *slog.Logger, every time.Duration) {
+	for {
+		if n, err := store.DropExpiredPartitions(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn("dropping expired partitions failed; retrying later", "err", err, "retry_in", every)
+		} else if n > 0 {
+			log.Info("dropped expired partitions", "partitions", n)
+		}
+		select {
+		case <-time.After(every):
+		case <-ctx.Done():
+			return
+		}
 	}
 }
