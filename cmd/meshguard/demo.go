@@ -172,8 +172,10 @@ func (p *demoProducer) eventTime() time.Time {
 }
 
 func (p *demoProducer) run(ctx context.Context) error {
+	// zstd, as deploy/collector configures the collector's exporter: the
+	// in-process broker keeps every message in memory.
 	w := &kafka.Writer{Addr: kafka.TCP(p.brokers...), Topic: demoTopic, Balancer: &kafka.RoundRobin{},
-		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, Compression: kafka.Zstd}
 	defer w.Close()
 	tick := time.NewTicker(time.Second / time.Duration(p.speed))
 	defer tick.Stop()
@@ -198,7 +200,12 @@ func (p *demoProducer) run(ctx context.Context) error {
 			v := msgs[0].Value
 			msgs = append(msgs, kafka.Message{Value: v[:len(v)/3]})
 		}
-		if err := w.WriteMessages(ctx, msgs...); err != nil {
+		// Never cancel a write midway: it may land anyway, uncounted. The
+		// loop stops between writes instead.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err := w.WriteMessages(wctx, msgs...)
+		cancel()
+		if err != nil {
 			return err
 		}
 		p.mu.Lock()
@@ -285,8 +292,11 @@ func (t *tally) summary(out io.Writer, produced int, st ingest.Stats) {
 	}
 	tw.Flush()
 	verdict := "none lost, none doubled"
-	if len(t.seen) != produced {
-		verdict = fmt.Sprintf("MISMATCH: %d missing", produced-len(t.seen))
+	switch d := produced - len(t.seen); {
+	case d > 0:
+		verdict = fmt.Sprintf("MISMATCH: %d missing", d)
+	case d < 0:
+		verdict = fmt.Sprintf("MISMATCH: %d more than produced", -d)
 	}
 	fmt.Fprintf(out, "\n%d access-log records produced; %d distinct flows stored (%s); %d edges; %d Kafka messages, %d dead-lettered with the reason.\n",
 		produced, len(t.seen), verdict, len(t.edges), st.Messages, st.DeadLettered)
