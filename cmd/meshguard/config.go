@@ -47,7 +47,6 @@ func DefaultConfig() Config {
 	}
 }
 
-
 // Validate reports every problem in the config at once.
 func (c *Config) Validate() error {
 	var errs []error
