@@ -6,7 +6,7 @@ INFRA   := test/infra/infra.sh
 BIN     := bin/meshguard
 export MESHGUARD_INFRA_DIR ?= /tmp/meshguard-infra
 
-.PHONY: demo test build lint unit infra-up infra-down infra-clean infra-status bench fuzz
+.PHONY: demo test build lint unit infra-up infra-down infra-clean infra-status bench bench-ingest collector-validate
 
 demo: build
 	./$(BIN) demo
@@ -44,3 +44,15 @@ infra-status:
 # Benchmarks: figures and how they were taken are in BENCHMARKS.md.
 bench: infra-up
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.out
+
+# End-to-end ingest: meshguard serve against the OpenTelemetry Collector on
+# the same 1M access logs (test/bench/README.md). The first run builds the
+# collector (~9 min on 2 cores; cached in ~/.cache/meshguard).
+# E.g. make bench-ingest INGESTBENCH_FLAGS='-compression none'
+bench-ingest: infra-up
+	$(GO) run ./test/bench/ingestbench $(INGESTBENCH_FLAGS)
+
+# Validates deploy/collector/collector.yaml's collector config with the
+# collector release it deploys (built and cached by test/bench/otelcol.sh).
+collector-validate:
+	bash test/bench/otelcol.sh validate
