@@ -280,16 +280,28 @@ func TestDecodeLogsRejectsBadRecords(t *testing.T) {
 }
 
 func TestDecodeLogsTextErrorWithAttributesIsKept(t *testing.T) {
-	ld := oneLog(nil, func(lr plog.LogRecord) {
-		istioAttrs(lr.Attributes())
-		lr.Body().SetStr("not the default format")
-	})
-	got, err, d := decodeAll(t, SignalLogs, EncodingProto, encodings[0].logs(ld))
-	if err != nil || len(got) != 1 {
-		t.Fatalf("got %d flows, err %v", len(got), err)
-	}
-	if d.Stats().TextParseErrors != 1 {
-		t.Errorf("TextParseErrors = %d", d.Stats().TextParseErrors)
+	for _, tt := range []struct {
+		name       string
+		drop       string // an attribute to remove, so the body is needed
+		wantErrors uint64
+	}{
+		{"complete attributes: the body is not read", "", 0},
+		{"an attribute missing: the bad body is counted", "user_agent", 1},
+	} {
+		ld := oneLog(nil, func(lr plog.LogRecord) {
+			istioAttrs(lr.Attributes())
+			if tt.drop != "" {
+				lr.Attributes().Remove(tt.drop)
+			}
+			lr.Body().SetStr("not the default format")
+		})
+		got, err, d := decodeAll(t, SignalLogs, EncodingProto, encodings[0].logs(ld))
+		if err != nil || len(got) != 1 {
+			t.Fatalf("%s: got %d flows, err %v", tt.name, len(got), err)
+		}
+		if n := d.Stats().TextParseErrors; uint64(n) != tt.wantErrors {
+			t.Errorf("%s: TextParseErrors = %d, want %d", tt.name, n, tt.wantErrors)
+		}
 	}
 }
 
