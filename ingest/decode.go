@@ -145,7 +145,7 @@ type DecoderStats struct {
 
 	// Records rejected, by reason.
 	RejectedBadNumber   uint64 // a numeric field that is not a number in range
-	RejectedBadTime     uint64 // a start time that does not parse
+	RejectedBadTime     uint64 // an event time that does not parse, is missing or lies outside 2000..2100
 	RejectedNoTelemetry uint64 // no known attribute and no parseable text body
 
 	// TextParseErrors counts text bodies that did not parse on records that
@@ -387,4 +387,25 @@ func (d *Decoder) decodeAs(sig Signal, enc Encoding, value []byte, id models.Flo
 		return d.decodeMetrics(md, id, dst)
 	}
 	return dst, &DecodeError{Reason: reasonUnknownSignal, Detail: fmt.Sprintf("signal %d", sig)}
+}
+
+// Event times must lie in [2000, 2100). ClickHouse's DateTime wraps times
+// outside 1970..2106 into wrong day partitions, and a far-future partition
+// never expires; a time outside this century is a broken clock or a forged
+// record, not telemetry, so it goes to the DLQ with the reason.
+var (
+	minEventMs = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	maxEventMs = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+)
+
+// checkTime returns why ms is not a usable event time, or "".
+func (d *Decoder) checkTime(ms int64) string {
+	if ms >= minEventMs && ms < maxEventMs {
+		return ""
+	}
+	d.stats.RejectedBadTime++
+	if ms == 0 {
+		return "the record has no event time"
+	}
+	return "event time " + time.UnixMilli(ms).UTC().Format(time.RFC3339) + " is outside 2000..2100"
 }

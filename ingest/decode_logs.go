@@ -427,6 +427,9 @@ func (d *Decoder) fillLog(r *rawLog, res *resourceInfo, f *models.Flow) string {
 		d.stats.RejectedBadTime++
 		return "start_time " + describe(r.v[fStartTime]) + " is not an RFC 3339 time"
 	}
+	if detail := d.checkTime(f.TimestampMs); detail != "" {
+		return detail
+	}
 	f.ResponseCode = uint16(code)
 	f.BytesReceived = received
 	f.BytesSent = sent

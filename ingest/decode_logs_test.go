@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"net/netip"
 	"strings"
@@ -451,7 +452,10 @@ func TestDetectEncoding(t *testing.T) {
 	// A protobuf message whose first resource is 123 bytes long starts
 	// with "\n{": it must still decode as protobuf.
 	for n := 0; n < 400; n++ {
-		ld := oneLog(map[string]string{"k": strings.Repeat("x", n)}, func(lr plog.LogRecord) { lr.Attributes().PutStr("reporter", "source") })
+		ld := oneLog(map[string]string{"k": strings.Repeat("x", n)}, func(lr plog.LogRecord) {
+			lr.Attributes().PutStr("reporter", "source")
+			lr.Attributes().PutStr("start_time", "2024-05-01T12:00:00.000Z")
+		})
 		v := encodings[0].logs(ld)
 		if !bytes.HasPrefix(v, []byte("\n{")) {
 			continue
@@ -497,5 +501,37 @@ func TestStatsWhileDecoding(t *testing.T) {
 	<-done
 	if s := d.Stats(); s.Messages != 200 || s.Flows != 200 {
 		t.Errorf("stats = %+v", s)
+	}
+}
+
+// Times DateTime cannot hold would wrap into wrong partitions, and a
+// far-future partition never expires: such records go to the DLQ.
+func TestDecodeLogsRejectsEventTimesOutsideTheCentury(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		edit   func(lr plog.LogRecord)
+		detail string
+	}{
+		{"before 1970", func(lr plog.LogRecord) { lr.Attributes().PutStr("start_time", "1969-12-31T23:59:59.000Z") }, "outside 2000..2100"},
+		{"year 2150", func(lr plog.LogRecord) { lr.Attributes().PutStr("start_time", "2150-01-01T00:00:00.000Z") }, "outside 2000..2100"},
+		{"no time at all", func(lr plog.LogRecord) {
+			lr.Attributes().Remove("start_time")
+			lr.SetTimestamp(0)
+			lr.SetObservedTimestamp(0)
+		}, "no event time"},
+	} {
+		ld := oneLog(nil, func(lr plog.LogRecord) {
+			istioAttrs(lr.Attributes())
+			tt.edit(lr)
+		})
+		got, err, d := decodeAll(t, SignalLogs, EncodingProto, encodings[0].logs(ld))
+		var de *DecodeError
+		if len(got) != 0 || !errors.As(err, &de) || de.Reason != "bad_record" || !strings.Contains(de.Detail, tt.detail) {
+			t.Errorf("%s: %d flows, err %v; want the record rejected: %s", tt.name, len(got), err, tt.detail)
+			continue
+		}
+		if d.Stats().RejectedBadTime != 1 {
+			t.Errorf("%s: RejectedBadTime = %d", tt.name, d.Stats().RejectedBadTime)
+		}
 	}
 }

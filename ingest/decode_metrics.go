@@ -168,6 +168,10 @@ func (d *Decoder) appendPoint(dst []models.Flow, b *tally, id models.FlowIDBase,
 		return dst
 	}
 
+	if detail := d.checkTime(int64(uint64(dp.Timestamp()) / 1e6)); detail != "" {
+		b.reject(idx, detail)
+		return dst
+	}
 	delta, ok := d.delta(seriesKey(mix(nameHash)+mix(attrsHash(dp.Attributes())^0x5851f42d4c957f2d)), cumulative, uint64(dp.StartTimestamp()), uint64(dp.Timestamp()), value)
 	delta = math.Round(delta)
 	if !ok || delta < 1 {

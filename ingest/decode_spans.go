@@ -117,6 +117,9 @@ func (d *Decoder) fillSpan(r *rawSpan, span ptrace.Span, res *resourceInfo, f *m
 
 	start, end := uint64(span.StartTimestamp()), uint64(span.EndTimestamp())
 	f.TimestampMs = int64(start / 1e6)
+	if detail := d.checkTime(f.TimestampMs); detail != "" {
+		return detail
+	}
 	if end > start {
 		f.DurationMs = uint32(min((end-start)/1e6, math.MaxUint32))
 	}

@@ -108,3 +108,20 @@ func TestDecodeSpansWholeFailure(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeSpansRejectsAMissingStartTime(t *testing.T) {
+	td := ptrace.NewTraces()
+	spans := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
+	proxySpan(spans.AppendEmpty(), ptrace.SpanKindClient, time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC))
+	zero := spans.AppendEmpty()
+	proxySpan(zero, ptrace.SpanKindClient, time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC))
+	zero.SetStartTimestamp(0)
+	got, err, d := decodeAll(t, SignalSpans, EncodingProto, encodings[0].tr(td))
+	de := asDecodeError(t, err)
+	if len(got) != 1 || de.Rejected != 1 || !strings.Contains(de.Detail, "record 1: the record has no event time") {
+		t.Fatalf("%d flows, error %+v; want the zero-time span rejected", len(got), de)
+	}
+	if d.Stats().RejectedBadTime != 1 {
+		t.Errorf("RejectedBadTime = %d", d.Stats().RejectedBadTime)
+	}
+}
