@@ -16,7 +16,6 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/models"
@@ -187,13 +186,13 @@ func (p *demoProducer) run(ctx context.Context) error {
 		case <-tick.C:
 		}
 		ld := p.gen.Next(time.Second)
-		var msgs []kafka.Message
-		for _, part := range scenario.Split(ld, 500) {
-			value, err := (&plog.ProtoMarshaler{}).MarshalLogs(part)
-			if err != nil {
-				return err
-			}
-			msgs = append(msgs, kafka.Message{Value: value})
+		values, err := scenario.Marshal(ld, 500)
+		if err != nil {
+			return err
+		}
+		msgs := make([]kafka.Message, len(values))
+		for i, v := range values {
+			msgs[i].Value = v
 		}
 		if i == corruptAt {
 			// A truncated export request, as a broken producer would send.
@@ -203,7 +202,7 @@ func (p *demoProducer) run(ctx context.Context) error {
 		// Never cancel a write midway: it may land anyway, uncounted. The
 		// loop stops between writes instead.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		err := w.WriteMessages(wctx, msgs...)
+		err = w.WriteMessages(wctx, msgs...)
 		cancel()
 		if err != nil {
 			return err

@@ -27,10 +27,7 @@ import (
 func TestDeployManifestsPassServerSideDryRun(t *testing.T) {
 	cfg := testenv.KubeConfig(t)
 	kubectl := testenv.Kubectl(t)
-	kubeconfig := os.Getenv("MESHGUARD_TEST_KUBECONFIG")
-	if kubeconfig == "" {
-		kubeconfig = filepath.Join(testenv.InfraDir(), "k8s", "kubeconfig")
-	}
+	kubeconfig := testenv.KubeconfigPath(t)
 	files := manifests(t, filepath.Join(testenv.RepoRoot(t), "deploy"))
 	if len(files) == 0 {
 		t.Fatal("no manifests under deploy/")

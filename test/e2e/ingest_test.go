@@ -9,7 +9,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
-	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/meshguard/meshguard/test/scenario"
 	"github.com/meshguard/meshguard/test/testenv"
@@ -32,15 +31,15 @@ func produce(t *testing.T, brokers []string, topic string, messages int, pace ti
 		total := 0
 		for i := 0; i < messages; i++ {
 			ld := gen.Next(time.Second)
-			var msgs []kafka.Message
-			for _, part := range scenario.Split(ld, 500) {
-				value, err := (&plog.ProtoMarshaler{}).MarshalLogs(part)
-				if err != nil {
-					t.Errorf("marshal: %v", err)
-					p.records <- -1
-					return
-				}
-				msgs = append(msgs, kafka.Message{Value: value})
+			values, err := scenario.Marshal(ld, 500)
+			if err != nil {
+				t.Errorf("marshal: %v", err)
+				p.records <- -1
+				return
+			}
+			msgs := make([]kafka.Message, len(values))
+			for i, v := range values {
+				msgs[i].Value = v
 			}
 			if err := w.WriteMessages(context.Background(), msgs...); err != nil {
 				t.Errorf("produce: %v", err)

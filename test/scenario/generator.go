@@ -317,3 +317,17 @@ func Split(ld plog.Logs, max int) []plog.Logs {
 	}
 	return out
 }
+
+// Marshal splits an export request as Split does and encodes each part
+// as otlp_proto, ready to be a Kafka message value.
+func Marshal(ld plog.Logs, max int) ([][]byte, error) {
+	var out [][]byte
+	for _, part := range Split(ld, max) {
+		v, err := (&plog.ProtoMarshaler{}).MarshalLogs(part)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

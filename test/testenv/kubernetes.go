@@ -14,7 +14,7 @@ import (
 // kube-apiserver (etcd-backed, Istio's CRDs installed), checked ready.
 func KubeConfig(t testing.TB) *rest.Config {
 	t.Helper()
-	path := locate(t, k8sServer)
+	path := KubeconfigPath(t)
 	cfg, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {
 		unavailable(t, k8sServer, "kubeconfig %s: %v", path, err)
@@ -32,17 +32,15 @@ func KubeConfig(t testing.TB) *rest.Config {
 	return cfg
 }
 
+// KubeconfigPath returns the path of the test apiserver's admin
+// kubeconfig, for tools such as kubectl.
+func KubeconfigPath(t testing.TB) string {
+	t.Helper()
+	return locate(t, k8sServer)
+}
+
 // Kubectl returns the path of the kubectl built with the test apiserver.
 func Kubectl(t testing.TB) string {
 	t.Helper()
 	return lookupRequired(t, k8sServer, "MESHGUARD_TEST_KUBECTL")
-}
-
-func lookupRequired(t testing.TB, s server, key string) string {
-	t.Helper()
-	if v := lookup(s, key); v != "" {
-		return v
-	}
-	unavailable(t, s, "%s is not set", key)
-	return ""
 }

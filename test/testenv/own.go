@@ -1,12 +1,10 @@
 package testenv
 
 import (
-	"bufio"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 )
 
@@ -42,7 +40,11 @@ func (s *OwnServer) Get(key string) string { return s.env[key] }
 func (s *OwnServer) Start(t testing.TB) {
 	t.Helper()
 	s.run(t, "start")
-	s.env = readEnvFile(t, filepath.Join(s.dir, s.name+".env"))
+	env, err := ReadEnvFile(filepath.Join(s.dir, s.name+".env"))
+	if err != nil {
+		t.Fatalf("%s.sh start wrote no env file: %v", s.name, err)
+	}
+	s.env = env
 }
 
 // Stop stops the server, keeping its data and address.
@@ -58,23 +60,6 @@ func (s *OwnServer) run(t testing.TB, verb string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s.sh %s: %v\n%s", s.name, verb, err, out)
 	}
-}
-
-func readEnvFile(t testing.TB, path string) map[string]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatalf("env file: %v", err)
-	}
-	defer f.Close()
-	env := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
-			env[k] = v
-		}
-	}
-	return env
 }
 
 // RepoRoot returns the root of the meshguard checkout.

@@ -42,24 +42,51 @@ func loadEnvFiles() {
 	envFiles = map[string]map[string]string{}
 	matches, _ := filepath.Glob(filepath.Join(InfraDir(), "*.env"))
 	for _, path := range matches {
-		f, err := os.Open(path)
-		if err != nil {
+		if kv, err := ReadEnvFile(path); err == nil {
+			envFiles[strings.TrimSuffix(filepath.Base(path), ".env")] = kv
+		}
+	}
+}
+
+// ReadEnvFile parses an env file test/infra writes: KEY=VALUE lines,
+// "export " and quotes tolerated, blank lines and # comments skipped.
+func ReadEnvFile(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	kv := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		kv := map[string]string{}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			line := strings.TrimSpace(sc.Text())
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			if k, v, ok := strings.Cut(line, "="); ok {
-				kv[strings.TrimPrefix(k, "export ")] = strings.Trim(v, `"'`)
-			}
+		if k, v, ok := strings.Cut(line, "="); ok {
+			kv[strings.TrimPrefix(k, "export ")] = strings.Trim(v, `"'`)
 		}
-		f.Close()
-		envFiles[strings.TrimSuffix(filepath.Base(path), ".env")] = kv
 	}
+	return kv, sc.Err()
+}
+
+// Lookup returns a MESHGUARD_TEST_* value (the environment first, then the
+// env files of InfraDir), or "" when nothing names it. For programs that
+// are not tests, such as the benchmarks; tests use the typed helpers.
+func Lookup(key string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	envOnce.Do(loadEnvFiles)
+	if v := envFiles["infra"][key]; v != "" {
+		return v
+	}
+	for _, kv := range envFiles {
+		if v := kv[key]; v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // server describes one test/infra server.
@@ -104,10 +131,17 @@ func required(s server) bool {
 // server is required, Skip with how to start it otherwise.
 func locate(t testing.TB, s server) string {
 	t.Helper()
-	if v := lookup(s, s.key); v != "" {
+	return lookupRequired(t, s, s.key)
+}
+
+// lookupRequired returns the server's value for key, or ends the test as
+// locate does.
+func lookupRequired(t testing.TB, s server, key string) string {
+	t.Helper()
+	if v := lookup(s, key); v != "" {
 		return v
 	}
-	unavailable(t, s, "%s is not set and no env file in %s names it", s.key, InfraDir())
+	unavailable(t, s, "%s is not set and no env file in %s names it", key, InfraDir())
 	return ""
 }
 

@@ -13,7 +13,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -21,7 +20,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -35,6 +33,8 @@ import (
 	"github.com/segmentio/kafka-go/compress"
 
 	"github.com/meshguard/meshguard/test/bench"
+
+	"github.com/meshguard/meshguard/test/testenv"
 )
 
 type runner struct {
@@ -103,18 +103,17 @@ func run() error {
 	var id [4]byte
 	_, _ = rand.Read(id[:])
 	b := &runner{id: "ingestbench_" + hex.EncodeToString(id[:]), timeout: *timeout, keep: *keep}
-	env := infraEnv()
-	b.brokers = strings.Split(firstOf(*brokers, env["MESHGUARD_TEST_KAFKA_BROKERS"]), ",")
-	b.chAddr = firstOf(*chAddr, env["MESHGUARD_TEST_CLICKHOUSE_ADDR"])
+	b.brokers = strings.Split(firstOf(*brokers, testenv.Lookup("MESHGUARD_TEST_KAFKA_BROKERS")), ",")
+	b.chAddr = firstOf(*chAddr, testenv.Lookup("MESHGUARD_TEST_CLICKHOUSE_ADDR"))
 	if b.brokers[0] == "" || b.chAddr == "" {
-		return fmt.Errorf("no Kafka or ClickHouse: start them with `bash test/infra/infra.sh start` (env files in %s) or pass -brokers and -clickhouse", infraDir())
+		return fmt.Errorf("no Kafka or ClickHouse: start them with `bash test/infra/infra.sh start` (env files in %s) or pass -brokers and -clickhouse", testenv.InfraDir())
 	}
 	// Server CPU is read only from test/infra's own servers.
 	if *brokers == "" {
-		b.kafka = infraServer(infraDir(), "kafka", "kafka.pid")
+		b.kafka = infraServer(testenv.InfraDir(), "kafka", "kafka.pid")
 	}
 	if *chAddr == "" {
-		b.clickhouse = infraServer(infraDir(), "clickhouse", "server.pid")
+		b.clickhouse = infraServer(testenv.InfraDir(), "clickhouse", "server.pid")
 	}
 
 	var err error
@@ -289,33 +288,6 @@ func (b *runner) cleanKafka(topic string) {
 	if _, err := b.kafkaClient.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{topic}}); err != nil {
 		fmt.Fprintf(os.Stderr, "ingestbench: delete topic %s: %v\n", topic, err)
 	}
-}
-
-func infraDir() string { return firstOf(os.Getenv("MESHGUARD_INFRA_DIR"), "/tmp/meshguard-infra") }
-
-// infraEnv reads the MESHGUARD_TEST_* addresses as test/testenv does: the
-// environment first, then the env files test/infra writes.
-func infraEnv() map[string]string {
-	env := map[string]string{}
-	for _, name := range []string{"kafka", "clickhouse", "infra"} { // later files win
-		f, err := os.Open(filepath.Join(infraDir(), name+".env"))
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "="); ok {
-				env[strings.TrimPrefix(k, "export ")] = strings.Trim(v, `"'`)
-			}
-		}
-		f.Close()
-	}
-	for _, k := range []string{"MESHGUARD_TEST_KAFKA_BROKERS", "MESHGUARD_TEST_CLICKHOUSE_ADDR"} {
-		if v := os.Getenv(k); v != "" {
-			env[k] = v
-		}
-	}
-	return env
 }
 
 func firstOf(a, b string) string {
