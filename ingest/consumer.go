@@ -241,6 +241,9 @@ func (c *Consumer) add(ctx context.Context, b *batch, m kafka.Message) bool {
 	base := models.NewFlowIDBase(m.Topic, int32(m.Partition), m.Offset)
 	flows, err := c.dec.Decode(c.signals[m.Topic], m.Value, base, b.flows)
 	b.flows = flows
+	for i := before; i < len(flows); i++ {
+		flows[i].Partition = int32(m.Partition)
+	}
 	c.stats.flows.Add(int64(len(flows) - before))
 	if err != nil {
 		var de *DecodeError

@@ -102,6 +102,10 @@ type Flow struct {
 
 	// Count is 1 for one request, more for an aggregate.
 	Count uint32
+	// Partition is the Kafka partition the flow arrived on; detect shards
+	// its state by it so that replicas of one consumer group split the
+	// work. Not stored.
+	Partition int32
 }
 
 // Time returns the event time.

@@ -1,0 +1,302 @@
+package detect
+
+import (
+	"context"
+	"encoding/hex"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/meshguard/meshguard/models"
+)
+
+// Detector windows flows by event time, scores every window against the
+// baselines and raises detections. It implements storage.FlowConsumer:
+// put it last in a storage.Fanout, after the store, because it never
+// fails a batch (a redelivered batch would be counted twice).
+//
+// State is sharded by the Kafka partition each flow arrived on, so that
+// replicas of one consumer group split the work and a partition's windows
+// close on that partition's own event time. Windows close when the
+// shard's watermark (newest event time minus AllowedLateness) passes their
+// end, so replaying a day at any speed gives the same detections as live.
+//
+// ConsumeFlows and Flush may be called from one goroutine at a time; the
+// read-only accessors are safe from any goroutine.
+type Detector struct {
+	cfg      Config
+	model    Model
+	sink     Sink
+	log      *slog.Logger
+	now      func() time.Time
+	windowMs int64
+	strict   map[string]bool
+
+	mu     sync.Mutex
+	shards map[int32]*shard
+	warm   map[models.Edge]*edgeState
+
+	stats struct {
+		flows, late, windows, raised, updated, sinkErrors atomic.Int64
+	}
+}
+
+// Stats is a snapshot of the detector's counters.
+type Stats struct {
+	Flows      int64 // flows counted into windows
+	Late       int64 // flows older than their shard's watermark, not counted
+	Windows    int64 // windows closed, summed over shards
+	Raised     int64 // new detections
+	Updated    int64 // updates of ongoing detections
+	SinkErrors int64
+	Edges      int64 // edges with a baseline
+}
+
+// Option changes a Detector's defaults.
+type Option func(*Detector)
+
+// WithClock sets the wall clock used for detected_at (tests, replays).
+func WithClock(now func() time.Time) Option { return func(d *Detector) { d.now = now } }
+
+// WithModel replaces the statistical model's parameters.
+func WithModel(m Model) Option { return func(d *Detector) { d.model = m } }
+
+// New builds a detector from a validated config. sink may be nil.
+func New(cfg Config, sink Sink, log *slog.Logger, opts ...Option) (*Detector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if sink == nil {
+		sink = SinkFunc(func(context.Context, models.Detection) error { return nil })
+	}
+	d := &Detector{
+		cfg: cfg, model: DefaultModel(), sink: sink, log: log, now: time.Now,
+		windowMs: cfg.Window.Milliseconds(),
+		strict:   map[string]bool{},
+		shards:   map[int32]*shard{},
+	}
+	for _, ns := range cfg.StrictMTLSNamespaces {
+		d.strict[ns] = true
+	}
+	for _, o := range opts {
+		o(d)
+	}
+	return d, nil
+}
+
+// Stats returns the counters.
+func (d *Detector) Stats() Stats {
+	s := Stats{
+		Flows: d.stats.flows.Load(), Late: d.stats.late.Load(), Windows: d.stats.windows.Load(),
+		Raised: d.stats.raised.Load(), Updated: d.stats.updated.Load(), SinkErrors: d.stats.sinkErrors.Load(),
+	}
+	d.mu.Lock()
+	for _, sh := range d.shards {
+		s.Edges += int64(len(sh.edges))
+	}
+	d.mu.Unlock()
+	return s
+}
+
+// ConsumeFlows counts flows into their windows and closes every window
+// the watermark has passed. It never returns an error: bad flows are
+// counted, sink failures logged.
+func (d *Detector) ConsumeFlows(ctx context.Context, flows []models.Flow) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var sh *shard
+	touched := make(map[*shard]struct{}, 1)
+	for i := range flows {
+		f := &flows[i]
+		if sh == nil || sh.partition != f.Partition {
+			sh = d.shard(f.Partition)
+			touched[sh] = struct{}{}
+		}
+		sh.add(f)
+	}
+	for sh := range touched {
+		sh.advance(ctx, sh.maxTs-d.cfg.AllowedLateness.Milliseconds())
+	}
+	return nil
+}
+
+// Flush closes every open window of every shard, as at the end of a
+// replay. Later flows for those windows count as late.
+func (d *Detector) Flush(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, sh := range d.shards {
+		sh.advance(ctx, sh.maxTs+d.windowMs)
+	}
+	return nil
+}
+
+func (d *Detector) shard(p int32) *shard {
+	sh, ok := d.shards[p]
+	if !ok {
+		sh = &shard{
+			det: d, partition: p,
+			windows: map[int64]*window{},
+			edges:   map[models.Edge]*edgeState{},
+			sources: map[models.EndpointID]*nodeState{},
+			dests:   map[models.EndpointID]*nodeState{},
+			active:  map[activeKey]*models.Detection{},
+		}
+		d.shards[p] = sh
+	}
+	return sh
+}
+
+// shard is the detector state of one Kafka partition.
+type shard struct {
+	det       *Detector
+	partition int32
+	maxTs     int64 // newest event time seen
+	closedTo  int64 // end of the newest closed window: older flows are late
+	windows   map[int64]*window
+	cur       *window
+
+	edges   map[models.Edge]*edgeState
+	sources map[models.EndpointID]*nodeState
+	dests   map[models.EndpointID]*nodeState
+	active  map[activeKey]*models.Detection
+}
+
+func (s *shard) add(f *models.Flow) {
+	d := s.det
+	ts := f.TimestampMs
+	if ts < s.closedTo {
+		d.stats.late.Add(1)
+		return
+	}
+	start := ts - ts%d.windowMs
+	w := s.cur
+	if w == nil || w.start != start {
+		w = s.windows[start]
+		if w == nil {
+			w = newWindow(start)
+			s.windows[start] = w
+		}
+		s.cur = w
+	}
+	e := f.Edge()
+	a := w.edges[e]
+	if a == nil {
+		a = &edgeAcc{}
+		w.edges[e] = a
+	}
+	a.add(f)
+	if ts > s.maxTs {
+		s.maxTs = ts
+	}
+	d.stats.flows.Add(1)
+}
+
+// advance closes, oldest first, every window that ends at or before wm.
+func (s *shard) advance(ctx context.Context, wm int64) {
+	for {
+		var oldest *window
+		for _, w := range s.windows {
+			if w.start+s.det.windowMs <= wm && (oldest == nil || w.start < oldest.start) {
+				oldest = w
+			}
+		}
+		if oldest == nil {
+			return
+		}
+		delete(s.windows, oldest.start)
+		if s.cur == oldest {
+			s.cur = nil
+		}
+		s.close(ctx, oldest)
+		if end := oldest.start + s.det.windowMs; end > s.closedTo {
+			s.closedTo = end
+		}
+	}
+}
+
+// activeKey identifies an ongoing attack: one detection per kind, source
+// and destination.
+type activeKey struct {
+	kind models.DetectionKind
+	src  models.EndpointID
+	dst  models.EndpointID
+}
+
+// raise records a finding of window w: a new detection, or an update of
+// the ongoing one with the same key.
+func (s *shard) raise(ctx context.Context, w *window, f finding) {
+	d := s.det
+	key := activeKey{f.kind, f.src, f.dst}
+	wStart, wEnd := time.UnixMilli(w.start).UTC(), time.UnixMilli(w.start+d.windowMs).UTC()
+	now := d.now().UTC()
+	det := s.active[key]
+	if det != nil && wStart.Sub(det.WindowEnd) <= d.cfg.Hold {
+		det.WindowEnd = wEnd
+		det.UpdatedAt = now
+		det.Updates++
+		if f.score > det.Score {
+			det.Score = f.score
+		}
+		if f.severity > det.Severity {
+			det.Severity = f.severity
+		}
+		det.Evidence = f.evidence
+		d.stats.updated.Add(1)
+	} else {
+		det = &models.Detection{
+			ID:          detectionID(key, w.start),
+			DetectedAt:  now,
+			UpdatedAt:   now,
+			WindowStart: wStart,
+			WindowEnd:   wEnd,
+			Kind:        f.kind,
+			Severity:    f.severity,
+			Score:       f.score,
+			Source:      f.source,
+			Destination: f.destination,
+			Evidence:    f.evidence,
+			Updates:     1,
+			Partition:   s.partition,
+		}
+		s.active[key] = det
+		d.stats.raised.Add(1)
+	}
+	if err := d.sink.HandleDetection(ctx, *det); err != nil {
+		d.stats.sinkErrors.Add(1)
+		d.log.Warn("detection not delivered", "detection_id", det.ID, "kind", det.Kind, "err", err)
+	}
+}
+
+// expireActive forgets ongoing detections that have been quiet for Hold.
+func (s *shard) expireActive(now int64) {
+	for k, det := range s.active {
+		if time.UnixMilli(now).Sub(det.WindowEnd) > s.det.cfg.Hold {
+			delete(s.active, k)
+		}
+	}
+}
+
+// detectionID is deterministic, so a replay raises the same ids.
+func detectionID(k activeKey, start int64) string {
+	h := xxhash.New()
+	h.WriteString(string(k.kind))
+	for _, ep := range []models.EndpointID{k.src, k.dst} {
+		h.WriteString("\x00" + ep.Kind.String() + "\x00" + ep.Namespace + "\x00" + ep.Name + "\x00" + ep.IP.String())
+	}
+	var b [8]byte
+	for i := range b {
+		b[i] = byte(start >> (8 * i))
+	}
+	h.Write(b[:])
+	sum := h.Sum(nil)
+	h.Write([]byte("meshguard"))
+	sum = h.Sum(sum)
+	return hex.EncodeToString(sum)
+}
