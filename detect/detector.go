@@ -175,7 +175,7 @@ func (s *shard) add(f *models.Flow) {
 		d.stats.late.Add(1)
 		return
 	}
-	start := ts - ts%d.windowMs
+	start := ts - mod(ts, d.windowMs)
 	w := s.cur
 	if w == nil || w.start != start {
 		w = s.windows[start]
@@ -208,6 +208,11 @@ func (s *shard) advance(ctx context.Context, wm int64) {
 			}
 		}
 		if oldest == nil {
+			// Windows the watermark passed are closed even if empty: a flow
+			// for one of them now is late.
+			if b := wm - mod(wm, s.det.windowMs); b > s.closedTo {
+				s.closedTo = b
+			}
 			return
 		}
 		delete(s.windows, oldest.start)
@@ -299,4 +304,13 @@ func detectionID(k activeKey, start int64) string {
 	h.Write([]byte("meshguard"))
 	sum = h.Sum(sum)
 	return hex.EncodeToString(sum)
+}
+
+// mod is the non-negative remainder, so windows align for any event time.
+func mod(a, b int64) int64 {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
 }

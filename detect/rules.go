@@ -293,10 +293,6 @@ func (s *shard) edgeStats(out []finding, ew *edgeWin, dw *dstWin, dst *nodeState
 		}
 	}
 	e := ew.e
-	if r := models.FeatRequests; score[r] >= thr && x[r] >= 3*exp[r]+floodMinExtra {
-		add(models.RequestFlood, floodSeverity(x[r], exp[r]), score[r],
-			fmt.Sprintf("%s sent %.0f requests to %s in one window, %.1f expected", e.Source, x[r], e.Destination, exp[r]), r)
-	}
 	if a := models.FeatAuthFail; score[a] >= thr && x[a] >= authMinCount && x[a] >= 4*exp[a]+5 {
 		add(models.CredentialStuffing, models.SeverityHigh, score[a],
 			fmt.Sprintf("%s got %.0f 401/403 responses from %s in one window, %.1f expected", e.Source, x[a], e.Destination, exp[a]), a, models.FeatRequests)
@@ -310,7 +306,18 @@ func (s *shard) edgeStats(out []finding, ew *edgeWin, dw *dstWin, dst *nodeState
 				fmt.Sprintf("%s caused %.0f 5xx responses from %s in one window, %.1f expected", e.Source, x[c], e.Destination, exp[c]), c, models.FeatRequests)
 		}
 	}
-	if b := models.FeatBytesIn; score[b] >= thr && x[b] >= 5*exp[b] && x[b]-exp[b] >= exfilMinBytes {
+	// A flood or an error surge explains the extra requests: one attack,
+	// one detection.
+	if r := models.FeatRequests; score[r] >= thr && x[r] >= 3*exp[r]+floodMinExtra &&
+		!ew.fired[models.FeatAuthFail] && !ew.fired[models.Feat5xx] {
+		add(models.RequestFlood, floodSeverity(x[r], exp[r]), score[r],
+			fmt.Sprintf("%s sent %.0f requests to %s in one window, %.1f expected", e.Source, x[r], e.Destination, exp[r]), r)
+	}
+	// Exfiltration is bytes the request count does not explain: more
+	// requests of the usual size are a flood, not a leak.
+	perReq := float64(st.base[models.FeatBytesIn].Level) / math.Max(float64(st.base[models.FeatRequests].Level), 1e-3)
+	if b := models.FeatBytesIn; score[b] >= thr && x[b] >= 5*exp[b] && x[b]-exp[b] >= exfilMinBytes &&
+		x[b] >= 5*perReq*math.Max(x[models.FeatRequests], 1) {
 		sev := models.SeverityHigh
 		if x[b] >= 50*exp[b] && x[b] >= 64<<20 {
 			sev = models.SeverityCritical
