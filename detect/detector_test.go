@@ -59,9 +59,9 @@ func flow(ts int64, src, dst, path string, code uint16) models.Flow {
 	dns, dw := split(dst)
 	return models.Flow{
 		TimestampMs: ts, Reporter: models.ReporterSource,
-		Source:       models.Source{Workload: sw, Namespace: sns, Principal: "cluster.local/ns/" + sns + "/sa/" + sw},
-		Destination:  models.Destination{Workload: dw, Namespace: dns, Service: dw + "." + dns + ".svc.cluster.local", Port: 8080},
-		Method:       "GET", Path: path, PathTemplate: path, ResponseCode: code,
+		Source:      models.Source{Workload: sw, Namespace: sns, Principal: "cluster.local/ns/" + sns + "/sa/" + sw},
+		Destination: models.Destination{Workload: dw, Namespace: dns, Service: dw + "." + dns + ".svc.cluster.local", Port: 8080},
+		Method:      "GET", Path: path, PathTemplate: path, ResponseCode: code,
 		BytesSent: 2000, BytesReceived: 300, DurationMs: 12, MTLS: true, Count: 1,
 		RequestID: fmt.Sprintf("req-%d", ts),
 	}
