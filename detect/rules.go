@@ -106,9 +106,9 @@ func (s *shard) close(ctx context.Context, w *window) {
 		for _, p := range ew.a.ports[:ew.a.nports] {
 			sw.ports[p] = struct{}{}
 		}
-		for p := range ew.a.paths {
+		for _, pc := range ew.a.paths {
 			if len(sw.paths) < 4*maxPathsPerEdge {
-				sw.paths[pathHash(p)] = p
+				sw.paths[pathHash(pc.v)] = pc.v
 			}
 		}
 		dw := dsts[ew.e.Destination]
@@ -336,7 +336,8 @@ func (s *shard) edgeStats(out []finding, ew *edgeWin, dw *dstWin, dst *nodeState
 	// destination to anyone.
 	var odd []models.FeatureEvidence
 	sev := models.SeverityMedium
-	for p, n := range ew.a.paths {
+	for _, pc := range ew.a.paths {
+		p, n := pc.v, pc.n
 		h := pathHash(p)
 		if st.knowsPath(h) {
 			continue
@@ -349,11 +350,12 @@ func (s *shard) edgeStats(out []finding, ew *edgeWin, dw *dstWin, dst *nodeState
 			continue
 		}
 		odd = append(odd, models.FeatureEvidence{Feature: "path " + p, Expected: 0, Observed: float64(n), Score: rareSeverityScore, Model: "new"})
-		if ew.a.codes[200] > 0 {
+		if ew.a.code(200) > 0 {
 			sev = models.SeverityHigh
 		}
 	}
-	for meth, n := range ew.a.methods {
+	for _, mc := range ew.a.methods {
+		meth, n := mc.v, mc.n
 		if b := methodBit(meth); st.methods&b == 0 && b&(methodBits["GET"]|methodBits["HEAD"]) == 0 {
 			odd = append(odd, models.FeatureEvidence{Feature: "method " + meth, Expected: 0, Observed: float64(n), Score: rareSeverityScore, Model: "new"})
 		}
@@ -424,15 +426,15 @@ func (s *shard) learn(ws int64, edges []edgeWin, srcs map[models.EndpointID]*src
 		}
 		st.lastMs = ws
 		dst := s.dests[ew.e.Destination]
-		for p := range ew.a.paths {
-			h := pathHash(p)
+		for _, pc := range ew.a.paths {
+			h := pathHash(pc.v)
 			st.addPath(h)
 			if dst != nil && len(dst.paths) < maxDestPaths {
 				dst.paths[h] = struct{}{}
 			}
 		}
-		for meth := range ew.a.methods {
-			st.methods |= methodBit(meth)
+		for _, mc := range ew.a.methods {
+			st.methods |= methodBit(mc.v)
 		}
 		if dst != nil && !scanning[ew.e.Source] && len(dst.callers) < maxCallers {
 			dst.callers[peerGroup(ew.e.Source)] = struct{}{}
@@ -553,17 +555,11 @@ func (s *shard) sourceFinding(kind models.DetectionKind, sev models.Severity, sc
 		if len(dests) < 20 {
 			dests = append(dests, ew.e.Destination.String())
 		}
-		for p, n := range ew.a.paths {
-			if agg.paths == nil {
-				agg.paths = map[string]uint32{}
-			}
-			agg.paths[p] += n
+		for _, pc := range ew.a.paths {
+			agg.paths = addStr(agg.paths, pc.v, pc.n, 4*maxPathsPerEdge)
 		}
-		for c, n := range ew.a.codes {
-			if agg.codes == nil {
-				agg.codes = map[uint16]uint32{}
-			}
-			agg.codes[c] += n
+		for _, cc := range ew.a.codes {
+			agg.codes = addCode(agg.codes, cc.code, cc.n)
 		}
 		for _, r := range ew.a.sampleReqs {
 			if len(agg.sampleReqs) < maxSamples {
@@ -611,15 +607,15 @@ func party(ep models.EndpointID, principal, service string) models.Party {
 
 func evidenceOf(feats []models.FeatureEvidence, a *edgeAcc) models.Evidence {
 	ev := models.Evidence{Features: feats}
-	for p, n := range a.paths {
-		ev.TopPaths = append(ev.TopPaths, models.Count{Value: p, Count: uint64(n)})
+	for _, pc := range a.paths {
+		ev.TopPaths = append(ev.TopPaths, models.Count{Value: pc.v, Count: uint64(pc.n)})
 	}
 	sortCounts(ev.TopPaths)
 	if len(ev.TopPaths) > 5 {
 		ev.TopPaths = ev.TopPaths[:5]
 	}
-	for c, n := range a.codes {
-		ev.TopCodes = append(ev.TopCodes, models.Count{Value: strconv.Itoa(int(c)), Count: uint64(n)})
+	for _, cc := range a.codes {
+		ev.TopCodes = append(ev.TopCodes, models.Count{Value: strconv.Itoa(int(cc.code)), Count: uint64(cc.n)})
 	}
 	sortCounts(ev.TopCodes)
 	if len(ev.TopCodes) > 5 {

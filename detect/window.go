@@ -34,9 +34,11 @@ const (
 type edgeAcc struct {
 	sides [2]side // 0: source reporter (and unknown), 1: destination reporter
 
-	paths     map[string]uint32 // path template -> requests
-	methods   map[string]uint32
-	codes     map[uint16]uint32
+	// Small linear sets: an edge sees a handful of each per window, and
+	// interned strings compare by pointer, so a scan beats hashing.
+	paths     []strCount // path template -> requests
+	methods   []strCount
+	codes     []codeCount
 	ports     [maxPortsPerEdge]uint16
 	nports    uint8
 	principal string // the source principal seen, first of the window
@@ -79,27 +81,12 @@ func (a *edgeAcc) add(f *models.Flow) {
 		return // byte-only metric points carry no request attributes
 	}
 	if f.PathTemplate != "" {
-		if a.paths == nil {
-			a.paths = make(map[string]uint32, 4)
-		}
-		if _, ok := a.paths[f.PathTemplate]; ok || len(a.paths) < maxPathsPerEdge {
-			a.paths[f.PathTemplate] += f.Count
-		}
+		a.paths = addStr(a.paths, f.PathTemplate, f.Count, maxPathsPerEdge)
 	}
 	if f.Method != "" {
-		if a.methods == nil {
-			a.methods = make(map[string]uint32, 2)
-		}
-		if _, ok := a.methods[f.Method]; ok || len(a.methods) < 16 {
-			a.methods[f.Method] += f.Count
-		}
+		a.methods = addStr(a.methods, f.Method, f.Count, 16)
 	}
-	if a.codes == nil {
-		a.codes = make(map[uint16]uint32, 2)
-	}
-	if _, ok := a.codes[f.ResponseCode]; ok || len(a.codes) < 16 {
-		a.codes[f.ResponseCode] += f.Count
-	}
+	a.codes = addCode(a.codes, f.ResponseCode, f.Count)
 	if p := f.Destination.Port; p != 0 {
 		found := false
 		for _, q := range a.ports[:a.nports] {
@@ -202,4 +189,51 @@ type window struct {
 
 func newWindow(start int64) *window {
 	return &window{start: start, edges: make(map[models.Edge]*edgeAcc, 64)}
+}
+
+type strCount struct {
+	v string
+	n uint32
+}
+
+type codeCount struct {
+	code uint16
+	n    uint32
+}
+
+// addStr counts v in set; past limit distinct values, new ones are not
+// kept (the counts of known ones still are).
+func addStr(set []strCount, v string, n uint32, limit int) []strCount {
+	for i := range set {
+		if set[i].v == v {
+			set[i].n += n
+			return set
+		}
+	}
+	if len(set) >= limit {
+		return set
+	}
+	return append(set, strCount{v, n})
+}
+
+func addCode(set []codeCount, c uint16, n uint32) []codeCount {
+	for i := range set {
+		if set[i].code == c {
+			set[i].n += n
+			return set
+		}
+	}
+	if len(set) >= 16 {
+		return set
+	}
+	return append(set, codeCount{c, n})
+}
+
+func (a *edgeAcc) code(c uint16) uint32 {
+	for _, x := range a.codes {
+		if x.code == c {
+			return x.n
+		}
+	}
+	return 0
 }
