@@ -1,0 +1,618 @@
+package respond
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/meshguard/meshguard/models"
+	"github.com/meshguard/meshguard/storage"
+)
+
+// ActionSink is told about every decision respond makes (applied,
+// skipped, alerted, promoted, extended, expired, revoked, failed); the
+// Slack alerter is one. HandleAction must return quickly (queue, do not
+// send inline): respond calls it while it decides. Its error is logged.
+type ActionSink interface {
+	HandleAction(ctx context.Context, a models.Action, d models.Detection) error
+}
+
+// Deps are what a Responder works with. Kube is needed for the istio and
+// networkpolicy backends, pod lookups and leader election; Backend and
+// Resolver, when set, replace what Kube would give.
+type Deps struct {
+	Kube     *rest.Config
+	Backend  Backend
+	Resolver Resolver
+	// Actions receives the audit log; nil writes none.
+	Actions storage.ActionWriter
+	// Blast answers blast-radius previews; nil skips them (and then
+	// nothing is enforced at once while blast_radius_max_requests is set:
+	// it stays in dry-run, saying why).
+	Blast  storage.BlastQuerier
+	Logger *slog.Logger
+	// Clock defaults to time.Now.
+	Clock func() time.Time
+	Sink  ActionSink
+	// Identity names this replica in the Lease; defaults to the host name.
+	Identity string
+}
+
+// ErrNotFound: no policy of that action id exists.
+var ErrNotFound = errors.New("no such action")
+
+// Actor of automatic decisions.
+const actorMeshguard = "meshguard"
+
+// Responder turns detections into policies within guardrails. Its
+// methods are safe for concurrent use.
+type Responder struct {
+	cfg      Config
+	backend  Backend
+	resolve  Resolver
+	kube     kubernetes.Interface
+	audit    storage.ActionWriter
+	blast    storage.BlastQuerier
+	log      *slog.Logger
+	now      func() time.Time
+	sink     ActionSink
+	identity string
+
+	leading       atomic.Bool
+	auditFailures atomic.Uint64
+
+	mu           sync.Mutex // one decision at a time: budget, idempotency
+	budget       []time.Time
+	budgetSeeded bool
+	revoked      map[string]revocation
+}
+
+type revocation struct {
+	actor string
+	until time.Time
+}
+
+// New validates cfg and builds a Responder; it does no I/O.
+func New(cfg Config, deps Deps) (*Responder, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Responder{
+		cfg:      cfg,
+		backend:  deps.Backend,
+		resolve:  deps.Resolver,
+		audit:    deps.Actions,
+		blast:    deps.Blast,
+		log:      deps.Logger,
+		now:      deps.Clock,
+		sink:     deps.Sink,
+		identity: deps.Identity,
+		revoked:  map[string]revocation{},
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	r.log = r.log.With("stage", "respond")
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.identity == "" {
+		r.identity, _ = os.Hostname()
+		r.identity += fmt.Sprintf("-%d", os.Getpid())
+	}
+	if deps.Kube != nil {
+		cs, err := kubernetes.NewForConfig(deps.Kube)
+		if err != nil {
+			return nil, fmt.Errorf("respond: kubernetes client: %w", err)
+		}
+		r.kube = cs
+		if r.resolve == nil {
+			r.resolve = KubeResolver(cs)
+		}
+		if r.backend == nil {
+			switch cfg.Backend {
+			case BackendIstio:
+				dyn, err := dynamic.NewForConfig(deps.Kube)
+				if err != nil {
+					return nil, fmt.Errorf("respond: kubernetes client: %w", err)
+				}
+				r.backend = NewIstioBackend(dyn)
+			case BackendNetworkPolicy:
+				r.backend = NewNetworkPolicyBackend(cs)
+			}
+		}
+	}
+	if r.backend == nil && cfg.Backend == BackendGitOps {
+		r.backend = NewGitOpsBackend(cfg.GitOpsDir)
+	}
+	if r.resolve == nil && cfg.Backend == BackendGitOps {
+		r.resolve = ConventionResolver
+	}
+	if r.backend == nil || r.resolve == nil {
+		return nil, fmt.Errorf("respond: backend %s needs a Kubernetes client (kubernetes.kubeconfig)", cfg.Backend)
+	}
+	if cfg.LeaderElection.Enabled && r.kube == nil {
+		return nil, errors.New("respond.leader_election.enabled: needs a Kubernetes client (kubernetes.kubeconfig)")
+	}
+	r.leading.Store(!cfg.LeaderElection.Enabled)
+	return r, nil
+}
+
+// Leading reports whether this replica acts (always, without leader
+// election).
+func (r *Responder) Leading() bool { return r.leading.Load() }
+
+// AuditFailures counts audit rows the ActionWriter refused.
+func (r *Responder) AuditFailures() uint64 { return r.auditFailures.Load() }
+
+// HandleDetection decides what to do about d and does it. Updates of one
+// detection (and repeats of one source and destination) find the policy
+// already there and extend its TTL. The error is non-nil only when a
+// decided policy could not be written (it is audited as failed too).
+func (r *Responder) HandleDetection(ctx context.Context, d models.Detection) error {
+	now := r.now()
+	dec := r.cfg.decide(d)
+	src, problems := parseSource(d.Source)
+	var dstNS, dstWL string
+	if d.Destination.Namespace != "" || d.Destination.Workload != "" {
+		var err error
+		if dstNS, dstWL, err = validWorkload(d.Destination.Namespace, d.Destination.Workload); err != nil {
+			problems = append(problems, "destination "+err.Error())
+		}
+	}
+	dstKey := ""
+	if dstWL != "" {
+		dstKey = dstNS + "/" + dstWL
+	}
+	a := models.Action{
+		At: now, DetectionID: d.ID, Detection: d.Kind, Kind: dec.Kind, Mode: dec.Mode,
+		Actor: actorMeshguard, Reason: dec.Reason,
+	}
+	switch dec.Kind {
+	case models.ActionQuarantine:
+		a.ID = ActionID(dec.Kind, src.key(), "", src.short())
+		a.Target = "quarantine " + src.String()
+	default:
+		a.ID = ActionID(dec.Kind, src.key(), dstKey, src.short()+"-"+dstWL)
+		a.Target = src.String() + " -> " + orUnknown(dstKey)
+	}
+	if len(problems) > 0 {
+		a.Reason += "; ignored: " + strings.Join(problems, "; ")
+	}
+	if dec.Mode == models.ModeAlert {
+		a.State = models.StateAlerted
+		r.record(ctx, a, d)
+		return nil
+	}
+	if !r.leading.Load() {
+		a.State, a.Mode = models.StateSkipped, models.ModeAlert
+		a.Reason = "not the leader: the replica holding the Lease acts; " + a.Reason
+		r.record(ctx, a, d)
+		return nil
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	skip := func(why string) error {
+		a.State, a.Reason = models.StateSkipped, why+"; "+a.Reason
+		r.record(ctx, a, d)
+		return nil
+	}
+	fail := func(err error) error {
+		a.State, a.Reason = models.StateFailed, err.Error()
+		r.record(ctx, a, d)
+		return fmt.Errorf("respond %s: %w", a.ID, err)
+	}
+	if rv, ok := r.revoked[a.ID]; ok {
+		if now.Before(rv.until) {
+			return skip(fmt.Sprintf("revoked by %s; not re-applied before %s", rv.actor, rv.until.UTC().Format(time.RFC3339)))
+		}
+		delete(r.revoked, a.ID)
+	}
+	if why := r.protected(dec.Kind, src, dstNS, dstWL); why != "" {
+		return skip(why)
+	}
+	existing, err := r.backend.List(ctx, r.cfg.Instance, a.ID)
+	if err != nil && len(existing) == 0 {
+		return fail(err)
+	}
+	if len(existing) > 0 {
+		return r.extendExisting(ctx, a, d, existing, now)
+	}
+	policies, err := r.plan(ctx, a, dec, d, src, dstNS, dstWL, now)
+	if err != nil {
+		var perm *PermissionError
+		if errors.As(err, &perm) {
+			return fail(err)
+		}
+		return skip(err.Error())
+	}
+	for _, p := range policies {
+		if err := r.backend.Supports(p); err != nil {
+			return skip(err.Error())
+		}
+	}
+	if used, ok := r.budgetAllows(ctx, now); !ok {
+		a.State, a.Mode = models.StateAlerted, models.ModeAlert
+		a.Reason = fmt.Sprintf("BUDGET EXHAUSTED: %d of respond.budget_per_hour=%d policy actions in the last hour; alert only; %s",
+			used, r.cfg.BudgetPerHour, a.Reason)
+		r.log.Error("respond budget exhausted: alerting only", "action_id", a.ID, "detection_id", d.ID,
+			"used", used, "budget_per_hour", r.cfg.BudgetPerHour)
+		r.record(ctx, a, d)
+		return nil
+	}
+
+	// Mode: staged, blast-radius checked, or as decided.
+	dryRun := dec.Mode == models.ModeDryRun
+	var promoteAt time.Time
+	blast, blastWhy := r.blastCheck(ctx, policies, d.WindowStart, now)
+	a.BlastRequests, a.BlastCallers = blast.Requests, blast.Callers
+	if dec.Mode == models.ModeEnforce {
+		switch {
+		case blastWhy != "":
+			dryRun = true
+			a.Reason += "; stays in dry-run: " + blastWhy
+		case r.cfg.PromoteAfter > 0:
+			dryRun = true
+			promoteAt = now.Add(r.cfg.PromoteAfter)
+			a.Reason += "; staged: dry-run until " + promoteAt.UTC().Format(time.RFC3339)
+		}
+	}
+	if dryRun && r.backend.Name() == BackendNetworkPolicy {
+		return skip("the networkpolicy backend has no dry-run: nothing written until enforced")
+	}
+	a.ExpiresAt = now.Add(r.cfg.TTL)
+	for i := range policies {
+		policies[i].DryRun = dryRun
+		policies[i].Meta.PromoteAt = promoteAt
+		policies[i].Meta.Reason = a.Reason
+	}
+	var applied []Policy
+	for _, p := range policies {
+		if err := r.backend.Apply(ctx, p); err != nil {
+			for _, q := range applied { // all or nothing
+				if derr := r.backend.Delete(ctx, q); derr != nil {
+					r.log.Error("respond: rolling back a partly applied action", "policy", q.Namespace+"/"+q.Name, "err", derr)
+				}
+			}
+			return fail(err)
+		}
+		applied = append(applied, p)
+	}
+	r.budget = append(r.budget, now)
+	a.State, a.Mode = models.StateApplied, policies[0].Mode()
+	a.PolicyName, a.PolicyNamespace = policies[0].Name, policies[0].Namespace
+	r.record(ctx, a, d)
+	return nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// protected returns why the action may not touch its parties, or "".
+func (r *Responder) protected(kind models.ActionKind, src source, dstNS, dstWL string) string {
+	nsProtected := func(ns string) bool {
+		if ns == r.cfg.RootNamespace {
+			return true
+		}
+		for _, p := range r.cfg.ProtectedNamespaces {
+			if p == ns {
+				return true
+			}
+		}
+		return false
+	}
+	wlProtected := func(names ...string) string {
+		for _, n := range names {
+			if n == "" {
+				continue
+			}
+			for _, p := range r.cfg.ProtectedWorkloads {
+				if n == p || n == p+"-service-account" {
+					return n
+				}
+			}
+		}
+		return ""
+	}
+	if src.Namespace != "" && nsProtected(src.Namespace) {
+		return fmt.Sprintf("protected: source namespace %s is in respond.protected_namespaces", src.Namespace)
+	}
+	if w := wlProtected(src.Workload, src.SA); w != "" {
+		return fmt.Sprintf("protected: source %s is in respond.protected_workloads", w)
+	}
+	if kind == models.ActionQuarantine {
+		return ""
+	}
+	if dstNS != "" && nsProtected(dstNS) {
+		return fmt.Sprintf("protected: destination namespace %s is in respond.protected_namespaces", dstNS)
+	}
+	if w := wlProtected(dstWL); w != "" {
+		return fmt.Sprintf("protected: destination %s is in respond.protected_workloads", w)
+	}
+	return ""
+}
+
+// plan builds the objects of a new action.
+func (r *Responder) plan(ctx context.Context, a models.Action, dec decision, d models.Detection, src source, dstNS, dstWL string, now time.Time) ([]Policy, error) {
+	meta := Meta{
+		ActionID: a.ID, Instance: r.cfg.Instance, Action: dec.Kind,
+		DetectionID: d.ID, DetectionKind: d.Kind, Target: a.Target,
+		CreatedAt: now, ExpiresAt: now.Add(r.cfg.TTL),
+	}
+	if src.Workload != "" {
+		meta.SourceWorkload = src.Namespace + "/" + src.Workload
+	}
+	if dstWL != "" {
+		meta.Destination = dstNS + "/" + dstWL
+	}
+	switch dec.Kind {
+	case models.ActionBlockEdge:
+		if src.Principal == "" && src.IPBlock == "" {
+			return nil, errors.New("cannot block: the source has neither a valid principal nor an IP")
+		}
+		if dstWL == "" {
+			return nil, errors.New("cannot block: the destination workload is unknown")
+		}
+		if r.backend.Name() == BackendNetworkPolicy {
+			return nil, errors.New("the networkpolicy backend cannot block one edge (NetworkPolicy has no deny)")
+		}
+		sel, err := r.resolve(ctx, dstNS, dstWL)
+		if err != nil {
+			return nil, fmt.Errorf("cannot select the destination: %w", err)
+		}
+		return []Policy{{
+			Name: a.ID, Namespace: dstNS, Role: RoleEdge, Selector: sel,
+			SourcePrincipal: src.Principal, SourceIPBlock: ipIfNoPrincipal(src), Meta: meta,
+		}}, nil
+	case models.ActionQuarantine:
+		if r.backend.Name() == BackendNetworkPolicy {
+			if src.Workload == "" {
+				return nil, errors.New("cannot quarantine: the source workload is unknown")
+			}
+			sel, err := r.resolve(ctx, src.Namespace, src.Workload)
+			if err != nil {
+				return nil, fmt.Errorf("cannot select the source: %w", err)
+			}
+			return []Policy{{Name: a.ID, Namespace: src.Namespace, Role: RoleIsolate, Selector: sel, Meta: meta}}, nil
+		}
+		var out []Policy
+		if src.Principal != "" || src.IPBlock != "" {
+			out = append(out, Policy{
+				Name: a.ID + "-out", Namespace: r.cfg.RootNamespace, Role: RoleOutbound,
+				SourcePrincipal: src.Principal, SourceIPBlock: ipIfNoPrincipal(src), Meta: meta,
+			})
+		}
+		var inboundErr error
+		if src.Workload != "" {
+			sel, err := r.resolve(ctx, src.Namespace, src.Workload)
+			var perm *PermissionError
+			switch {
+			case errors.As(err, &perm):
+				return nil, err
+			case err != nil:
+				inboundErr = err
+			default:
+				out = append(out, Policy{Name: a.ID + "-in", Namespace: src.Namespace, Role: RoleInbound, Selector: sel, Meta: meta})
+			}
+		}
+		if len(out) == 0 {
+			if inboundErr != nil {
+				return nil, fmt.Errorf("cannot quarantine: %w", inboundErr)
+			}
+			return nil, errors.New("cannot quarantine: the source has no valid principal, IP or workload")
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("action %q writes no policy", dec.Kind)
+}
+
+func ipIfNoPrincipal(s source) string {
+	if s.Principal != "" {
+		return ""
+	}
+	return s.IPBlock
+}
+
+// budgetAllows reports whether one more action fits in the rolling hour,
+// and how many it holds. It first counts the actions the backend holds
+// that were created in the last hour, so a restart does not reset it.
+func (r *Responder) budgetAllows(ctx context.Context, now time.Time) (int, bool) {
+	if !r.budgetSeeded {
+		ps, _ := r.backend.List(ctx, r.cfg.Instance, "")
+		seen := map[string]bool{}
+		for _, p := range ps {
+			if !seen[p.Meta.ActionID] && now.Sub(p.Meta.CreatedAt) < time.Hour {
+				seen[p.Meta.ActionID] = true
+				r.budget = append(r.budget, p.Meta.CreatedAt)
+			}
+		}
+		r.budgetSeeded = true
+	}
+	kept := r.budget[:0]
+	for _, t := range r.budget {
+		if now.Sub(t) < time.Hour {
+			kept = append(kept, t)
+		}
+	}
+	r.budget = kept
+	return len(kept), len(kept) < r.cfg.BudgetPerHour
+}
+
+// blastCheck previews what policies would have denied in the 24 hours
+// before the detection's window, and returns why they may not be
+// enforced, or "".
+func (r *Responder) blastCheck(ctx context.Context, policies []Policy, windowStart, now time.Time) (storage.BlastRadius, string) {
+	if r.cfg.BlastRadiusMaxRequests == 0 && r.blast == nil {
+		return storage.BlastRadius{}, ""
+	}
+	if r.blast == nil {
+		return storage.BlastRadius{}, "blast radius unknown (no flow store to ask)"
+	}
+	to := windowStart
+	if to.IsZero() || to.After(now) {
+		to = now
+	}
+	q := storage.BlastQuery{From: to.Add(-24 * time.Hour), To: to}
+	for _, p := range policies {
+		if p.SourcePrincipal != "" {
+			q.SourcePrincipal = p.SourcePrincipal
+		}
+		if p.SourceIPBlock != "" {
+			q.SourceIP, _, _ = strings.Cut(p.SourceIPBlock, "/")
+		}
+		switch p.Role {
+		case RoleEdge:
+			q.DestinationNamespace, q.DestinationWorkload, _ = strings.Cut(p.Meta.Destination, "/")
+			if !strings.Contains(p.Meta.Destination, "/") {
+				q.DestinationNamespace, q.DestinationWorkload = "", ""
+			}
+		case RoleInbound, RoleIsolate:
+			q.Inbound = true
+		}
+		if p.Meta.SourceWorkload != "" {
+			q.SourceNamespace, q.SourceWorkload, _ = strings.Cut(p.Meta.SourceWorkload, "/")
+		}
+	}
+	if p := policies[0]; p.Role == RoleEdge && q.DestinationWorkload == "" {
+		return storage.BlastRadius{}, "blast radius unknown (no destination recorded)"
+	}
+	b, err := r.blast.BlastRadius(ctx, q)
+	if err != nil {
+		r.log.Warn("respond: blast radius query failed", "err", err)
+		return b, "blast radius unknown: " + err.Error()
+	}
+	if max := r.cfg.BlastRadiusMaxRequests; max > 0 && b.Requests > max {
+		return b, fmt.Sprintf("blast radius: it would have denied %d requests from %d callers in the 24 h before the detection, above respond.blast_radius_max_requests=%d",
+			b.Requests, b.Callers, max)
+	}
+	return b, ""
+}
+
+// extendExisting pushes the expiry of an existing action to now+TTL.
+func (r *Responder) extendExisting(ctx context.Context, a models.Action, d models.Detection, existing []Policy, now time.Time) error {
+	exp := now.Add(r.cfg.TTL)
+	return r.setExpiry(ctx, a, d, existing, exp, "repeated detection extends the TTL")
+}
+
+func (r *Responder) setExpiry(ctx context.Context, a models.Action, d models.Detection, existing []Policy, exp time.Time, why string) error {
+	fill(&a, existing)
+	for _, p := range existing {
+		if !exp.After(p.Meta.ExpiresAt) {
+			continue
+		}
+		p.Meta.ExpiresAt = exp
+		if err := r.backend.Apply(ctx, p); err != nil {
+			a.State, a.Reason = models.StateFailed, "extend: "+err.Error()
+			r.record(ctx, a, d)
+			return fmt.Errorf("respond %s: %w", a.ID, err)
+		}
+	}
+	if exp.After(a.ExpiresAt) {
+		a.ExpiresAt = exp
+	}
+	a.State, a.Reason = models.StateExtended, why+"; "+a.Reason
+	r.record(ctx, a, d)
+	return nil
+}
+
+// fill sets a's policy fields from the objects of its action.
+func fill(a *models.Action, ps []Policy) {
+	if len(ps) == 0 {
+		return
+	}
+	sortPolicies(ps)
+	p := ps[0]
+	a.ID = p.Meta.ActionID
+	a.Kind = p.Meta.Action
+	a.Mode = models.ModeEnforce
+	for _, q := range ps {
+		if q.DryRun {
+			a.Mode = models.ModeDryRun
+		}
+	}
+	a.PolicyName, a.PolicyNamespace = p.Name, p.Namespace
+	a.ExpiresAt = p.Meta.ExpiresAt
+	a.Target = p.Meta.Target
+	if a.DetectionID == "" {
+		a.DetectionID = p.Meta.DetectionID
+		a.Detection = p.Meta.DetectionKind
+	}
+	if a.Reason == "" {
+		a.Reason = p.Meta.Reason
+	}
+}
+
+// groups splits policies by action id, in id order.
+func groups(ps []Policy) [][]Policy {
+	by := map[string][]Policy{}
+	var ids []string
+	for _, p := range ps {
+		if _, ok := by[p.Meta.ActionID]; !ok {
+			ids = append(ids, p.Meta.ActionID)
+		}
+		by[p.Meta.ActionID] = append(by[p.Meta.ActionID], p)
+	}
+	sort.Strings(ids)
+	out := make([][]Policy, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, by[id])
+	}
+	return out
+}
+
+// detectionOf is the detection an action was about, as far as its
+// objects remember it.
+func detectionOf(ps []Policy) models.Detection {
+	if len(ps) == 0 {
+		return models.Detection{}
+	}
+	return models.Detection{ID: ps[0].Meta.DetectionID, Kind: ps[0].Meta.DetectionKind}
+}
+
+// record audits a and tells the sink.
+func (r *Responder) record(ctx context.Context, a models.Action, d models.Detection) {
+	if a.Actor == "" {
+		a.Actor = actorMeshguard
+	}
+	// The audit outlives a cancelled caller: the decision was made.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if r.audit != nil {
+		if err := r.audit.WriteAction(actx, storage.ActionRow{
+			ActionID: a.ID, At: a.At, DetectionID: a.DetectionID, Kind: string(a.Kind), Mode: string(a.Mode),
+			State: string(a.State), Actor: a.Actor, Reason: a.Reason, Target: a.Target,
+			PolicyName: a.PolicyName, PolicyNamespace: a.PolicyNamespace, ExpiresAt: a.ExpiresAt,
+		}); err != nil {
+			r.auditFailures.Add(1)
+			r.log.Error("respond: audit write failed", "action_id", a.ID, "state", a.State, "err", err)
+		}
+	}
+	level := slog.LevelInfo
+	if a.State == models.StateFailed {
+		level = slog.LevelError
+	}
+	r.log.Log(ctx, level, "respond: "+string(a.State), "action_id", a.ID, "kind", a.Kind, "mode", a.Mode,
+		"detection_id", a.DetectionID, "actor", a.Actor, "target", a.Target, "policy", a.PolicyNamespace+"/"+a.PolicyName,
+		"expires_at", a.ExpiresAt, "reason", a.Reason)
+	if r.sink != nil {
+		if err := r.sink.HandleAction(actx, a, d); err != nil {
+			r.log.Warn("respond: action sink", "action_id", a.ID, "err", err)
+		}
+	}
+}
