@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"cmp"
 	"encoding/hex"
 	"fmt"
 	"math"
@@ -18,6 +19,7 @@ import (
 type Generator struct {
 	mesh  Mesh
 	rng   *rand.Rand
+	start time.Time
 	now   time.Time
 	svc   map[string]*Service
 	ip    map[string]netip.Addr
@@ -25,33 +27,84 @@ type Generator struct {
 	// Body adds Istio's default text line as the log body, as a proxy
 	// configured with labels and the default text format sends it.
 	Body bool
+
+	opts    Options
+	bursts  []burst // by index in mesh.Services
+	index   map[string]int
+	attacks []attack
+}
+
+// Options turn a plain generator into a scenario: the mesh's dynamics and
+// attacks. The zero value is New's plain, steady mesh.
+type Options struct {
+	// Dynamics plays the mesh's bursts, retries, rollouts, jobs and
+	// incidents (see RealisticMesh).
+	Dynamics bool
+	// Scale multiplies every call's rate (0 means 1): 0.25 plays the
+	// same mesh at a quarter of the traffic, for quicker evaluations.
+	// Attacks keep their absolute rates, or their ratio to the edge.
+	Scale float64
+	// Attacks to inject; see Attack.
+	Attacks []Attack
 }
 
 // New returns a generator whose clock starts at start.
 func New(mesh Mesh, start time.Time, seed uint64) *Generator {
-	g := &Generator{
-		mesh:  mesh,
-		rng:   rand.New(rand.NewPCG(seed, seed^0x5eed)),
-		now:   start.UTC(),
-		svc:   map[string]*Service{},
-		ip:    map[string]netip.Addr{},
-		calls: mesh.Calls,
-	}
-	for i := range mesh.Services {
-		s := &mesh.Services[i]
-		g.svc[s.Name] = s
-		g.ip[s.Name] = netip.AddrFrom4([4]byte{10, 44, byte(1 + i/200), byte(10 + i%200)})
-	}
-	for _, c := range mesh.Calls {
-		if g.svc[c.From] == nil || g.svc[c.To] == nil {
-			panic(fmt.Sprintf("scenario: call %s -> %s names an unknown workload", c.From, c.To))
-		}
+	g, err := NewWith(mesh, start, seed, Options{})
+	if err != nil {
+		panic(err)
 	}
 	return g
 }
 
+// NewWith returns a generator with dynamics and attacks. It fails when a
+// call, rollout, job, incident or attack names an unknown workload, or an
+// attack is malformed.
+func NewWith(mesh Mesh, start time.Time, seed uint64, o Options) (*Generator, error) {
+	if o.Scale <= 0 {
+		o.Scale = 1
+	}
+	g := &Generator{
+		mesh:  mesh,
+		rng:   rand.New(rand.NewPCG(seed, seed^0x5eed)),
+		start: start.UTC(),
+		now:   start.UTC(),
+		svc:   map[string]*Service{},
+		ip:    map[string]netip.Addr{},
+		calls: mesh.Calls,
+		opts:  o,
+		index: map[string]int{},
+	}
+	for i := range mesh.Services {
+		s := &mesh.Services[i]
+		g.svc[s.Name] = s
+		g.index[s.Name] = i
+		g.ip[s.Name] = netip.AddrFrom4([4]byte{10, 44, byte(1 + i/200), byte(10 + i%200)})
+	}
+	for _, c := range mesh.Calls {
+		if g.svc[c.From] == nil || g.svc[c.To] == nil {
+			return nil, fmt.Errorf("scenario: call %s -> %s names an unknown workload", c.From, c.To)
+		}
+	}
+	if err := g.prepareDynamics(); err != nil {
+		return nil, err
+	}
+	for _, a := range o.Attacks {
+		ra, err := g.resolve(a)
+		if err != nil {
+			return nil, err
+		}
+		g.attacks = append(g.attacks, ra)
+	}
+	return g, nil
+}
+
 // Now is the generator's event time.
 func (g *Generator) Now() time.Time { return g.now }
+
+// Skip advances the clock by d without producing anything, as if the
+// telemetry of that time were lost.
+func (g *Generator) Skip(d time.Duration) { g.now = g.now.Add(d) }
 
 // Load is the share of the daily peak at t: low at night, highest in the
 // afternoon, lighter at weekends.
@@ -73,6 +126,12 @@ func (g *Generator) Next(d time.Duration) plog.Logs {
 	sl := rl.ScopeLogs().AppendEmpty()
 	sl.Scope().SetName("envoy.access_loggers.open_telemetry")
 	records := sl.LogRecords()
+	if g.opts.Dynamics || g.opts.Scale != 1 || len(g.attacks) > 0 {
+		g.nextDynamic(records, d)
+		g.playAttacks(records, d)
+		g.now = g.now.Add(d)
+		return ld
+	}
 	load := Load(g.now)
 	for _, c := range g.calls {
 		rate := c.PeakPerSec * load * d.Seconds()
@@ -105,6 +164,27 @@ type Request struct {
 	DurationMs    int
 	UserAgent     string
 	Plaintext     bool // no mTLS: no principal, no TLS version
+
+	// Details is %RESPONSE_CODE_DETAILS% (default "via_upstream").
+	Details string
+	// Port is the port asked for (default To.Port).
+	Port uint16
+	// Principal overrides the caller's certificate identity, as
+	// "spiffe://..." (a workload presenting someone else's certificate).
+	Principal string
+	// ClientOnly: only the caller's proxy logs it (the connection
+	// failed); ServerOnly: only the destination's (an attempt the caller
+	// retried, or a caller without a sidecar).
+	ClientOnly, ServerOnly bool
+	// UnknownDestination leaves destination_workload unset, as on a
+	// connection that failed before the peer's metadata arrived.
+	UnknownDestination bool
+	// RequestID and Trace reuse a request's ids (retries keep them);
+	// empty ones are drawn.
+	RequestID string
+	Trace     pcommon.TraceID
+	// SrcPort is the caller's ephemeral port (0: drawn).
+	SrcPort int
 }
 
 func (g *Generator) request(records plog.LogRecordSlice, c Call, at time.Time) {
@@ -135,14 +215,27 @@ func (g *Generator) request(records plog.LogRecordSlice, c Call, at time.Time) {
 }
 
 // Emit appends both proxies' access-log records of r.
+// The request's ClientOnly and ServerOnly select one side; its RequestID,
+// Trace and SrcPort are drawn when unset.
 func (g *Generator) Emit(records plog.LogRecordSlice, r Request) {
-	reqID := g.uuid()
-	var trace pcommon.TraceID
-	for i := range trace {
-		trace[i] = byte(g.rng.Uint32())
+	reqID := r.RequestID
+	if reqID == "" {
+		reqID = g.uuid()
 	}
-	srcPort := 30000 + g.rng.IntN(30000)
+	trace := r.Trace
+	if trace.IsEmpty() {
+		for i := range trace {
+			trace[i] = byte(g.rng.Uint32())
+		}
+	}
+	srcPort := r.SrcPort
+	if srcPort == 0 {
+		srcPort = 30000 + g.rng.IntN(30000)
+	}
 	for _, side := range [...]string{"source", "destination"} {
+		if (side == "source" && r.ServerOnly) || (side == "destination" && r.ClientOnly) {
+			continue
+		}
 		lr := records.AppendEmpty()
 		lr.SetTimestamp(pcommon.NewTimestampFromTime(r.At))
 		lr.SetObservedTimestamp(pcommon.NewTimestampFromTime(r.At.Add(time.Duration(r.DurationMs) * time.Millisecond)))
@@ -156,7 +249,8 @@ func (g *Generator) Emit(records plog.LogRecordSlice, r Request) {
 
 func (g *Generator) attributes(a pcommon.Map, r Request, side, reqID string, srcPort int) {
 	host := r.To.App + "." + r.To.Namespace + ".svc.cluster.local"
-	port := strconv.Itoa(int(r.To.Port))
+	port := strconv.Itoa(int(cmp.Or(r.Port, r.To.Port)))
+	details := cmp.Or(r.Details, "via_upstream")
 	a.EnsureCapacity(32)
 	a.PutStr("start_time", r.At.Format("2006-01-02T15:04:05.000Z"))
 	a.PutStr("method", r.Method)
@@ -164,7 +258,7 @@ func (g *Generator) attributes(a pcommon.Map, r Request, side, reqID string, src
 	a.PutStr("protocol", "HTTP/1.1")
 	a.PutStr("response_code", strconv.Itoa(r.Code))
 	a.PutStr("response_flags", r.Flags)
-	a.PutStr("response_code_details", "via_upstream")
+	a.PutStr("response_code_details", details)
 	a.PutStr("connection_termination_details", "-")
 	a.PutStr("upstream_transport_failure_reason", "-")
 	a.PutStr("bytes_received", strconv.Itoa(r.BytesReceived))
@@ -178,7 +272,11 @@ func (g *Generator) attributes(a pcommon.Map, r Request, side, reqID string, src
 	a.PutStr("reporter", side)
 	a.PutStr("source_workload", r.From.Name)
 	a.PutStr("source_namespace", r.From.Namespace)
-	a.PutStr("destination_workload", r.To.Name)
+	if r.UnknownDestination {
+		a.PutStr("destination_workload", "-")
+	} else {
+		a.PutStr("destination_workload", r.To.Name)
+	}
 	a.PutStr("destination_namespace", r.To.Namespace)
 	src := r.SrcIP.String() + ":" + strconv.Itoa(srcPort)
 	dst := r.DstIP.String() + ":" + port
@@ -206,7 +304,7 @@ func (g *Generator) attributes(a pcommon.Map, r Request, side, reqID string, src
 			a.PutStr("requested_server_name", "-")
 		}
 	} else {
-		a.PutStr("source_principal", "spiffe://"+g.mesh.TrustDomain+"/ns/"+r.From.Namespace+"/sa/"+r.From.SA)
+		a.PutStr("source_principal", cmp.Or(r.Principal, "spiffe://"+g.mesh.TrustDomain+"/ns/"+r.From.Namespace+"/sa/"+r.From.SA))
 		a.PutStr("destination_principal", "spiffe://"+g.mesh.TrustDomain+"/ns/"+r.To.Namespace+"/sa/"+r.To.SA)
 		a.PutStr("tls_version", "TLSv1.3")
 	}
@@ -230,11 +328,14 @@ func textLine(a pcommon.Map) string {
 		get("route_name"))
 }
 
-func (g *Generator) path(s *Service) string {
-	if len(s.Paths) == 0 {
+func (g *Generator) path(s *Service) string { return g.pathFrom(s.Paths) }
+
+// pathFrom draws one of paths with its placeholders filled.
+func (g *Generator) pathFrom(paths []string) string {
+	if len(paths) == 0 {
 		return "/"
 	}
-	p := s.Paths[g.rng.IntN(len(s.Paths))]
+	p := paths[g.rng.IntN(len(paths))]
 	p = strings.ReplaceAll(p, "{id}", strconv.Itoa(1+g.rng.IntN(100000)))
 	p = strings.ReplaceAll(p, "{uuid}", g.uuid())
 	p = strings.ReplaceAll(p, "{hash}", fmt.Sprintf("%016x", g.rng.Uint64()))

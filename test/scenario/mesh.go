@@ -7,6 +7,8 @@
 // the same records, so evaluations and benchmarks are repeatable.
 package scenario
 
+import "time"
+
 // Service is one workload of the mesh.
 type Service struct {
 	Name      string // workload name, e.g. "cart-v1"
@@ -21,6 +23,11 @@ type Service struct {
 	MeanBytes int
 	// MeanMs is the typical latency.
 	MeanMs int
+	// BurstsPerHour is how often the workload's clients surge (a
+	// marketing push, a page going viral, a retry storm upstream): every
+	// call it makes runs at 1.5 to 3 times its rate for 10 to 60 seconds.
+	// Zero: steady. Used by generators with Dynamics.
+	BurstsPerHour float64
 }
 
 // Call is a caller -> callee dependency with its request rate at the
@@ -31,6 +38,50 @@ type Call struct {
 	// ErrorRate is the share of requests answered 5xx; AuthFailRate 401.
 	ErrorRate    float64
 	AuthFailRate float64
+	// Retries is how many times the caller retries a 503 (Istio's default
+	// retry policy retries twice). The destination proxy logs every
+	// attempt, the caller's proxy once with the final answer (flag URX
+	// when the retries ran out). Zero: no retries, both sides log once.
+	Retries int
+	// Paths overrides the paths asked for (default the callee's Paths):
+	// a new version calling an endpoint its peers do not.
+	Paths []string
+	// MeanBytes overrides the callee's typical response size (a batch
+	// job reading large pages).
+	MeanBytes int
+}
+
+// Rollout is a canary deploy: traffic to From shifts to To in steps.
+// Every call into From goes to To with the current weight; To's outgoing
+// calls run at that weight and From's at the rest. Calls of To not listed
+// in the mesh copy From's.
+type Rollout struct {
+	From, To string // workloads of one app
+	// At is when the first step starts, from the generator's start.
+	At time.Duration
+	// Every is the time between steps; Weights the share of traffic on To
+	// at each step (the last one stays).
+	Every   time.Duration
+	Weights []float64
+}
+
+// Job is a CronJob: its calls run at their full PeakPerSec (no diurnal
+// curve) for RunFor, every Every, first at Offset after the hour; idle
+// otherwise.
+type Job struct {
+	Workload string
+	Every    time.Duration
+	Offset   time.Duration
+	RunFor   time.Duration
+}
+
+// Incident is a destination failing for a while (a pod restart, a bad
+// node): ErrorRate of the connections to it fail (503 UF, logged by the
+// caller only, since the destination never saw them) and are retried.
+type Incident struct {
+	Workload  string
+	At, For   time.Duration // from the generator's start
+	ErrorRate float64
 }
 
 // Mesh is the topology the generator plays.
@@ -38,6 +89,10 @@ type Mesh struct {
 	TrustDomain string
 	Services    []Service
 	Calls       []Call
+	// The dynamics below play only in a generator with Dynamics set.
+	Rollouts  []Rollout
+	Jobs      []Job
+	Incidents []Incident
 }
 
 // DefaultMesh is an online shop of 22 workloads in 5 namespaces: an
