@@ -37,7 +37,10 @@ type Detector struct {
 
 	mu     sync.Mutex
 	shards map[int32]*shard
-	warm   map[models.Edge]*edgeState
+	// warm and warmNodes hold what WarmStart learned from history; shards
+	// copy an entry the first time they see its edge or node.
+	warm      map[models.Edge]*edgeState
+	warmNodes map[models.EndpointID]warmNode
 
 	stats struct {
 		flows, late, windows, raised, updated, sinkErrors atomic.Int64
@@ -313,4 +316,9 @@ func mod(a, b int64) int64 {
 		m += b
 	}
 	return m
+}
+
+type warmNode struct {
+	firstMs int64
+	callers []string
 }

@@ -77,7 +77,16 @@ func (s *shard) close(ctx context.Context, w *window) {
 
 	edges := make([]edgeWin, 0, len(w.edges))
 	for e, a := range w.edges {
-		ew := edgeWin{e: e, a: a, m: a.merge(), st: s.edges[e]}
+		st := s.edges[e]
+		if st == nil {
+			if w := s.det.warm[e]; w != nil {
+				c := *w
+				c.paths = slices.Clone(w.paths)
+				st = &c
+				s.edges[e] = st
+			}
+		}
+		ew := edgeWin{e: e, a: a, m: a.merge(), st: st}
 		if ew.st != nil {
 			if gap := (ws-ew.st.lastMs)/d.windowMs - 1; gap > 0 {
 				for f := range ew.st.base {
@@ -403,9 +412,6 @@ func (s *shard) learn(ws int64, edges []edgeWin, srcs map[models.EndpointID]*src
 		st := ew.st
 		if st == nil {
 			st = &edgeState{firstMs: ws}
-			if w := s.det.warm[ew.e]; w != nil {
-				*st = *w
-			}
 			s.edges[ew.e] = st
 			if ew.silent {
 				st.suspectUntil = ws + learnMs
@@ -488,6 +494,12 @@ func (s *shard) node(m map[models.EndpointID]*nodeState, ep models.EndpointID, w
 	n := m[ep]
 	if n == nil {
 		n = &nodeState{firstMs: ws, callers: map[string]struct{}{}, paths: map[uint32]struct{}{}}
+		if w, ok := s.det.warmNodes[ep]; ok {
+			n.firstMs = min(ws, w.firstMs)
+			for _, c := range w.callers {
+				n.callers[c] = struct{}{}
+			}
+		}
 		m[ep] = n
 	}
 	return n

@@ -18,6 +18,7 @@ type Memory struct {
 	dropped    uint64
 	detections map[string]DetectionRow
 	actions    []ActionRow
+	baselines  map[int32][]byte
 }
 
 // NewMemory returns a store that keeps at most capacity flows (at least 1).

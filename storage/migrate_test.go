@@ -140,6 +140,7 @@ var wantTables = map[string]string{
 	"edge_minute_mv":     "MaterializedView",
 	"detections":         "ReplacingMergeTree",
 	"actions":            "MergeTree",
+	"baselines":          "ReplacingMergeTree",
 }
 
 func TestMigrateClickHouse(t *testing.T) {

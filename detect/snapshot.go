@@ -1,0 +1,250 @@
+package detect
+
+import (
+	"bytes"
+	"context"
+	"encoding/gob"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/meshguard/meshguard/models"
+	"github.com/meshguard/meshguard/storage"
+)
+
+// The snapshot format: gob of exported mirrors of the shard state. Open
+// windows are not saved; a restart loses at most AllowedLateness of
+// counting, never a baseline.
+const snapshotVersion = 1
+
+type snapEdge struct {
+	Key     models.Edge
+	Base    [edgeFeatures]models.Series
+	First   int64
+	Last    int64
+	Suspect int64
+	Paths   []uint32
+	Methods uint16
+}
+
+type snapNode struct {
+	Key       models.EndpointID
+	Base      [models.NumFeatures]models.Series
+	First     int64
+	Last      int64
+	Principal string
+	Seasonal  []models.Series
+	Callers   []string
+	Paths     []uint32
+}
+
+type snapShard struct {
+	Version  int
+	MaxTs    int64
+	ClosedTo int64
+	Edges    []snapEdge
+	Sources  []snapNode
+	Dests    []snapNode
+}
+
+func (s *shard) snapshot() snapShard {
+	out := snapShard{Version: snapshotVersion, MaxTs: s.maxTs, ClosedTo: s.closedTo}
+	out.Edges = make([]snapEdge, 0, len(s.edges))
+	for k, e := range s.edges {
+		out.Edges = append(out.Edges, snapEdge{k, e.base, e.firstMs, e.lastMs, e.suspectUntil, e.paths, e.methods})
+	}
+	node := func(m map[models.EndpointID]*nodeState) []snapNode {
+		ns := make([]snapNode, 0, len(m))
+		for k, n := range m {
+			sn := snapNode{Key: k, Base: n.base, First: n.firstMs, Last: n.lastMs, Principal: n.principal,
+				Callers: slices.Collect(maps.Keys(n.callers)), Paths: slices.Collect(maps.Keys(n.paths))}
+			if n.seasonal != nil {
+				sn.Seasonal = n.seasonal[:]
+			}
+			ns = append(ns, sn)
+		}
+		return ns
+	}
+	out.Sources, out.Dests = node(s.sources), node(s.dests)
+	return out
+}
+
+func (s *shard) restore(in snapShard) {
+	s.maxTs, s.closedTo = in.MaxTs, in.ClosedTo
+	for _, e := range in.Edges {
+		s.edges[e.Key] = &edgeState{base: e.Base, firstMs: e.First, lastMs: e.Last, suspectUntil: e.Suspect, paths: e.Paths, methods: e.Methods}
+	}
+	node := func(dst map[models.EndpointID]*nodeState, src []snapNode) {
+		for _, sn := range src {
+			n := &nodeState{base: sn.Base, firstMs: sn.First, lastMs: sn.Last, principal: sn.Principal,
+				callers: map[string]struct{}{}, paths: map[uint32]struct{}{}}
+			for _, c := range sn.Callers {
+				n.callers[c] = struct{}{}
+			}
+			for _, p := range sn.Paths {
+				n.paths[p] = struct{}{}
+			}
+			if len(sn.Seasonal) == 168 {
+				n.seasonal = new([168]models.Series)
+				copy(n.seasonal[:], sn.Seasonal)
+			}
+			dst[sn.Key] = n
+		}
+	}
+	node(s.sources, in.Sources)
+	node(s.dests, in.Dests)
+}
+
+// Save writes every shard's snapshot to store.
+func (d *Detector) Save(ctx context.Context, store storage.BaselineStore) error {
+	d.mu.Lock()
+	snaps := map[int32][]byte{}
+	var err error
+	for p, sh := range d.shards {
+		var buf bytes.Buffer
+		if e := gob.NewEncoder(&buf).Encode(sh.snapshot()); e != nil {
+			err = fmt.Errorf("encode baselines of partition %d: %w", p, e)
+			break
+		}
+		snaps[p] = buf.Bytes()
+	}
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for p, b := range snaps {
+		if err := store.SaveBaseline(ctx, p, b); err != nil {
+			return fmt.Errorf("save baselines of partition %d: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// Restore loads every saved shard. Call before the first ConsumeFlows.
+func (d *Detector) Restore(ctx context.Context, store storage.BaselineStore) (edges int, err error) {
+	snaps, err := store.LoadBaselines(ctx)
+	if err != nil {
+		return 0, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for p, b := range snaps {
+		var in snapShard
+		if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&in); err != nil {
+			return edges, fmt.Errorf("baselines of partition %d are unreadable: %w", p, err)
+		}
+		if in.Version != snapshotVersion {
+			continue // an older format: the warm start from edge_minute covers it
+		}
+		d.shard(p).restore(in)
+		edges += len(in.Edges)
+	}
+	return edges, nil
+}
+
+// RunSaver saves the baselines every interval and once more when ctx
+// ends, so that a restart forgets at most one interval of learning.
+func (d *Detector) RunSaver(ctx context.Context, store storage.BaselineStore, every time.Duration, log *slog.Logger) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			err := d.Save(sctx, store)
+			cancel()
+			if err != nil {
+				log.Warn("baselines not saved at shutdown", "err", err)
+			}
+			return nil
+		case <-t.C:
+			if err := d.Save(ctx, store); err != nil {
+				log.Warn("baselines not saved; retrying next interval", "err", err)
+			}
+		}
+	}
+}
+
+// WarmStart seeds baselines from edge_minute history, for edges a shard
+// has no saved state for: per-minute totals become per-window observations
+// (a minute's count spread evenly over its windows), both reporters folded
+// into one count per feature as in live windows.
+func (d *Detector) WarmStart(rows []storage.EdgeMinute) int {
+	type key struct {
+		e models.Edge
+		m int64
+	}
+	per := map[key]*merged{}
+	var keys []key
+	for _, r := range rows {
+		var f models.Flow
+		f.Source = models.Source{Principal: r.SourcePrincipal, Workload: r.SourceWorkload, Namespace: r.SourceNamespace}
+		if ip, err := parseAddr(r.SourceIP); err == nil {
+			f.Source.IP = ip
+		}
+		f.Destination = models.Destination{Workload: r.DestinationWorkload, Namespace: r.DestinationNamespace, Service: r.DestinationService}
+		k := key{f.Edge(), r.Minute.UnixMilli()}
+		m := per[k]
+		if m == nil {
+			m = &merged{}
+			per[k] = m
+			keys = append(keys, k)
+		}
+		m.requests = max(m.requests, r.Requests)
+		m.c4xx = max(m.c4xx, r.Responses4xx)
+		m.auth = max(m.auth, r.Responses401+r.Responses403)
+		m.c5xx = max(m.c5xx, r.Responses5xx)
+		m.bytesOut = max(m.bytesOut, r.BytesReceived)
+		m.bytesIn = max(m.bytesIn, r.BytesSent)
+		m.latencyP95 = max(m.latencyP95, r.DurationP90)
+	}
+	slices.SortFunc(keys, func(a, b key) int { return int(a.m - b.m) })
+	perMinute := max(1, int64(time.Minute)/int64(d.cfg.Window))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.warm == nil {
+		d.warm = map[models.Edge]*edgeState{}
+	}
+	for _, k := range keys {
+		m := per[k]
+		st := d.warm[k.e]
+		if st == nil {
+			st = &edgeState{firstMs: k.m, lastMs: k.m - d.windowMs}
+			d.warm[k.e] = st
+		}
+		if gap := (k.m-st.lastMs)/d.windowMs - 1; gap > 0 {
+			for f := range st.base {
+				d.model.catchUp(&st.base[f], gap)
+			}
+		}
+		div := float64(perMinute)
+		x := [edgeFeatures]float64{float64(m.requests) / div, float64(m.c4xx) / div, float64(m.auth) / div,
+			float64(m.c5xx) / div, float64(m.bytesOut) / div, float64(m.bytesIn) / div, 0, m.latencyP95}
+		for i := int64(0); i < perMinute; i++ {
+			for f := range x {
+				d.model.Learn(&st.base[f], x[f])
+			}
+		}
+		st.lastMs = k.m + (perMinute-1)*d.windowMs
+	}
+	if d.warmNodes == nil {
+		d.warmNodes = map[models.EndpointID]warmNode{}
+	}
+	for e, st := range d.warm {
+		for _, ep := range []models.EndpointID{e.Source, e.Destination} {
+			if n, ok := d.warmNodes[ep]; !ok || st.firstMs < n.firstMs {
+				n.firstMs = st.firstMs
+				d.warmNodes[ep] = n
+			}
+		}
+		n := d.warmNodes[e.Destination]
+		n.callers = append(n.callers, peerGroup(e.Source))
+		d.warmNodes[e.Destination] = n
+	}
+	return len(d.warm)
+}
+
+func parseAddr(s string) (netip.Addr, error) { return netip.ParseAddr(s) }
