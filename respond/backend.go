@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -60,10 +61,18 @@ func kubeErr(err error, verb string, gvr schema.GroupVersionResource, ns string)
 		return nil
 	}
 	if apierrors.IsForbidden(err) {
+		// The server may have checked another verb than the request's
+		// (server-side apply of a new object needs create as well as
+		// patch); its message says which, for people to read.
+		if m := refusedVerb.FindStringSubmatch(err.Error()); m != nil {
+			verb = m[1]
+		}
 		return &PermissionError{Verb: verb, Group: gvr.Group, Resource: gvr.Resource, Namespace: ns, Err: err}
 	}
 	return fmt.Errorf("%s %s in %q: %w", verb, gvr.Resource, ns, err)
 }
+
+var refusedVerb = regexp.MustCompile(`cannot ([a-z]+) resource`)
 
 var authorizationPolicies = schema.GroupVersionResource{Group: istioGroup, Version: "v1", Resource: "authorizationpolicies"}
 
