@@ -41,7 +41,7 @@ func DefaultConfig() Config {
 		AllowedLateness: 20 * time.Second,
 		Threshold:       8,
 		Hold:            5 * time.Minute,
-		History:         7 * 24 * time.Hour,
+		History:         3 * time.Hour,
 	}
 }
 
@@ -64,7 +64,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("detect.hold: %s; use at least detect.window (default 5m)", c.Hold))
 	}
 	if c.History < 0 {
-		errs = append(errs, fmt.Errorf("detect.history: %s; use 0 (no warm start) or a positive duration (default 168h)", c.History))
+		errs = append(errs, fmt.Errorf("detect.history: %s; use 0 (no warm start) or a positive duration (default 3h)", c.History))
 	}
 	for i, ns := range c.StrictMTLSNamespaces {
 		if ns == "" {

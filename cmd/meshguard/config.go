@@ -14,7 +14,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/meshguard/meshguard/detect"
 	"github.com/meshguard/meshguard/ingest"
+	"github.com/meshguard/meshguard/respond"
 	"github.com/meshguard/meshguard/storage"
 )
 
@@ -26,7 +28,10 @@ type Config struct {
 	Kafka      ingest.KafkaConfig       `yaml:"kafka"`
 	Ingest     ingest.IngestConfig      `yaml:"ingest"`
 	ClickHouse storage.ClickHouseConfig `yaml:"clickhouse"`
+	Detect     detect.Config            `yaml:"detect"`
 	Log        LogConfig                `yaml:"log"`
+	Respond    respond.Config           `yaml:"respond"`
+	Kubernetes respond.KubernetesConfig `yaml:"kubernetes"`
 }
 
 // LogConfig is the `log:` section.
@@ -43,7 +48,9 @@ func DefaultConfig() Config {
 		Kafka:      ingest.DefaultKafkaConfig(),
 		Ingest:     ingest.DefaultIngestConfig(),
 		ClickHouse: storage.DefaultClickHouseConfig(),
+		Detect:     detect.DefaultConfig(),
 		Log:        LogConfig{Level: "info", Format: "text"},
+		Respond:    respond.DefaultConfig(),
 	}
 }
 
@@ -58,7 +65,7 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format: %q; use text or json", c.Log.Format))
 	}
-	return errors.Join(c.Kafka.Validate(), c.Ingest.Validate(), c.ClickHouse.Validate(), errors.Join(errs...))
+	return errors.Join(c.Kafka.Validate(), c.Ingest.Validate(), c.ClickHouse.Validate(), c.Detect.Validate(), c.Respond.Validate(), c.Kubernetes.Validate(), errors.Join(errs...))
 }
 
 // LoadConfig reads path ("" for none) over the defaults, strictly (an

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/oklog/run"
 	"github.com/spf13/cobra"
 
+	"github.com/meshguard/meshguard/detect"
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/storage"
 )
@@ -20,38 +22,53 @@ func newServeCmd() *cobra.Command {
 	var configPath, stages string
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the pipeline: Kafka -> ingest -> ClickHouse",
+		Short: "Run the pipeline: Kafka -> ingest -> ClickHouse, detect",
 		Long: `serve runs meshguard's streaming pipeline. The ingest stage reads OTLP
 telemetry from Kafka, stores every flow in ClickHouse and commits Kafka
-offsets only after ClickHouse acknowledged them. SIGTERM stops fetching,
-flushes, commits and leaves the consumer group.`,
+offsets only after ClickHouse acknowledged them. The detect stage scores
+every window of flows against the baselines and writes detections to
+ClickHouse. SIGTERM stops fetching, flushes, commits, saves the baselines
+and leaves the consumer group.
+
+Stages: a replica running ingest and detect feeds both from one consumer;
+a replica running detect alone reads Kafka in its own consumer group
+(kafka.group_id + "-detect"), so detection scales with partitions
+independently of storage.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := LoadConfig(configPath, os.Environ())
 			if err != nil {
 				return err
 			}
-			if err := checkStages(stages); err != nil {
+			st, err := parseStages(stages)
+			if err != nil {
 				return err
 			}
-			return serve(cmd.Context(), cfg)
+			return serve(cmd.Context(), cfg, st)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "config file (YAML); every key can also be set by MESHGUARD_* variables")
-	cmd.Flags().StringVar(&stages, "stages", "ingest", "comma-separated stages this replica runs (ingest for now)")
+	cmd.Flags().StringVar(&stages, "stages", "ingest,detect", "comma-separated stages this replica runs: "+strings.Join(knownStages, ", "))
 	return cmd
 }
 
-func checkStages(s string) error {
+var knownStages = []string{"ingest", "detect"}
+
+type stageSet map[string]bool
+
+func parseStages(s string) (stageSet, error) {
+	set := stageSet{}
 	for _, st := range strings.Split(s, ",") {
-		if strings.TrimSpace(st) != "ingest" {
-			return fmt.Errorf("--stages: %q is not a stage this version runs; use ingest", st)
+		st = strings.TrimSpace(st)
+		if !slices.Contains(knownStages, st) {
+			return nil, fmt.Errorf("--stages: %q is not a stage; use a comma-separated list of %s", st, strings.Join(knownStages, ", "))
 		}
+		set[st] = true
 	}
-	return nil
+	return set, nil
 }
 
-func serve(ctx context.Context, cfg Config) error {
+func serve(ctx context.Context, cfg Config, stages stageSet) error {
 	log := newLogger(cfg.Log, stderr)
 	store, err := storage.NewClickHouse(cfg.ClickHouse)
 	if err != nil {
@@ -61,19 +78,40 @@ func serve(ctx context.Context, cfg Config) error {
 	if err := migrateWhenReachable(ctx, store, log); err != nil {
 		return fmt.Errorf("migrating the ClickHouse schema: %w", err)
 	}
-	consumer, err := ingest.NewConsumer(cfg.Kafka, cfg.Ingest, store, log)
+
+	var g run.Group
+	var next storage.FlowConsumer
+	kcfg := cfg.Kafka
+	if stages["ingest"] {
+		next = store
+	}
+	if stages["detect"] {
+		det, err := newDetector(ctx, cfg.Detect, detect.StorageSink(store), store, log)
+		if err != nil {
+			return err
+		}
+		// The detector goes last: it never fails a batch, so a store
+		// retry cannot make it count the batch twice.
+		if next != nil {
+			next = storage.Fanout(next, det)
+		} else {
+			next = det
+			kcfg.GroupID += "-detect"
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { return det.RunSaver(ctx, store, 5*time.Minute, log) }, func(error) { cancel() })
+	}
+	consumer, err := ingest.NewConsumer(kcfg, cfg.Ingest, next, log)
 	if err != nil {
 		return err
 	}
-
-	var g run.Group
 	{
 		// Ingest: on interrupt it stops fetching and drains into the
 		// store, which is still open (it closes after the group returns).
 		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error { return consumer.Run(ctx) }, func(error) { cancel() })
 	}
-	{
+	if stages["ingest"] {
 		// Retention: 18.16 has no TTL, so old day partitions are dropped
 		// here; on modern servers the TTL does it and this finds nothing.
 		ctx, cancel := context.WithCancel(ctx)
@@ -83,13 +121,48 @@ func serve(ctx context.Context, cfg Config) error {
 		// Signals end the group.
 		g.Add(func() error { <-ctx.Done(); return nil }, func(error) {})
 	}
-	log.Info("meshguard serving", "version", version, "brokers", cfg.Kafka.Brokers, "group", cfg.Kafka.GroupID)
+	log.Info("meshguard serving", "version", version, "stages", stages.String(), "brokers", kcfg.Brokers, "group", kcfg.GroupID)
 	err = g.Run()
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
 	log.Info("meshguard stopped", "err", err)
 	return err
+}
+
+func (s stageSet) String() string {
+	var out []string
+	for _, st := range knownStages {
+		if s[st] {
+			out = append(out, st)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// newDetector builds the detector and gives it its memory back: the saved
+// baselines first, then edge_minute history for edges they lack. Neither is
+// worth failing start-up for: without them the detector relearns.
+func newDetector(ctx context.Context, cfg detect.Config, sink detect.Sink, store *storage.ClickHouse, log *slog.Logger) (*detect.Detector, error) {
+	det, err := detect.New(cfg, sink, log)
+	if err != nil {
+		return nil, err
+	}
+	if n, err := det.Restore(ctx, store); err != nil {
+		log.Warn("saved baselines not restored; relearning", "err", err)
+	} else {
+		log.Info("baselines restored", "edges", n)
+	}
+	if cfg.History > 0 {
+		now := time.Now()
+		rows, err := store.EdgeMinutes(ctx, now.Add(-cfg.History), now)
+		if err != nil {
+			log.Warn("no warm start from edge_minute", "err", err)
+		} else {
+			log.Info("baselines warm-started from history", "edges", det.WarmStart(rows), "minutes", len(rows))
+		}
+	}
+	return det, nil
 }
 
 // migrateWhenReachable migrates the schema, waiting for a ClickHouse that
