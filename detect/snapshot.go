@@ -6,8 +6,8 @@ import (
 	"encoding/gob"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"maps"
+	"net/netip"
 	"slices"
 	"time"
 
