@@ -27,6 +27,7 @@ to attacks with mesh policies and alerts.`,
 		newMigrateCmd(),
 		newConfigCmd(),
 		newDemoCmd(),
+		newSimulateCmd(),
 	)
 	return root
 }

@@ -108,6 +108,24 @@ func Schedule(kinds []models.DetectionKind, first time.Time, every, dur time.Dur
 	return out, nil
 }
 
+// Spread places one DefaultAttack of each kind over [start+learning,
+// start+duration): the span is cut into equal slots, one per attack, and
+// each attack starts a quarter into its slot and lasts half of it, at most
+// 5 minutes, so that detections of one attack end before the next begins.
+func Spread(kinds []models.DetectionKind, start time.Time, learning, duration time.Duration, strength float64) ([]Attack, error) {
+	if len(kinds) == 0 {
+		return nil, nil
+	}
+	if duration <= learning {
+		return nil, fmt.Errorf("scenario: %v of traffic leaves no time for attacks after %v of learning", duration, learning)
+	}
+	slot := (duration - learning) / time.Duration(len(kinds))
+	if slot < 20*time.Second {
+		return nil, fmt.Errorf("scenario: %d attacks in %v: less than 20 s each", len(kinds), duration-learning)
+	}
+	return Schedule(kinds, start.Add(learning+slot/4), slot, min(slot/2, 5*time.Minute), strength)
+}
+
 // ParseKinds reads a comma-separated list of detection kinds; "all" is
 // every kind, "none" or "" none.
 func ParseKinds(s string) ([]models.DetectionKind, error) {

@@ -265,3 +265,26 @@ func TestBadAttacksAreRejected(t *testing.T) {
 		t.Errorf("none = %v, %v", k, err)
 	}
 }
+
+func TestSpreadKeepsAttacksApartAfterLearning(t *testing.T) {
+	attacks, err := Spread(models.DetectionKinds, wednesday, time.Hour, 6*time.Hour, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources := map[string]bool{}
+	for i, a := range attacks {
+		if a.Start.Before(wednesday.Add(time.Hour)) || a.End.After(wednesday.Add(6*time.Hour)) || a.Strength != 2 {
+			t.Errorf("attack %v outside [1h, 6h) or not at strength 2", a)
+		}
+		if i > 0 && a.Start.Sub(attacks[i-1].End) < 10*time.Minute {
+			t.Errorf("attack %v starts %v after the previous ended", a, a.Start.Sub(attacks[i-1].End))
+		}
+		sources[a.Source] = true
+	}
+	if len(sources) != len(models.DetectionKinds) {
+		t.Errorf("%d sources for %d attacks; want each from its own", len(sources), len(attacks))
+	}
+	if _, err := Spread(models.DetectionKinds, wednesday, time.Hour, time.Hour, 1); err == nil {
+		t.Error("no time after learning accepted")
+	}
+}
