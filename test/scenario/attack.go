@@ -209,6 +209,19 @@ func (g *Generator) IP(workload string) netip.Addr {
 	return g.ip[workload]
 }
 
+// Workload returns the mesh's workload named by ref ("namespace/workload"
+// or a bare name).
+func (g *Generator) Workload(ref string) (Service, bool) {
+	if _, name, ok := strings.Cut(ref, "/"); ok {
+		ref = name
+	}
+	s := g.svc[ref]
+	if s == nil {
+		return Service{}, false
+	}
+	return *s, true
+}
+
 // Principal returns the SPIFFE id of workload's service account in
 // Istio's policy form (no "spiffe://"), or "".
 func (g *Generator) Principal(workload string) string {

@@ -1,0 +1,434 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/meshguard/meshguard/detect"
+	"github.com/meshguard/meshguard/ingest"
+	"github.com/meshguard/meshguard/models"
+	"github.com/meshguard/meshguard/test/scenario"
+)
+
+// Config is one evaluation run.
+type Config struct {
+	// Start is the event time the mesh starts at; Duration how much event
+	// time is played. Attacks are spread over the time after
+	// Detect.LearningPeriod (scenario.Spread).
+	Start    time.Time
+	Duration time.Duration
+	Seed     uint64
+	// Scale multiplies the benign traffic (scenario.Options.Scale).
+	Scale float64
+	// Strength of every attack; Kinds the attacks, one each.
+	Strength float64
+	Kinds    []models.DetectionKind
+	// Partitions spreads flows over this many detector shards by source
+	// workload, as Kafka partitions keyed by source would (1: one shard).
+	Partitions int
+	Detect     detect.Config
+	// Step is the event time generated, encoded and decoded at once.
+	Step time.Duration
+}
+
+// DefaultConfig is `make eval`: 6 hours of a Wednesday from 09:00 UTC (the
+// morning ramp, the afternoon peak), every attack once at strength 1.
+func DefaultConfig() Config {
+	return Config{
+		Start:      time.Date(2026, 11, 18, 9, 0, 0, 0, time.UTC),
+		Duration:   6 * time.Hour,
+		Seed:       1,
+		Scale:      1,
+		Strength:   1,
+		Kinds:      slices.Clone(models.DetectionKinds),
+		Partitions: 1,
+		Detect:     detect.DefaultConfig(),
+		Step:       time.Second,
+	}
+}
+
+// Result is the outcome for one injected attack.
+type Result struct {
+	Attack scenario.Attack
+	// Match is the earliest detection of the attack's kind naming its
+	// source (and destination), as first delivered; nil when missed.
+	Match *models.Detection
+	// TTD is from the attack's start to Match's window end.
+	TTD     time.Duration
+	Windows int
+	// Others are the other detections first raised during the attack
+	// (from its start to its end plus the grace).
+	Others []models.Detection
+}
+
+// FalseDetection is a detection no attack explains.
+type FalseDetection struct {
+	First, Last models.Detection
+}
+
+// Report is what an evaluation measured.
+type Report struct {
+	Config       Config
+	Results      []Result
+	Detections   int // distinct detection ids
+	Deliveries   int // HandleDetection calls (updates included)
+	False        []FalseDetection
+	ServiceHours float64 // after the learning period
+	Records      int     // access-log records generated
+	Flows        int     // flows decoded
+	Detector     detect.Stats
+	Wall         time.Duration
+}
+
+// FalsePer1000 is false detections per 1000 service-hours.
+func (r *Report) FalsePer1000() float64 {
+	if r.ServiceHours == 0 {
+		return 0
+	}
+	return float64(len(r.False)) / r.ServiceHours * 1000
+}
+
+// recorder is the detector's sink: each detection id once, as first
+// delivered and as last updated.
+type recorder struct {
+	mu         sync.Mutex
+	first      map[string]models.Detection
+	last       map[string]models.Detection
+	order      []string
+	deliveries int
+}
+
+func (r *recorder) HandleDetection(_ context.Context, d models.Detection) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.deliveries++
+	if _, ok := r.first[d.ID]; !ok {
+		r.first[d.ID] = d
+		r.order = append(r.order, d.ID)
+	}
+	r.last[d.ID] = d
+	return nil
+}
+
+// Run plays the scenario through ingest's decoder into the detector and
+// matches what it raised against the attacks.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	began := time.Now()
+	if cfg.Step <= 0 {
+		cfg.Step = time.Second
+	}
+	cfg.Partitions = max(cfg.Partitions, 1)
+	attacks, err := scenario.Spread(cfg.Kinds, cfg.Start, cfg.Detect.LearningPeriod, cfg.Duration, cfg.Strength)
+	if err != nil {
+		return nil, err
+	}
+	gen, err := scenario.NewWith(scenario.RealisticMesh(), cfg.Start, cfg.Seed,
+		scenario.Options{Dynamics: true, Scale: cfg.Scale, Attacks: attacks})
+	if err != nil {
+		return nil, err
+	}
+	rec := &recorder{first: map[string]models.Detection{}, last: map[string]models.Detection{}}
+	det, err := detect.New(cfg.Detect, rec, nil)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Config: cfg}
+
+	// Generation runs on its own goroutine; encoding, decoding and
+	// detection on this one (two cores).
+	type batch struct {
+		value   []byte
+		records int
+	}
+	ch := make(chan batch, 8)
+	genCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	genErr := make(chan error, 1)
+	end := cfg.Start.Add(cfg.Duration)
+	go func() {
+		defer close(ch)
+		for gen.Now().Before(end) {
+			ld := gen.Next(min(cfg.Step, end.Sub(gen.Now())))
+			v, err := (&plog.ProtoMarshaler{}).MarshalLogs(ld)
+			if err != nil {
+				genErr <- err
+				return
+			}
+			select {
+			case ch <- batch{v, ld.LogRecordCount()}:
+			case <-genCtx.Done():
+				genErr <- genCtx.Err()
+				return
+			}
+		}
+		genErr <- nil
+	}()
+
+	dec := ingest.NewDecoder(ingest.DecoderConfig{Encoding: ingest.EncodingProto})
+	learnedAt := cfg.Start.Add(cfg.Detect.LearningPeriod).UnixMilli()
+	active := map[int64]map[string]struct{}{} // hour -> workloads seen
+	var flows []models.Flow
+	var offset int64
+	for b := range ch {
+		flows, err = dec.Decode(ingest.SignalLogs, b.value, models.NewFlowIDBase("eval", 0, offset), flows[:0])
+		offset++
+		if err != nil {
+			return nil, fmt.Errorf("decoding generated telemetry: %w", err)
+		}
+		rep.Records += b.records
+		rep.Flows += len(flows)
+		slices.SortFunc(flows, func(a, b models.Flow) int { return cmp.Compare(a.TimestampMs, b.TimestampMs) })
+		for i := range flows {
+			f := &flows[i]
+			f.Partition = partitionOf(f, cfg.Partitions)
+			if f.TimestampMs >= learnedAt {
+				h := (f.TimestampMs - learnedAt) / int64(time.Hour/time.Millisecond)
+				seen := active[h]
+				if seen == nil {
+					seen = map[string]struct{}{}
+					active[h] = seen
+				}
+				if f.Source.Workload != "" {
+					seen[f.Source.Namespace+"/"+f.Source.Workload] = struct{}{}
+				}
+				if f.Destination.Workload != "" {
+					seen[f.Destination.Namespace+"/"+f.Destination.Workload] = struct{}{}
+				}
+			}
+		}
+		if err := det.ConsumeFlows(ctx, flows); err != nil {
+			return nil, err
+		}
+	}
+	if err := <-genErr; err != nil {
+		return nil, err
+	}
+	if err := det.Flush(ctx); err != nil {
+		return nil, err
+	}
+	rep.Detector = det.Stats()
+	rep.Deliveries = rec.deliveries
+	rep.Detections = len(rec.order)
+
+	// Service-hours: workloads active in each hour after learning, times
+	// the part of that hour played.
+	for h, seen := range active {
+		from := cfg.Start.Add(cfg.Detect.LearningPeriod + time.Duration(h)*time.Hour)
+		played := min(end.Sub(from), time.Hour)
+		rep.ServiceHours += float64(len(seen)) * played.Hours()
+	}
+
+	m := matcher{gen: gen, window: cfg.Detect.Window, grace: 2*cfg.Detect.Window + cfg.Detect.AllowedLateness, hold: cfg.Detect.Hold}
+	explained := map[string]bool{}
+	for _, a := range attacks {
+		res := Result{Attack: a}
+		for _, id := range rec.order {
+			d := rec.first[id]
+			if m.matches(a, d) && (res.Match == nil || d.WindowEnd.Before(res.Match.WindowEnd)) {
+				d := d
+				res.Match = &d
+			}
+			if m.during(a, d) {
+				res.Others = append(res.Others, d)
+			}
+			if m.explains(a, d, rec.last[id]) {
+				explained[id] = true
+			}
+		}
+		if res.Match != nil {
+			res.TTD = res.Match.WindowEnd.Sub(a.Start)
+			res.Windows = int(math.Ceil(float64(res.TTD) / float64(cfg.Detect.Window)))
+			res.Others = slices.DeleteFunc(res.Others, func(d models.Detection) bool { return d.ID == res.Match.ID })
+		}
+		rep.Results = append(rep.Results, res)
+	}
+	for _, id := range rec.order {
+		if !explained[id] {
+			rep.False = append(rep.False, FalseDetection{First: rec.first[id], Last: rec.last[id]})
+		}
+	}
+	rep.Wall = time.Since(began)
+	return rep, nil
+}
+
+// partitionOf shards by source workload, as a producer keying messages
+// by the caller would.
+func partitionOf(f *models.Flow, n int) int32 {
+	if n <= 1 {
+		return 0
+	}
+	var h uint32 = 2166136261
+	for i := 0; i < len(f.Source.Workload); i++ {
+		h = (h ^ uint32(f.Source.Workload[i])) * 16777619
+	}
+	return int32(h % uint32(n))
+}
+
+// matcher decides which detections an attack accounts for.
+type matcher struct {
+	gen                 *scenario.Generator
+	window, grace, hold time.Duration
+}
+
+// is reports whether party p names the workload ref ("ns/workload"): by
+// workload, else principal, else service, else address.
+func (m matcher) is(p models.Party, ref string) bool {
+	ns, wl, _ := strings.Cut(ref, "/")
+	switch {
+	case p.Workload != "":
+		return p.Workload == wl && (p.Namespace == "" || p.Namespace == ns)
+	case p.Principal != "":
+		return p.Principal == m.gen.Principal(ref)
+	case p.Service != "":
+		s, _ := m.gen.Workload(ref)
+		name, sns, ok := models.ServiceName(p.Service)
+		return ok && sns == ns && name == s.App
+	case p.IP != "":
+		return p.IP == m.gen.IP(ref).String()
+	}
+	return false
+}
+
+func empty(p models.Party) bool { return p == models.Party{} }
+
+// matches: the attack's kind, source and destination (a detection naming
+// only one side must name the attack's), first raised during the attack
+// or within the grace after it.
+func (m matcher) matches(a scenario.Attack, d models.Detection) bool {
+	if d.Kind != a.Kind || !m.during(a, d) {
+		return false
+	}
+	dstOK := a.Destination == "" || empty(d.Destination) || m.is(d.Destination, a.Destination)
+	if empty(d.Source) {
+		return a.Destination != "" && !empty(d.Destination) && m.is(d.Destination, a.Destination)
+	}
+	return m.is(d.Source, a.Source) && dstOK
+}
+
+// during: first raised in a window that overlaps the attack or ends
+// within the grace after it.
+func (m matcher) during(a scenario.Attack, d models.Detection) bool {
+	return d.WindowEnd.After(a.Start) && d.WindowStart.Before(a.End.Add(m.grace))
+}
+
+// explains: the detection involves the attacker (as source) or its
+// target (as destination) and overlaps the attack or the hold after it.
+func (m matcher) explains(a scenario.Attack, first, last models.Detection) bool {
+	if !last.WindowEnd.After(a.Start) || !first.WindowStart.Before(a.End.Add(m.hold)) {
+		return false
+	}
+	return m.is(first.Source, a.Source) || (a.Destination != "" && m.is(first.Destination, a.Destination))
+}
+
+func party(p models.Party) string {
+	switch {
+	case p.Workload != "":
+		return p.Namespace + "/" + p.Workload
+	case p.Principal != "":
+		return p.Principal
+	case p.Service != "":
+		return p.Service
+	case p.IP != "":
+		return p.IP
+	}
+	return "-"
+}
+
+func offset(start, t time.Time) string {
+	d := t.Sub(start).Round(time.Second)
+	return fmt.Sprintf("+%dh%02dm%02ds", int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60)
+}
+
+// Print writes the report: a table per attack class, the false detections
+// by kind with their evidence, and the targets.
+func (r *Report) Print(w io.Writer, verbose bool) {
+	c := r.Config
+	fmt.Fprintf(w, "meshguard eval: %v of a 32-workload mesh from %s (seed %d, traffic x%g), attacks at strength %g,\n",
+		c.Duration, c.Start.Format(time.RFC3339), c.Seed, c.Scale, c.Strength)
+	fmt.Fprintf(w, "window %v, learning %v, lateness %v, threshold %g, %d partition(s)\n",
+		c.Detect.Window, c.Detect.LearningPeriod, c.Detect.AllowedLateness, c.Detect.Threshold, c.Partitions)
+	fmt.Fprintf(w, "%d access-log records -> %d flows -> %d windows closed, %d detections (%d deliveries), %v wall\n\n",
+		r.Records, r.Flows, r.Detector.Windows, r.Detections, r.Deliveries, r.Wall.Round(time.Second))
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "class\tattack\tstart\tdetected\tTTD\twindows\tseverity\tother detections during the attack")
+	for _, res := range r.Results {
+		a := res.Attack
+		dst := a.Destination
+		if dst == "" {
+			dst = "*"
+		}
+		detected, ttd, wins, sev := "NO", "-", "-", "-"
+		if res.Match != nil {
+			detected = "yes"
+			ttd = fmt.Sprintf("%.0fs", res.TTD.Seconds())
+			wins = fmt.Sprint(res.Windows)
+			sev = res.Match.Severity.String()
+		}
+		others := make([]string, 0, len(res.Others))
+		for _, o := range res.Others {
+			others = append(others, fmt.Sprintf("%s %s->%s", o.Kind, party(o.Source), party(o.Destination)))
+		}
+		sort.Strings(others)
+		fmt.Fprintf(tw, "%s\t%s -> %s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Kind, a.Source, dst, offset(c.Start, a.Start),
+			detected, ttd, wins, sev, cmp.Or(strings.Join(others, "; "), "-"))
+	}
+	tw.Flush()
+
+	fmt.Fprintf(w, "\nfalse detections (no attack explains them): %d in %.0f service-hours after learning = %.2f per 1000 service-hours\n",
+		len(r.False), r.ServiceHours, r.FalsePer1000())
+	byKind := map[models.DetectionKind][]FalseDetection{}
+	for _, f := range r.False {
+		byKind[f.First.Kind] = append(byKind[f.First.Kind], f)
+	}
+	for _, k := range models.DetectionKinds {
+		fs := byKind[k]
+		if len(fs) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "  %s: %d\n", k, len(fs))
+		for i, f := range fs {
+			if i == 5 && !verbose {
+				fmt.Fprintf(w, "    ... %d more\n", len(fs)-5)
+				break
+			}
+			fmt.Fprintf(w, "    %s %s -> %s (%d windows, score %.1f): %s\n", offset(c.Start, f.First.WindowStart),
+				party(f.First.Source), party(f.First.Destination), f.Last.Updates, f.Last.Score, f.Last.Evidence.Summary)
+		}
+	}
+
+	var missed, slow []string
+	for _, res := range r.Results {
+		switch {
+		case res.Match == nil:
+			missed = append(missed, string(res.Attack.Kind))
+		case res.Windows > 2:
+			slow = append(slow, fmt.Sprintf("%s (%d windows)", res.Attack.Kind, res.Windows))
+		}
+	}
+	ok := len(r.Results) - len(missed) - len(slow)
+	fmt.Fprintf(w, "\ntarget: every class detected within 2 windows: %d of %d", ok, len(r.Results))
+	if len(missed) > 0 {
+		fmt.Fprintf(w, "; not detected: %s", strings.Join(missed, ", "))
+	}
+	if len(slow) > 0 {
+		fmt.Fprintf(w, "; later: %s", strings.Join(slow, ", "))
+	}
+	fmt.Fprintln(w)
+	verdict := "met"
+	if r.FalsePer1000() > 1 {
+		verdict = "NOT met"
+	}
+	fmt.Fprintf(w, "target: at most 1 false detection per 1000 service-hours: %.2f, %s\n", r.FalsePer1000(), verdict)
+}
