@@ -385,12 +385,18 @@ func (a *Alerter) nextClose() (time.Time, bool) {
 func (a *Alerter) apply(ev event, now time.Time) {
 	switch ev.kind {
 	case evEphemeral:
+		if ev.responseURL == "" {
+			return
+		}
 		a.outbox = append(a.outbox, op{kind: opRespond, text: ev.text, responseURL: ev.responseURL, ephemeral: true})
 		return
 	case evClick:
 		inc := a.incidents[ev.a.DetectionID]
 		if inc == nil {
 			// Not (or no longer) known here: answer in the channel.
+			if ev.responseURL == "" {
+				return
+			}
 			a.outbox = append(a.outbox, op{kind: opRespond, text: actionDetails(ev.a), responseURL: ev.responseURL})
 			return
 		}

@@ -109,7 +109,7 @@ func (c *controller) Revoke(_ context.Context, id, actor string) (models.Action,
 		return models.Action{}, err
 	}
 	a := action(id, models.StateRevoked)
-	a.Actor, a.At = actor, t0.Add(2*time.Minute)
+	a.Actor, a.At = actor, t0.Add(3*time.Minute)
 	return a, nil
 }
 
@@ -118,7 +118,7 @@ func (c *controller) Extend(_ context.Context, id, actor string, by time.Duratio
 		return models.Action{}, err
 	}
 	a := action(id, models.StateExtended)
-	a.Actor, a.At, a.ExpiresAt = actor, t0.Add(3*time.Minute), a.ExpiresAt.Add(by)
+	a.Actor, a.At, a.ExpiresAt = actor, t0.Add(2*time.Minute), a.ExpiresAt.Add(by)
 	return a, nil
 }
 
@@ -431,3 +431,14 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+func readAll(t *testing.T, r *http.Request) string {
+	t.Helper()
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func ioNopCloser(s string) io.ReadCloser { return io.NopCloser(strings.NewReader(s)) }
