@@ -17,6 +17,7 @@ import (
 	"github.com/meshguard/meshguard/detect"
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/respond"
+	"github.com/meshguard/meshguard/respond/alert"
 	"github.com/meshguard/meshguard/storage"
 )
 
@@ -32,6 +33,7 @@ type Config struct {
 	Log        LogConfig                `yaml:"log"`
 	Respond    respond.Config           `yaml:"respond"`
 	Kubernetes respond.KubernetesConfig `yaml:"kubernetes"`
+	Alert      alert.Config             `yaml:"alert"`
 }
 
 // LogConfig is the `log:` section.
@@ -51,6 +53,7 @@ func DefaultConfig() Config {
 		Detect:     detect.DefaultConfig(),
 		Log:        LogConfig{Level: "info", Format: "text"},
 		Respond:    respond.DefaultConfig(),
+		Alert:      alert.DefaultConfig(),
 	}
 }
 
@@ -65,7 +68,7 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format: %q; use text or json", c.Log.Format))
 	}
-	return errors.Join(c.Kafka.Validate(), c.Ingest.Validate(), c.ClickHouse.Validate(), c.Detect.Validate(), c.Respond.Validate(), c.Kubernetes.Validate(), errors.Join(errs...))
+	return errors.Join(c.Kafka.Validate(), c.Ingest.Validate(), c.ClickHouse.Validate(), c.Detect.Validate(), c.Respond.Validate(), c.Kubernetes.Validate(), c.Alert.Validate(), errors.Join(errs...))
 }
 
 // LoadConfig reads path ("" for none) over the defaults, strictly (an
