@@ -6,7 +6,7 @@ INFRA   := test/infra/infra.sh
 BIN     := bin/meshguard
 export MESHGUARD_INFRA_DIR ?= /tmp/meshguard-infra
 
-.PHONY: demo test build lint unit infra-up infra-down infra-clean infra-status bench bench-ingest collector-validate eval
+.PHONY: demo test build lint unit infra-up infra-down infra-clean infra-status bench bench-ingest collector-validate bench-nab eval
 
 demo: build
 	./$(BIN) demo
@@ -56,6 +56,12 @@ bench-ingest: infra-up
 # collector release it deploys (built and cached by test/bench/otelcol.sh).
 collector-validate:
 	bash test/bench/otelcol.sh validate
+
+# NAB: detect.Univariate over the 58 files of ../shared/nab, scored by
+# test/nab under the three profiles (and by ../shared/nab/score.py when
+# python3 exists). Figures in BENCHMARKS.md.
+bench-nab:
+	$(GO) run ./test/nab/cmd/nabrun $(NABRUN_FLAGS)
 
 # Detection quality (test/eval): a 6-hour realistic mesh with every attack
 # class injected once, through ingest's decoder into detect; per class

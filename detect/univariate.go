@@ -1,0 +1,312 @@
+package detect
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/meshguard/meshguard/models"
+)
+
+// UnivariateConfig configures a Univariate detector. One configuration
+// serves every stream (DefaultUnivariate); nothing in it depends on the
+// stream's length or range.
+type UnivariateConfig struct {
+	// Model is the baseline model every feature uses; its MinRate is
+	// overridden per feature (Rates for the value, the slowest rate for
+	// the others).
+	Model Model
+	// Rates are the learning-rate floors of the time scales: each scale is
+	// the same robust level/spread model with a memory of about 1/rate
+	// points.
+	Rates []float64
+	// DevFloor is the smallest spread a scale assumes, as a fraction of
+	// the slowest scale's spread, so that a scale that has seen a quiet
+	// stretch does not call ordinary noise a miracle.
+	DevFloor float64
+	// Warmup is the number of points learned before any score is given.
+	Warmup int
+	// History is the number of past surprises a new one is compared with.
+	History int
+	// Suppress is the number of points after a detection (a score of at
+	// least Alert) during which scores are held at zero: one anomaly is
+	// reported once.
+	Suppress int
+	Alert    float64
+	// Short is the rate of the short average compared with each scale's
+	// level (a level shift), and of the short average of step sizes (a
+	// change in noise, or a flat line).
+	Short float64
+	// Diff adds the step size |v - previous v| as a feature.
+	Diff bool
+	// Tail is the fraction of the history that is fitted with an
+	// exponential tail, to extrapolate beyond the largest surprise seen.
+	Tail float64
+	// TailFloor is the smallest mean excess the tail fit assumes, in the
+	// surprise's units (log10), so that a history of identical surprises
+	// does not make a slightly larger one infinitely rare.
+	TailFloor float64
+	// Scale maps rarity L (-log10 of the probability of a surprise as
+	// large as this one) to the score L/(Scale+L).
+	Scale float64
+	// Seasonal is the number of time-of-day buckets of a daily profile (0:
+	// none).
+	Seasonal int
+}
+
+// DefaultUnivariate is the configuration used on the NAB corpus.
+func DefaultUnivariate() UnivariateConfig {
+	m := DefaultModel()
+	m.SpreadFloor = 0
+	return UnivariateConfig{
+		Model:     m,
+		Rates:     []float64{1.0 / 256},
+		DevFloor:  0.05,
+		Warmup:    64,
+		History:   4000,
+		Suppress:  100,
+		Alert:     0.45,
+		Short:     0.1,
+		Diff:      true,
+		Seasonal:  24,
+		Tail:      0.02,
+		TailFloor: 0.2,
+		Scale:     5,
+	}
+}
+
+// feature is one view of the stream scored by the baseline model: a
+// series, the learning-rate floor it learns with, and the history of its
+// surprises that a new surprise is compared with.
+type feature struct {
+	s    models.Series
+	rate float64
+	hist tailWindow
+}
+
+// Univariate is a streaming anomaly detector for one series of numbers,
+// built on the same baseline model (Model) as the mesh detectors. Several
+// features of the stream each keep a Model series: the value (one per
+// rate in Rates), a short average of the value against that level (a level
+// shift), the step |v - previous v| and its short average (spikes, a
+// change in noise, a flat line), the value against its time-of-day bucket
+// and the short average of that residual (a day unlike the others). A
+// point's surprise under each feature (-log10 of the two-sided tail
+// probability, from Model.Surprise) is ranked against that feature's last
+// History surprises, with an exponential tail fitted beyond the top Tail
+// of them, giving its rarity L (-log10 of how often a surprise that large
+// occurs); the score is L/(Scale+L) for the rarest feature. After a score
+// of Alert, Suppress points score 0 so that one anomaly is reported once.
+// Everything is causal: a score depends on the point and those before it.
+// Not safe for concurrent use.
+type Univariate struct {
+	cfg    UnivariateConfig
+	scales []feature // the value, per rate
+	levels []feature // the short average of the value, per rate
+	steps  feature   // |v - previous v|
+	stepAv feature   // short average of |v - previous v|
+	// season is the daily profile, one series per time-of-day bucket;
+	// seasonV scores the value against its bucket, seasonAv the short
+	// average of the residual from the profile, resid.
+	season   []models.Series
+	seasonV  feature
+	seasonAv feature
+	resid    float64
+	n        int
+	prev     float64
+	short    float64 // EWMA of v at rate Short
+	stepS    float64 // EWMA of |dv| at rate Short
+	quiet    int     // points left to suppress
+}
+
+// Validate reports every invalid field of c.
+func (c UnivariateConfig) Validate() error {
+	var errs []error
+	if len(c.Rates) == 0 {
+		errs = append(errs, errors.New("Rates: at least one time scale is needed"))
+	}
+	for i, r := range c.Rates {
+		if !(r > 0 && r <= 1) {
+			errs = append(errs, fmt.Errorf("Rates[%d]: %v is not in (0, 1]", i, r))
+		}
+	}
+	if !(c.Short > 0 && c.Short < 1) {
+		errs = append(errs, fmt.Errorf("Short: %v is not in (0, 1)", c.Short))
+	}
+	if c.History < 32 {
+		errs = append(errs, fmt.Errorf("History: %d is below 32", c.History))
+	}
+	if !(c.Tail > 0 && c.Tail < 1) {
+		errs = append(errs, fmt.Errorf("Tail: %v is not in (0, 1)", c.Tail))
+	}
+	if !(c.Scale > 0) {
+		errs = append(errs, fmt.Errorf("Scale: %v is not positive", c.Scale))
+	}
+	if c.Seasonal < 0 || c.Warmup < 0 || c.Suppress < 0 {
+		errs = append(errs, fmt.Errorf("Seasonal, Warmup, Suppress: %d, %d, %d must not be negative", c.Seasonal, c.Warmup, c.Suppress))
+	}
+	return errors.Join(errs...)
+}
+
+// NewUnivariate returns a detector with empty state; cfg must be valid
+// (Validate).
+func NewUnivariate(cfg UnivariateConfig) *Univariate {
+	u := &Univariate{cfg: cfg}
+	for _, r := range cfg.Rates {
+		u.scales = append(u.scales, feature{rate: r, hist: tailWindow{size: cfg.History}})
+		u.levels = append(u.levels, feature{rate: r, hist: tailWindow{size: cfg.History}})
+	}
+	slow := cfg.Rates[len(cfg.Rates)-1]
+	u.steps = feature{rate: slow, hist: tailWindow{size: cfg.History}}
+	u.stepAv = feature{rate: slow, hist: tailWindow{size: cfg.History}}
+	u.seasonV = feature{rate: slow, hist: tailWindow{size: cfg.History}}
+	u.seasonAv = feature{rate: slow, hist: tailWindow{size: cfg.History}}
+	u.season = make([]models.Series, cfg.Seasonal)
+	return u
+}
+
+// Score learns v (observed at t) and returns its anomaly score in [0, 1].
+func (u *Univariate) Score(t time.Time, v float64) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0
+	}
+	first := u.n == 0
+	if first {
+		u.prev, u.short = v, v
+	}
+	step := math.Abs(v - u.prev)
+	u.prev = v
+	u.short += u.cfg.Short * (v - u.short)
+	u.stepS += u.cfg.Short * (step - u.stepS)
+	// Surprises, before learning this point.
+	slow := u.scales[len(u.scales)-1].s
+	floor := u.cfg.DevFloor * float64(slow.Dev)
+	shrink := math.Sqrt(u.cfg.Short / (2 - u.cfg.Short))
+	var ratio float64
+	warm := u.n >= u.cfg.Warmup
+	consider := func(f *feature, s float64) {
+		if warm {
+			ratio = math.Max(ratio, f.hist.rarity(s, u.cfg.Tail, u.cfg.TailFloor))
+			f.hist.push(s)
+		}
+	}
+	for i := range u.scales {
+		f := &u.scales[i]
+		consider(f, u.twoSided(f.s, v, floor, 1))
+		g := &u.levels[i]
+		consider(g, u.twoSided(f.s, u.short, floor*shrink, shrink))
+	}
+	if u.cfg.Diff && !first {
+		sf := u.cfg.DevFloor * float64(u.steps.s.Dev)
+		consider(&u.steps, u.twoSided(u.steps.s, step, sf, 1))
+		consider(&u.stepAv, u.twoSided(u.steps.s, u.stepS, sf*shrink, shrink))
+	}
+	var bucket *models.Series
+	if len(u.season) > 0 {
+		day := t.Hour()*3600 + t.Minute()*60 + t.Second()
+		bucket = &u.season[day*len(u.season)/86400]
+		if bucket.N >= 2 {
+			consider(&u.seasonV, u.twoSided(*bucket, v, floor, 1))
+			// The short average of the residuals from the daily profile:
+			// a day that runs low or high for a while.
+			u.resid += u.cfg.Short * (v - float64(bucket.Level) - u.resid)
+			zero := models.Series{Dev: bucket.Dev, N: bucket.N}
+			consider(&u.seasonAv, u.twoSided(zero, u.resid, floor*shrink, shrink))
+		}
+	}
+	// Learn.
+	for i := range u.scales {
+		u.learn(&u.scales[i].s, u.scales[i].rate, v)
+	}
+	if u.cfg.Diff && !first {
+		u.learn(&u.steps.s, u.steps.rate, step)
+	}
+	if bucket != nil {
+		u.learn(bucket, u.seasonV.rate, v)
+	}
+	u.n++
+	if !warm {
+		return 0
+	}
+	score := ratio / (u.cfg.Scale + ratio)
+	if u.quiet > 0 {
+		u.quiet--
+		return 0
+	}
+	if u.cfg.Suppress > 0 && score >= u.cfg.Alert {
+		u.quiet = u.cfg.Suppress
+	}
+	return score
+}
+
+// twoSided is the larger of the upper and lower tail surprises of x under
+// s, whose spread is scaled by k and floored at floor.
+func (u *Univariate) twoSided(s models.Series, x, floor, k float64) float64 {
+	if s.N < 2 {
+		return 0
+	}
+	s.Dev = float32(math.Max(float64(s.Dev)*k, floor))
+	if s.Dev == 0 {
+		s.Dev = float32(1e-6 * math.Max(math.Abs(float64(s.Level)), 1))
+	}
+	_, up, _ := u.cfg.Model.Surprise(s, x, 1, false)
+	mirror := models.Series{Level: -s.Level, Dev: s.Dev, N: s.N}
+	_, down, _ := u.cfg.Model.Surprise(mirror, -x, 1, false)
+	return math.Max(up, down)
+}
+
+func (u *Univariate) learn(s *models.Series, rate, v float64) {
+	m := u.cfg.Model
+	m.MinRate = rate
+	m.Learn(s, v)
+}
+
+// tailWindow keeps the last size values pushed, sorted, and says how rare
+// a new value is among them: the empirical tail probability inside the
+// history, and beyond its top fraction an exponential tail fitted to the
+// excesses over the threshold (peaks over threshold), so that values larger
+// than anything seen still rank by how much larger they are.
+type tailWindow struct {
+	size   int
+	sorted []float64
+	order  []float64 // values in arrival order (a ring once full)
+	next   int
+}
+
+func (w *tailWindow) push(v float64) {
+	if len(w.order) < w.size {
+		w.order = append(w.order, v)
+	} else {
+		old := w.order[w.next]
+		w.order[w.next] = v
+		w.next = (w.next + 1) % w.size
+		i := sort.SearchFloat64s(w.sorted, old)
+		w.sorted = append(w.sorted[:i], w.sorted[i+1:]...)
+	}
+	i := sort.SearchFloat64s(w.sorted, v)
+	w.sorted = append(w.sorted, 0)
+	copy(w.sorted[i+1:], w.sorted[i:])
+	w.sorted[i] = v
+}
+
+// rarity is -log10 of the estimated probability of a value at least v.
+func (w *tailWindow) rarity(v, tail, floor float64) float64 {
+	n := len(w.sorted)
+	if n < 32 {
+		return 0
+	}
+	k := int(math.Max(8, tail*float64(n)))
+	u := w.sorted[n-k]
+	if v <= u {
+		above := n - sort.SearchFloat64s(w.sorted, v)
+		return -math.Log10(float64(above+1) / float64(n+1))
+	}
+	var excess float64
+	for _, x := range w.sorted[n-k:] {
+		excess += x - u
+	}
+	beta := math.Max(excess/float64(k), floor)
+	return -math.Log10(float64(k)/float64(n+1)) + (v-u)/beta/math.Ln10
+}

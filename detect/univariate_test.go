@@ -1,0 +1,195 @@
+package detect
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+)
+
+// stream returns n points, 5 minutes apart, of a noisy daily cycle.
+func stream(n int, seed uint64) ([]time.Time, []float64) {
+	r := rand.New(rand.NewPCG(seed, 1))
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	ts, vs := make([]time.Time, n), make([]float64, n)
+	for i := range n {
+		ts[i] = t0.Add(time.Duration(i) * 5 * time.Minute)
+		vs[i] = 100 + 20*math.Sin(2*math.Pi*float64(i)/288) + r.NormFloat64()*3
+	}
+	return ts, vs
+}
+
+func scoreAll(ts []time.Time, vs []float64) []float64 {
+	u := NewUnivariate(DefaultUnivariate())
+	out := make([]float64, len(vs))
+	for i := range vs {
+		out[i] = u.Score(ts[i], vs[i])
+	}
+	return out
+}
+
+// maxScore is the largest score in s[from:to].
+func maxScore(s []float64, from, to int) float64 {
+	m := 0.0
+	for _, x := range s[from:to] {
+		m = math.Max(m, x)
+	}
+	return m
+}
+
+func TestUnivariateDefaultIsValid(t *testing.T) {
+	if err := DefaultUnivariate().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bad := DefaultUnivariate()
+	bad.Rates, bad.Tail = nil, 2
+	err := bad.Validate()
+	if err == nil {
+		t.Fatal("empty Rates and Tail 2 accepted")
+	}
+	for _, key := range []string{"Rates", "Tail"} {
+		if !contains(err.Error(), key) {
+			t.Errorf("error %q does not name %s", err, key)
+		}
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func TestUnivariateScoresInRangeAndQuietOnNoise(t *testing.T) {
+	ts, vs := stream(4000, 1)
+	s := scoreAll(ts, vs)
+	for i, x := range s {
+		if !(x >= 0 && x <= 1) {
+			t.Fatalf("score[%d] = %v, outside [0, 1]", i, x)
+		}
+	}
+	for i := range DefaultUnivariate().Warmup {
+		if s[i] != 0 {
+			t.Fatalf("score[%d] = %v during warm-up", i, s[i])
+		}
+	}
+	if m := maxScore(s, 1000, 4000); m >= 0.6 {
+		t.Errorf("largest score on plain noise after warm-up = %.3f, want < 0.6", m)
+	}
+}
+
+func TestUnivariateFindsAnomalies(t *testing.T) {
+	const at = 3000
+	cases := map[string]func(vs []float64){
+		"spike": func(vs []float64) { vs[at] += 60 },
+		"dip":   func(vs []float64) { vs[at] -= 60 },
+		"level shift": func(vs []float64) {
+			for i := at; i < len(vs); i++ {
+				vs[i] += 15
+			}
+		},
+		"flat line": func(vs []float64) {
+			for i := at; i < len(vs); i++ {
+				vs[i] = 100
+			}
+		},
+	}
+	ts, clean := stream(3500, 2)
+	base := scoreAll(ts, clean)
+	quiet := maxScore(base, at, at+50)
+	for name, inject := range cases {
+		t.Run(name, func(t *testing.T) {
+			vs := append([]float64(nil), clean...)
+			inject(vs)
+			s := scoreAll(ts, vs)
+			got := maxScore(s, at, at+50)
+			if got < 0.45 || got <= quiet {
+				t.Errorf("largest score within 50 points of the anomaly = %.3f (%.3f without it), want >= 0.45 (NAB's threshold for the default is 0.44)", got, quiet)
+			}
+		})
+	}
+}
+
+// TestUnivariateCausal checks that a point's score does not depend on the
+// points after it.
+func TestUnivariateCausal(t *testing.T) {
+	ts, vs := stream(3000, 3)
+	full := scoreAll(ts, vs)
+	vs2 := append([]float64(nil), vs...)
+	for i := 2000; i < len(vs2); i++ {
+		vs2[i] = -vs2[i] * 7
+	}
+	changed := scoreAll(ts, vs2)
+	for i := range 2000 {
+		if full[i] != changed[i] {
+			t.Fatalf("score[%d] changed from %v to %v when later points changed", i, full[i], changed[i])
+		}
+	}
+	if maxScore(changed, 2000, 2100) == maxScore(full, 2000, 2100) {
+		t.Fatal("the changed tail did not change any score: the test proves nothing")
+	}
+}
+
+// TestUnivariateSuppressesRepeats checks that after a detection the next
+// Suppress points score zero, and that without suppression they would not.
+func TestUnivariateSuppressesRepeats(t *testing.T) {
+	ts, vs := stream(3000, 4)
+	for i := 2500; i < 2520; i++ {
+		vs[i] += 80 // a burst: every point of it is anomalous
+	}
+	cfg := DefaultUnivariate()
+	run := func(cfg UnivariateConfig) []float64 {
+		u := NewUnivariate(cfg)
+		out := make([]float64, len(vs))
+		for i := range vs {
+			out[i] = u.Score(ts[i], vs[i])
+		}
+		return out
+	}
+	s := run(cfg)
+	first := -1
+	for i := 2500; i < 2520; i++ {
+		if s[i] >= cfg.Alert {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		t.Fatal("the burst was not detected")
+	}
+	if m := maxScore(s, first+1, first+1+cfg.Suppress); m != 0 {
+		t.Errorf("score %v within Suppress points of the detection at %d", m, first)
+	}
+	cfg.Suppress = 0
+	if m := maxScore(run(cfg), first+1, 2520); m < cfg.Alert {
+		t.Errorf("without suppression the rest of the burst scores at most %v: the test proves nothing", m)
+	}
+}
+
+func TestUnivariateIgnoresNaN(t *testing.T) {
+	ts, vs := stream(1500, 5)
+	u := NewUnivariate(DefaultUnivariate())
+	for i := range vs {
+		u.Score(ts[i], vs[i])
+	}
+	if s := u.Score(ts[0], math.NaN()); s != 0 {
+		t.Errorf("NaN scored %v", s)
+	}
+	if s := u.Score(ts[0], math.Inf(1)); s != 0 {
+		t.Errorf("+Inf scored %v", s)
+	}
+}
+
+func TestTailWindowRarity(t *testing.T) {
+	w := tailWindow{size: 100}
+	for i := range 300 {
+		w.push(float64(i % 100)) // the last 100 pushes are 0..99
+	}
+	if len(w.sorted) != 100 || w.sorted[0] != 0 || w.sorted[99] != 99 {
+		t.Fatalf("window holds %d values from %v to %v, want 100 from 0 to 99", len(w.sorted), w.sorted[0], w.sorted[len(w.sorted)-1])
+	}
+	mid, top, beyond, far := w.rarity(50, 0.1, 0.2), w.rarity(99, 0.1, 0.2), w.rarity(120, 0.1, 0.2), w.rarity(200, 0.1, 0.2)
+	if math.Abs(mid-(-math.Log10(51.0/101))) > 1e-12 {
+		t.Errorf("rarity(50) = %v, want -log10(51/101)", mid)
+	}
+	if !(mid < top && top < beyond && beyond < far) {
+		t.Errorf("rarity not increasing: %v %v %v %v", mid, top, beyond, far)
+	}
+}

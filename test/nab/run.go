@@ -1,0 +1,46 @@
+package nab
+
+import (
+	"runtime"
+	"sync"
+	"time"
+)
+
+// Detector scores one stream, point by point, causally: the score of a
+// point may depend only on it and the points before it.
+type Detector interface {
+	Score(t time.Time, v float64) float64
+}
+
+// Run runs a fresh detector (from newDetector) over every file, workers
+// files at a time (GOMAXPROCS when workers < 1), and returns the scores
+// keyed by File.Rel.
+func (c *Corpus) Run(newDetector func() Detector, workers int) map[string][]float64 {
+	if workers < 1 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	out := make(map[string][]float64, len(c.Files))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	work := make(chan *File)
+	for range workers {
+		wg.Go(func() {
+			for f := range work {
+				d := newDetector()
+				s := make([]float64, len(f.Values))
+				for i, v := range f.Values {
+					s[i] = d.Score(f.Times[i], v)
+				}
+				mu.Lock()
+				out[f.Rel] = s
+				mu.Unlock()
+			}
+		})
+	}
+	for _, f := range c.Files {
+		work <- f
+	}
+	close(work)
+	wg.Wait()
+	return out
+}
