@@ -3,6 +3,7 @@ package alert
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -324,6 +325,13 @@ func TestShutdownDrains(t *testing.T) {
 	if len(posts) != 2 {
 		t.Fatalf("%d messages after the drain; want both incidents", len(posts))
 	}
+	// After Run returned, events are refused and counted, not lost silently.
+	if err := h.a.HandleDetection(context.Background(), detection("det-3", "x", "y", models.SeverityLow)); !errors.Is(err, ErrStopped) {
+		t.Errorf("HandleDetection after Run: %v, want ErrStopped", err)
+	}
+	if v := metricValue(t, h.reg, "meshguard_alert_dropped_total"); v != 1 {
+		t.Errorf("dropped_total %v after a late event, want 1", v)
+	}
 	// The second came in the first one's grouping window; one more is no
 	// storm, so it has a message of its own.
 	if b := posts[1].form.Get("blocks"); strings.Contains(b, "storm") || !strings.Contains(b, "payments/orders") {
@@ -529,5 +537,33 @@ func TestSecretsRedacted(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "[redacted]") {
 		t.Error("nothing redacted: the test printed nothing useful")
+	}
+}
+
+// A link template that pastes telemetry unescaped cannot break the message:
+// the link is left out, the rest is sent.
+func TestLinkTemplateWithHostileValuesIsDropped(t *testing.T) {
+	r := renderer{}
+	var err error
+	if r.link, err = parseLink("https://grafana.example/d/mesh?src={{.Source}}"); err != nil {
+		t.Fatal(err)
+	}
+	d := detection("det-1", "frontend", "ledger", models.SeverityHigh)
+	if r.linkButton(d) == nil {
+		t.Fatal("a plain source should make a link")
+	}
+	d.Source.Workload = "x y\n<!channel>"
+	if b := r.linkButton(d); b != nil {
+		t.Errorf("link kept for a source with spaces: %+v", b)
+	}
+	if r.link, err = parseLink("https://grafana.example/d/mesh?src={{.Source | urlquery}}"); err != nil {
+		t.Fatal(err)
+	}
+	b := r.linkButton(d)
+	if b == nil {
+		t.Fatal("urlquery'd link dropped")
+	}
+	if u := mustJSON(t, b); !strings.Contains(u, "src=shop%2Fx+y%0A%3C%21channel%3E") {
+		t.Errorf("link %s", u)
 	}
 }

@@ -87,9 +87,10 @@ type Alerter struct {
 	groups  *groupCache
 	allowed map[string]bool // allowed_users: IDs as given, names lower-cased
 
-	mu    sync.Mutex
-	queue []event
-	wake  chan struct{}
+	mu      sync.Mutex
+	queue   []event
+	stopped bool // Run has returned
+	wake    chan struct{}
 	// unreported counts drops not yet told to Slack.
 	unreported atomic.Uint64
 
@@ -257,8 +258,7 @@ func (a *Alerter) HandleDetection(_ context.Context, d models.Detection) error {
 		return errors.New("alert: detection without an ID")
 	}
 	d.Evidence = copyEvidence(d.Evidence)
-	a.push(event{kind: evDetection, d: d})
-	return nil
+	return a.push(event{kind: evDetection, d: d})
 }
 
 // HandleAction queues a decision about detection d (applied, skipped,
@@ -276,8 +276,7 @@ func (a *Alerter) HandleAction(_ context.Context, act models.Action, d models.De
 		return errors.New("alert: action without an action or detection ID")
 	}
 	d.Evidence = copyEvidence(d.Evidence)
-	a.push(event{kind: evAction, a: act, d: d})
-	return nil
+	return a.push(event{kind: evAction, a: act, d: d})
 }
 
 func copyEvidence(e models.Evidence) models.Evidence {
@@ -290,9 +289,24 @@ func copyEvidence(e models.Evidence) models.Evidence {
 	return e
 }
 
-// push appends ev, dropping the oldest event when the queue is full.
-func (a *Alerter) push(ev event) {
+func (a *Alerter) queued() int {
 	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.queue)
+}
+
+// ErrStopped is returned for events handed over after Run returned; they
+// are counted as dropped.
+var ErrStopped = errors.New("alert: the Slack sender has stopped")
+
+// push appends ev, dropping the oldest event when the queue is full.
+func (a *Alerter) push(ev event) error {
+	a.mu.Lock()
+	if a.stopped {
+		a.mu.Unlock()
+		a.m.dropped.Inc()
+		return ErrStopped
+	}
 	if len(a.queue) >= a.cfg.QueueSize {
 		a.queue[0] = event{}
 		a.queue = a.queue[1:]
@@ -305,6 +319,7 @@ func (a *Alerter) push(ev event) {
 	case a.wake <- struct{}{}:
 	default:
 	}
+	return nil
 }
 
 func (a *Alerter) take() []event {
@@ -332,7 +347,19 @@ func (a *Alerter) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
 			a.step(dctx, true)
+			// Producers stopping after us may still have queued a few.
+			for a.queued() > 0 && dctx.Err() == nil {
+				a.step(dctx, true)
+			}
 			cancel()
+			a.mu.Lock()
+			a.stopped = true
+			if n := len(a.queue); n > 0 {
+				a.m.dropped.Add(float64(n))
+				a.log.Warn("alert events still queued at shutdown were not sent", "events", n)
+				a.queue = nil
+			}
+			a.mu.Unlock()
 			if n := len(a.outbox); n > 0 {
 				a.m.errors.WithLabelValues("drain").Add(float64(n))
 				a.log.Warn("Slack messages not sent before shutdown", "messages", n)

@@ -151,14 +151,14 @@ func (a *Alerter) click(ctx context.Context, cb slack.InteractionCallback, ba *s
 		row.State, row.Reason = StateRefused, "slack "+verb+" refused: "+why
 		a.audit(ctx, row)
 		a.log.Warn("Slack click refused", "actor", actor, "verb", verb, "action_id", v.ActionID, "why", why)
-		a.push(event{kind: evEphemeral, responseURL: cb.ResponseURL, text: fmt.Sprintf("🚫 You may not %s meshguard actions: %s. Ask an admin to add you to alert.slack.allowed_users or allowed_groups.", verb, why)})
+		_ = a.push(event{kind: evEphemeral, responseURL: cb.ResponseURL, text: fmt.Sprintf("🚫 You may not %s meshguard actions: %s. Ask an admin to add you to alert.slack.allowed_users or allowed_groups.", verb, why)})
 		return
 	}
 	if a.deps.Controller == nil {
 		a.m.interactions.WithLabelValues("refused").Inc()
 		row.State, row.Reason = StateRefused, "slack "+verb+" refused: this meshguard has no controller for actions"
 		a.audit(ctx, row)
-		a.push(event{kind: evEphemeral, responseURL: cb.ResponseURL, text: "🚫 This meshguard instance cannot change actions."})
+		_ = a.push(event{kind: evEphemeral, responseURL: cb.ResponseURL, text: "🚫 This meshguard instance cannot change actions."})
 		return
 	}
 	cctx, cancel := context.WithTimeout(ctx, clickTimeout)
@@ -178,7 +178,7 @@ func (a *Alerter) click(ctx context.Context, cb slack.InteractionCallback, ba *s
 		row.State, row.Reason = string(models.StateFailed), "slack "+verb+" failed: "+err.Error()
 		a.audit(ctx, row)
 		a.log.Warn("Slack click failed", "actor", actor, "verb", verb, "action_id", v.ActionID, "err", err)
-		a.push(event{kind: evEphemeral, responseURL: cb.ResponseURL, text: fmt.Sprintf("❌ %s failed: %s", verb, code(err.Error()))})
+		_ = a.push(event{kind: evEphemeral, responseURL: cb.ResponseURL, text: fmt.Sprintf("❌ %s failed: %s", verb, code(err.Error()))})
 		return
 	}
 	a.m.interactions.WithLabelValues("done").Inc()
@@ -191,7 +191,7 @@ func (a *Alerter) click(ctx context.Context, cb slack.InteractionCallback, ba *s
 	if res.DetectionID == "" {
 		res.DetectionID = v.DetectionID
 	}
-	a.push(event{kind: evClick, a: res, responseURL: cb.ResponseURL})
+	_ = a.push(event{kind: evClick, a: res, responseURL: cb.ResponseURL})
 }
 
 // audit writes a click to the actions table. A write that fails is logged

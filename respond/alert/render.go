@@ -3,6 +3,7 @@ package alert
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 	"text/template"
@@ -353,10 +354,15 @@ func (r *renderer) linkButton(d models.Detection) slack.BlockElement {
 		Source: partyKey(d.Source), Destination: partyKey(d.Destination),
 		FromMillis: d.WindowStart.Add(-5 * time.Minute).UnixMilli(), ToMillis: d.WindowEnd.Add(5 * time.Minute).UnixMilli(),
 	})
-	if err != nil || b.Len() > 3000 {
+	// A template that puts telemetry in without urlquery can make a URL
+	// Slack refuses (invalid_blocks would lose the whole message): then
+	// the link is left out.
+	link := b.String()
+	if u, perr := url.Parse(link); err != nil || perr != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
+		len(link) > 3000 || strings.IndexFunc(link, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
 		return nil
 	}
-	return slack.NewButtonBlockElement(buttonOpen, d.ID, ptext("Open", 75)).WithURL(b.String())
+	return slack.NewButtonBlockElement(buttonOpen, "open", ptext("Open", 75)).WithURL(link)
 }
 
 // stormBlocks renders a summary of many detections from one source.
