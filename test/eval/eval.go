@@ -40,6 +40,8 @@ type Config struct {
 	Detect     detect.Config
 	// Step is the event time generated, encoded and decoded at once.
 	Step time.Duration
+	// Mesh is the mesh played; empty means scenario.RealisticMesh().
+	Mesh scenario.Mesh
 }
 
 // DefaultConfig is `make eval`: 6 hours of a Wednesday from 09:00 UTC (the
@@ -133,7 +135,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	gen, err := scenario.NewWith(scenario.RealisticMesh(), cfg.Start, cfg.Seed,
+	if len(cfg.Mesh.Services) == 0 {
+		cfg.Mesh = scenario.RealisticMesh()
+	}
+	gen, err := scenario.NewWith(cfg.Mesh, cfg.Start, cfg.Seed,
 		scenario.Options{Dynamics: true, Scale: cfg.Scale, Attacks: attacks})
 	if err != nil {
 		return nil, err
