@@ -63,7 +63,7 @@ same telemetry.`,
 	f.StringVar(&o.start, "start", "now", `event time the mesh starts at (RFC 3339, or "now")`)
 	f.Uint64Var(&o.seed, "seed", 1, "seed of the generator")
 	f.Float64Var(&o.strength, "strength", 1, "strength of every attack (a multiplier of its intensity)")
-	f.Float64Var(&o.scale, "scale", 1, "multiplier of the benign traffic (about 1,300 requests/s at the afternoon peak at 1)")
+	f.Float64Var(&o.scale, "scale", 1, "multiplier of the benign traffic (at 1, about 950 requests/s, 1,900 access-log records/s, at the afternoon peak)")
 	f.DurationVar(&o.step, "step", time.Second, "event time per batch of messages (the collector's flush interval)")
 	_ = cmd.MarkFlagRequired("kafka")
 	return cmd
