@@ -567,3 +567,52 @@ func TestLinkTemplateWithHostileValuesIsDropped(t *testing.T) {
 		t.Errorf("link %s", u)
 	}
 }
+
+// Slack refusing the blocks still gets the incident out, as text, and its
+// thread works.
+func TestRefusedBlocksFallBackToText(t *testing.T) {
+	f := newFakeSlack(t)
+	f.reject = "REJECTME"
+	h := newHarness(t, botConfig(f))
+	d := detection("det-1", "frontend", "ledger", models.SeverityHigh)
+	d.Evidence.Summary = "REJECTME"
+	_ = h.a.HandleDetection(context.Background(), d)
+	h.start()
+	waitFor(t, "the text post", func() bool { return len(f.ok("chat.postMessage")) == 1 })
+	p := f.ok("chat.postMessage")[0]
+	if !strings.Contains(p.form.Get("text"), "refused by Slack") || !strings.Contains(p.form.Get("text"), "`det-1`") {
+		t.Errorf("fallback post %q", p.form.Get("text"))
+	}
+	revoked := action("act-1", models.StateRevoked)
+	_ = h.a.HandleAction(context.Background(), revoked, d)
+	waitFor(t, "the thread reply", func() bool { return len(f.ok("chat.postMessage")) == 2 })
+	h.stop(t)
+	if r := f.ok("chat.postMessage")[1]; r.form.Get("thread_ts") != p.ts {
+		t.Errorf("reply not in the fallback's thread: %q vs %q", r.form.Get("thread_ts"), p.ts)
+	}
+}
+
+// A post that failed for good is made again, complete, at the next change.
+func TestFailedPostIsRetriedAtTheNextChange(t *testing.T) {
+	f := newFakeSlack(t)
+	f.errNext = []string{"channel_not_found"}
+	h := newHarness(t, botConfig(f))
+	d := detection("det-1", "frontend", "ledger", models.SeverityHigh)
+	_ = h.a.HandleDetection(context.Background(), d)
+	h.start()
+	waitFor(t, "the failed post", func() bool { return len(f.all()) == 1 })
+	revoked := action("act-1", models.StateRevoked)
+	_ = h.a.HandleAction(context.Background(), revoked, d)
+	waitFor(t, "the new post", func() bool { return len(f.ok("chat.postMessage")) == 1 })
+	h.stop(t)
+	p := f.ok("chat.postMessage")[0]
+	if p.form.Get("thread_ts") != "" || !strings.Contains(p.form.Get("blocks"), "*revoked*") || !strings.Contains(p.form.Get("blocks"), "/admin/export") {
+		t.Errorf("the re-post should be the whole incident with the change: %s", p.form.Get("blocks"))
+	}
+	if n := len(f.all()); n != 2 {
+		t.Errorf("%d calls; want the failed post and the re-post (a permanent error is not retried)", n)
+	}
+	if v := metricValue(t, h.reg, "meshguard_alert_errors_total", "op", "post"); v != 1 {
+		t.Errorf("errors_total{op=post} %v, want 1", v)
+	}
+}

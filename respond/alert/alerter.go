@@ -128,8 +128,11 @@ type incident struct {
 
 	postQueued bool
 	posted     bool
-	channel    string // bot mode
-	ts         string // bot mode
+	// held: a storm summary whose window is still open; it is posted when
+	// the window closes.
+	held    bool
+	channel string // bot mode
+	ts      string // bot mode
 	// updateQueued: an edit of the parent is waiting in the outbox.
 	updateQueued bool
 }
@@ -385,6 +388,7 @@ func (a *Alerter) step(ctx context.Context, final bool) {
 	for src, w := range a.windows {
 		if final || !now.Before(w.end) {
 			if s := w.summary; s != nil {
+				s.held = false
 				if s.storm.count == 1 {
 					s.storm = nil // one more is no storm: its own message
 				}
@@ -460,7 +464,7 @@ func (a *Alerter) open(d models.Detection, now time.Time) *incident {
 	src := partyKey(d.Source)
 	if w := a.windows[src]; w != nil && now.Before(w.end) {
 		if w.summary == nil {
-			w.summary = &incident{lead: d, seen: map[string]bool{}, storm: &storm{
+			w.summary = &incident{lead: d, seen: map[string]bool{}, held: true, storm: &storm{
 				source: src, start: now, window: a.cfg.GroupWindow,
 				kinds: map[string]int{}, dests: map[string]int{}, sev: map[string]models.Severity{},
 			}}
@@ -476,9 +480,6 @@ func (a *Alerter) open(d models.Detection, now time.Time) *incident {
 		}
 		w.summary.touched = now
 		a.incidents[d.ID] = w.summary
-		if w.summary.posted {
-			a.queueUpdate(w.summary)
-		}
 		return w.summary
 	}
 	inc := &incident{lead: d, seen: map[string]bool{}, touched: now}
@@ -496,7 +497,9 @@ func (a *Alerter) updateDetection(inc *incident, d models.Detection) {
 		if prev, ok := s.sev[d.ID]; ok && d.Severity > prev {
 			s.sev[d.ID] = d.Severity
 			s.maxSev = max(s.maxSev, d.Severity)
-			s.escalations++
+			if inc.posted {
+				s.escalations++
+			}
 			a.queueReply(inc, fmt.Sprintf("Detection %s from %s to %s: ", code(d.ID), code(partyKey(d.Source)), code(partyKey(d.Destination)))+escalationText(d, prev), true)
 		}
 		return
@@ -563,6 +566,10 @@ func (a *Alerter) queuePost(inc *incident) {
 // posted, the post shows the change and nothing else is needed.
 func (a *Alerter) queueReply(inc *incident, text string, thread bool) {
 	if !inc.posted {
+		if !inc.postQueued && !inc.held {
+			// Its post failed for good earlier: post it again, as it is now.
+			a.queuePost(inc)
+		}
 		return
 	}
 	if thread {
@@ -643,6 +650,14 @@ func (a *Alerter) send(ctx context.Context, o op) error {
 				return a.webhook(ctx, a.cfg.WebhookURL, &slack.WebhookMessage{Text: fallback(inc), Blocks: &slack.Blocks{BlockSet: blocks}})
 			}
 			ch, ts, err := a.api.PostMessageContext(ctx, a.cfg.Channel, msgOpts(fallback(inc), blocks)...)
+			var se slack.SlackErrorResponse
+			if errors.As(err, &se) && (se.Err == "invalid_blocks" || se.Err == "msg_too_long" || se.Err == "invalid_blocks_format") {
+				// Better a plain message than none: the incident still gets
+				// its thread.
+				a.log.Error("Slack refused the incident's blocks; posting it as text", "err", err, "detection_id", inc.lead.ID)
+				text := fallback(inc) + " · detection " + code(inc.lead.ID) + " (the full message was refused by Slack: " + code(se.Err) + ")"
+				ch, ts, err = a.api.PostMessageContext(ctx, a.cfg.Channel, msgOpts(text, []slack.Block{slack.NewSectionBlock(mrkdwn(text), nil, nil)})...)
+			}
 			if err == nil {
 				inc.channel, inc.ts = ch, ts
 			}

@@ -172,12 +172,15 @@ type slackCall struct {
 type fakeSlack struct {
 	srv *slacktest.Server
 
-	mu        sync.Mutex
-	calls     []slackCall
-	limit     int    // answer this many calls 429 first
-	retry     string // Retry-After for those
-	seq       int
-	groupsErr bool
+	mu    sync.Mutex
+	calls []slackCall
+	limit int    // answer this many calls 429 first
+	retry string // Retry-After for those
+	seq   int
+	// errNext: Slack errors (ok:false) for the next calls, in order.
+	errNext []string
+	// reject: blocks containing this are refused as invalid_blocks.
+	reject string
 }
 
 func newFakeSlack(t *testing.T) *fakeSlack {
@@ -214,7 +217,15 @@ func (f *fakeSlack) handle(method string) http.HandlerFunc {
 			w.WriteHeader(http.StatusTooManyRequests)
 			return
 		}
-		if _, err := slackBlocks(r.PostForm.Get("blocks")); err != nil {
+		if len(f.errNext) > 0 {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": f.errNext[0]})
+			f.errNext = f.errNext[1:]
+			c.status = -1
+			f.calls = append(f.calls, c)
+			return
+		}
+		if _, err := slackBlocks(r.PostForm.Get("blocks")); err != nil || (f.reject != "" && strings.Contains(r.PostForm.Get("blocks"), f.reject)) {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = io.WriteString(w, `{"ok":false,"error":"invalid_blocks"}`)
 			c.status = -1
