@@ -55,6 +55,9 @@ type dstWin struct {
 // to matter is not worth a human's attention.
 const (
 	floodMinExtra     = 20 // requests per window above expected
+	// floodRatio: bursts of ordinary clients reach 3 to 4 times an edge's
+	// level for a window or two; floods are an order of magnitude.
+	floodRatio = 5
 	authMinCount      = 10
 	errorMinCount     = 10
 	exfilMinBytes     = 512 << 10
@@ -68,6 +71,8 @@ const (
 )
 
 func (s *shard) close(ctx context.Context, w *window) {
+	s.closing = w
+	defer func() { s.closing = nil }()
 	d := s.det
 	d.stats.windows.Add(1)
 	ws := w.start
@@ -228,7 +233,7 @@ func (s *shard) close(ctx context.Context, w *window) {
 			continue
 		}
 		factor := s.seasonalFactor(dst, ws)
-		findings = s.edgeStats(findings, ew, dsts[ew.e.Destination], dst, factor, thr)
+		findings = s.edgeStats(findings, ew, dsts[ew.e.Destination], dsts[ew.e.Source], dst, factor, thr)
 	}
 
 	// Destinations: floods into a service from many edges at once.
@@ -239,7 +244,7 @@ func (s *shard) close(ctx context.Context, w *window) {
 		}
 		factor := s.seasonalFactor(node, ws)
 		exp, score, model := m.Surprise(node.base[models.FeatRequests], float64(dw.requests), factor, true)
-		if score < thr || float64(dw.requests) < 3*exp+destFloodMinExtra {
+		if score < thr || float64(dw.requests) < floodRatio*exp+destFloodMinExtra || s.shifted(models.EndpointID{}, dep, factor) {
 			continue
 		}
 		top := dw.edges[0]
@@ -270,7 +275,7 @@ func (s *shard) close(ctx context.Context, w *window) {
 }
 
 // edgeStats runs the statistical edge detectors on an established edge.
-func (s *shard) edgeStats(out []finding, ew *edgeWin, dw *dstWin, dst *nodeState, factor, thr float64) []finding {
+func (s *shard) edgeStats(out []finding, ew *edgeWin, dw, srcIn *dstWin, dst *nodeState, factor, thr float64) []finding {
 	m := s.det.model
 	st := ew.st
 	x := [edgeFeatures]float64{
@@ -317,8 +322,9 @@ func (s *shard) edgeStats(out []finding, ew *edgeWin, dw *dstWin, dst *nodeState
 	}
 	// A flood or an error surge explains the extra requests: one attack,
 	// one detection.
-	if r := models.FeatRequests; score[r] >= thr && x[r] >= 3*exp[r]+floodMinExtra &&
-		!ew.fired[models.FeatAuthFail] && !ew.fired[models.Feat5xx] {
+	if r := models.FeatRequests; score[r] >= thr && x[r] >= floodRatio*exp[r]+floodMinExtra &&
+		!ew.fired[models.FeatAuthFail] && !ew.fired[models.Feat5xx] && !s.inboundExplains(e.Source, x[r]/math.Max(exp[r], 1), srcIn) &&
+		!s.shifted(e.Source, e.Destination, factor) {
 		add(models.RequestFlood, floodSeverity(x[r], exp[r]), score[r],
 			fmt.Sprintf("%s sent %.0f requests to %s in one window, %.1f expected", e.Source, x[r], e.Destination, exp[r]), r)
 	}
@@ -377,6 +383,50 @@ func (s *shard) edgeStats(out []finding, ew *edgeWin, dw *dstWin, dst *nodeState
 		ew.silent = true
 	}
 	return out
+}
+
+// inboundExplains reports whether a caller's surge of outbound requests
+// follows a surge of its own inbound traffic (users arriving at the
+// frontend make it call everything more): load passed on, not a flood
+// the caller started.
+func (s *shard) inboundExplains(src models.EndpointID, ratio float64, in *dstWin) bool {
+	node := s.dests[src]
+	if in == nil || node == nil || node.base[models.FeatRequests].N == 0 {
+		return false
+	}
+	exp := math.Max(float64(node.base[models.FeatRequests].Level)*s.seasonalFactor(node, 0), 1)
+	return float64(in.requests)/exp >= 0.5*ratio
+}
+
+// shifted reports whether traffic into dst (from src, or from everyone
+// when src is zero) only moved between versions of one app, as a canary
+// rollout does: the app's total is not a flood even if the new version's
+// share is many times its past.
+func (s *shard) shifted(src, dst models.EndpointID, factor float64) bool {
+	if dst.Kind != models.KindWorkload || s.closing == nil {
+		return false
+	}
+	group := peerGroup(dst)
+	var observed, expected float64
+	for e, a := range s.closing.edges {
+		if (src == models.EndpointID{} || e.Source == src) && e.Destination.Kind == models.KindWorkload && peerGroup(e.Destination) == group {
+			observed += float64(a.merge().requests)
+		}
+	}
+	if (src == models.EndpointID{}) {
+		for ep, n := range s.dests {
+			if ep.Kind == models.KindWorkload && peerGroup(ep) == group {
+				expected += float64(n.base[models.FeatRequests].Level)
+			}
+		}
+	} else {
+		for e, st := range s.edges {
+			if e.Source == src && e.Destination.Kind == models.KindWorkload && peerGroup(e.Destination) == group {
+				expected += float64(st.base[models.FeatRequests].Level)
+			}
+		}
+	}
+	return observed < floodRatio*expected*factor+floodMinExtra
 }
 
 // lateral decides whether a never-seen edge is lateral movement: the
