@@ -54,10 +54,10 @@ type dstWin struct {
 // Minimum effect sizes: a statistically certain change that is too small
 // to matter is not worth a human's attention.
 const (
-	floodMinExtra     = 20 // requests per window above expected
+	floodMinExtra = 20 // requests per window above expected
 	// floodRatio: bursts of ordinary clients reach 3 to 4 times an edge's
 	// level for a window or two; floods are an order of magnitude.
-	floodRatio = 5
+	floodRatio        = 5
 	authMinCount      = 10
 	errorMinCount     = 10
 	exfilMinBytes     = 512 << 10
