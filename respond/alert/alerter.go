@@ -87,6 +87,9 @@ type Alerter struct {
 	groups  *groupCache
 	allowed map[string]bool // allowed_users: IDs as given, names lower-cased
 
+	seenMu     sync.Mutex
+	seenClicks map[string]time.Time // replay guard
+
 	mu      sync.Mutex
 	queue   []event
 	stopped bool // Run has returned

@@ -64,8 +64,10 @@ type SlackConfig struct {
 	QueueSize int `yaml:"queue_size"`
 	// GroupWindow: the first new detection from a source is posted at once;
 	// further new detections from the same source within the window are
-	// folded into one summary message when it closes (a storm). 0 disables
-	// grouping.
+	// folded into one summary message when it closes (a storm; a single
+	// one is posted on its own). A storm that outlasts the window gets a
+	// message for its next first detection and a summary per window. 0
+	// disables grouping.
 	GroupWindow time.Duration `yaml:"group_window"`
 	// ExtendBy is how much the Extend TTL button adds.
 	ExtendBy time.Duration `yaml:"extend_by"`

@@ -30,4 +30,24 @@
 // inline code with &, <, > escaped, backticks and line breaks replaced and
 // control and format characters removed, in text objects marked verbatim:
 // no <!channel>, @mention, link or formatting can be injected.
+//
+// Configuration (root config key `alert`; every key also as
+// MESHGUARD_ALERT_SLACK_<KEY>):
+//
+//	alert:
+//	  slack:
+//	    token_file: /var/run/secrets/slack/token      # bot mode (or webhook_url_file)
+//	    channel: C0123SECOPS
+//	    signing_secret_file: /var/run/secrets/slack/signing-secret
+//	    allowed_users: [U0123ALICE, bob]               # IDs (exact) or user names
+//	    allowed_groups: [security-oncall]             # user group handles or S... IDs (bot mode)
+//	    link_template: https://grafana.example/d/mesh?var-detection={detection_id}&from={{.FromMillis}}&to={{.ToMillis}}
+//	    queue_size: 1000
+//	    group_window: 30s
+//	    extend_by: 1h
+//	    send_interval: 1s
+//
+// The Slack app needs the bot scopes chat:write (and usergroups:read for
+// allowed_groups) and, for the buttons, Interactivity with the Request URL
+// https://<meshguard>/slack/interactions. Socket Mode is not used.
 package alert

@@ -30,10 +30,12 @@ const (
 const (
 	// maxSkew is how old (or how far ahead) a signed request may be.
 	maxSkew = 5 * time.Minute
-	// clickTimeout bounds the Controller call: Slack wants an answer within
-	// three seconds, after which it shows the user an error (the action may
-	// still complete and then appears in the message).
-	clickTimeout = 2500 * time.Millisecond
+	// clickTimeout bounds the Controller call. Slack wants an answer
+	// within three seconds and otherwise shows the user a warning; the call
+	// is not cut at three seconds all the same (a half-applied policy change
+	// is worse than a late answer), and its result still updates the
+	// message. Nor is it cut when Slack hangs up.
+	clickTimeout = 10 * time.Second
 	maxBody      = 1 << 20
 	groupTTL     = 5 * time.Minute
 )
@@ -100,12 +102,39 @@ func (a *Alerter) serveInteraction(w http.ResponseWriter, r *http.Request) {
 	for _, ba := range cb.ActionCallback.BlockActions {
 		switch ba.ActionID {
 		case buttonApprove, buttonRevoke, buttonExtend:
+			if a.replayed(cb.User.ID + "|" + ba.ActionTs + "|" + ba.BlockID + "|" + ba.ActionID) {
+				// A signed request seen before (a replay within the five
+				// minutes the signature is valid): do it once.
+				a.m.interactions.WithLabelValues("replayed").Inc()
+				continue
+			}
 			a.click(r.Context(), cb, ba)
 		default: // the link button and anything else: nothing to do
 			a.m.interactions.WithLabelValues("ignored").Inc()
 		}
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// replayed reports whether key was seen in the last maxSkew*2, and
+// remembers it.
+func (a *Alerter) replayed(key string) bool {
+	now := a.clock.Now()
+	a.seenMu.Lock()
+	defer a.seenMu.Unlock()
+	if a.seenClicks == nil {
+		a.seenClicks = map[string]time.Time{}
+	}
+	for k, t := range a.seenClicks {
+		if now.Sub(t) > 2*maxSkew {
+			delete(a.seenClicks, k)
+		}
+	}
+	if _, ok := a.seenClicks[key]; ok {
+		return true
+	}
+	a.seenClicks[key] = now
+	return false
 }
 
 var errStale = errors.New("request timestamp more than five minutes off")
@@ -161,7 +190,7 @@ func (a *Alerter) click(ctx context.Context, cb slack.InteractionCallback, ba *s
 		_ = a.push(event{kind: evEphemeral, responseURL: cb.ResponseURL, text: "🚫 This meshguard instance cannot change actions."})
 		return
 	}
-	cctx, cancel := context.WithTimeout(ctx, clickTimeout)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), clickTimeout)
 	defer cancel()
 	var res models.Action
 	var err error

@@ -44,8 +44,13 @@ func TestInteractionApproveByAllowedUser(t *testing.T) {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
+	// The same signed request again (a replay inside the five minutes):
+	// acknowledged, not done twice.
+	if rec := serve(h, signed("s3cr3t-signing", h.clock.Now(), clickPayload(buttonApprove, "act-1", "U0ALICE", "alice", sink.srv.URL))); rec.Code != http.StatusOK {
+		t.Fatalf("replay: status %d", rec.Code)
+	}
 	if got := h.ctrl.seen(); len(got) != 1 || got[0] != "approve act-1 slack:alice/U0ALICE" {
-		t.Fatalf("controller calls %q", got)
+		t.Fatalf("controller calls %q; want one approve", got)
 	}
 	rows := h.audit.all()
 	if len(rows) != 1 {

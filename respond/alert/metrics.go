@@ -41,7 +41,7 @@ func newMetrics(queueLen func() float64, capacity int) *metrics {
 			Name: "meshguard_alert_invalid_total", Help: "Detections or actions refused for lack of an ID.",
 		}),
 		interactions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "meshguard_alert_interactions_total", Help: "Slack interactivity requests by result (done, refused, failed, forged, stale, bad_request, ignored).",
+			Name: "meshguard_alert_interactions_total", Help: "Slack interactivity requests by result (done, refused, failed, forged, stale, replayed, bad_request, ignored).",
 		}, []string{"result"}),
 	}
 	m.queueCap.Set(float64(capacity))
