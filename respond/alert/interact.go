@@ -171,7 +171,12 @@ func (a *Alerter) click(ctx context.Context, cb slack.InteractionCallback, ba *s
 	var v buttonValue
 	if err := json.Unmarshal([]byte(ba.Value), &v); err != nil || v.ActionID == "" {
 		a.m.interactions.WithLabelValues("bad_request").Inc()
-		a.audit(ctx, storage.ActionRow{State: StateRefused, Actor: actor, Reason: "slack " + verb + ": the button carries no action id"})
+		// The audit log needs an action id: name the block the click came from.
+		id := strings.TrimPrefix(ba.BlockID, "act:")
+		if id == "" {
+			id = "unknown"
+		}
+		a.audit(ctx, storage.ActionRow{ActionID: id, State: StateRefused, Actor: actor, Reason: "slack " + verb + ": the button carries no action id"})
 		return
 	}
 	row := storage.ActionRow{ActionID: v.ActionID, DetectionID: v.DetectionID, Actor: actor}
