@@ -34,6 +34,10 @@ type Config struct {
 	// Strength of every attack; Kinds the attacks, one each.
 	Strength float64
 	Kinds    []models.DetectionKind
+	// StolenCertificate adds, when Kinds has mtls_downgrade, its second
+	// form: identity/loyalty-v1 calling identity/users-v1 with another
+	// service account's certificate.
+	StolenCertificate bool
 	// Partitions spreads flows over this many detector shards by source
 	// workload, as Kafka partitions keyed by source would (1: one shard).
 	Partitions int
@@ -48,15 +52,16 @@ type Config struct {
 // morning ramp, the afternoon peak), every attack once at strength 1.
 func DefaultConfig() Config {
 	return Config{
-		Start:      time.Date(2026, 11, 18, 9, 0, 0, 0, time.UTC),
-		Duration:   6 * time.Hour,
-		Seed:       1,
-		Scale:      1,
-		Strength:   1,
-		Kinds:      slices.Clone(models.DetectionKinds),
-		Partitions: 1,
-		Detect:     detect.DefaultConfig(),
-		Step:       time.Second,
+		Start:             time.Date(2026, 11, 18, 9, 0, 0, 0, time.UTC),
+		Duration:          6 * time.Hour,
+		Seed:              1,
+		Scale:             1,
+		Strength:          1,
+		Kinds:             slices.Clone(models.DetectionKinds),
+		StolenCertificate: true,
+		Partitions:        1,
+		Detect:            detect.DefaultConfig(),
+		Step:              time.Second,
 	}
 }
 
@@ -131,7 +136,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cfg.Step = time.Second
 	}
 	cfg.Partitions = max(cfg.Partitions, 1)
-	attacks, err := scenario.Spread(cfg.Kinds, cfg.Start, cfg.Detect.LearningPeriod, cfg.Duration, cfg.Strength)
+	var templates []scenario.Attack
+	for _, k := range cfg.Kinds {
+		a, err := scenario.DefaultAttack(k)
+		if err != nil {
+			return nil, err
+		}
+		a.Strength = cfg.Strength
+		templates = append(templates, a)
+		if k == models.MTLSDowngrade && cfg.StolenCertificate {
+			templates = append(templates, scenario.Attack{Kind: k, Strength: cfg.Strength, Variant: "principal",
+				Source: "identity/loyalty-v1", Destination: "identity/users-v1"})
+		}
+	}
+	attacks, err := scenario.SpreadAttacks(templates, cfg.Start, cfg.Detect.LearningPeriod, cfg.Duration)
 	if err != nil {
 		return nil, err
 	}
@@ -386,7 +404,11 @@ func (r *Report) Print(w io.Writer, verbose bool) {
 			others = append(others, fmt.Sprintf("%s %s->%s", o.Kind, party(o.Source), party(o.Destination)))
 		}
 		sort.Strings(others)
-		fmt.Fprintf(tw, "%s\t%s -> %s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Kind, a.Source, dst, offset(c.Start, a.Start),
+		kind := string(a.Kind)
+		if a.Variant != "" {
+			kind += " (" + a.Variant + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s -> %s\t%s\t%s\t%s\t%s\t%s\t%s\n", kind, a.Source, dst, offset(c.Start, a.Start),
 			detected, ttd, wins, sev, cmp.Or(strings.Join(others, "; "), "-"))
 	}
 	tw.Flush()

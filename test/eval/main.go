@@ -29,6 +29,7 @@ func main() {
 	flag.DurationVar(&cfg.Detect.Window, "window", cfg.Detect.Window, "detect.window")
 	flag.DurationVar(&cfg.Detect.LearningPeriod, "learning", cfg.Detect.LearningPeriod, "detect.learning_period (attacks start after it)")
 	flag.Float64Var(&cfg.Detect.Threshold, "threshold", cfg.Detect.Threshold, "detect.threshold")
+	flag.BoolVar(&cfg.StolenCertificate, "stolen-certificate", cfg.StolenCertificate, "with mtls_downgrade, also inject its stolen-certificate form")
 	verbose := flag.Bool("v", false, "list every false detection")
 	flag.Parse()
 

@@ -3,6 +3,7 @@ package scenario
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -113,17 +114,37 @@ func Schedule(kinds []models.DetectionKind, first time.Time, every, dur time.Dur
 // each attack starts a quarter into its slot and lasts half of it, at most
 // 5 minutes, so that detections of one attack end before the next begins.
 func Spread(kinds []models.DetectionKind, start time.Time, learning, duration time.Duration, strength float64) ([]Attack, error) {
-	if len(kinds) == 0 {
+	attacks := make([]Attack, 0, len(kinds))
+	for _, k := range kinds {
+		a, err := DefaultAttack(k)
+		if err != nil {
+			return nil, err
+		}
+		a.Strength = strength
+		attacks = append(attacks, a)
+	}
+	return SpreadAttacks(attacks, start, learning, duration)
+}
+
+// SpreadAttacks sets the times of attacks as Spread does, keeping their
+// kinds, workloads, strengths and variants.
+func SpreadAttacks(attacks []Attack, start time.Time, learning, duration time.Duration) ([]Attack, error) {
+	if len(attacks) == 0 {
 		return nil, nil
 	}
 	if duration <= learning {
 		return nil, fmt.Errorf("scenario: %v of traffic leaves no time for attacks after %v of learning", duration, learning)
 	}
-	slot := (duration - learning) / time.Duration(len(kinds))
+	slot := (duration - learning) / time.Duration(len(attacks))
 	if slot < 20*time.Second {
-		return nil, fmt.Errorf("scenario: %d attacks in %v: less than 20 s each", len(kinds), duration-learning)
+		return nil, fmt.Errorf("scenario: %d attacks in %v: less than 20 s each", len(attacks), duration-learning)
 	}
-	return Schedule(kinds, start.Add(learning+slot/4), slot, min(slot/2, 5*time.Minute), strength)
+	out := slices.Clone(attacks)
+	for i := range out {
+		out[i].Start = start.Add(learning + slot/4 + time.Duration(i)*slot).UTC()
+		out[i].End = out[i].Start.Add(min(slot/2, 5*time.Minute))
+	}
+	return out, nil
 }
 
 // ParseKinds reads a comma-separated list of detection kinds; "all" is
