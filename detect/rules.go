@@ -376,9 +376,25 @@ func (s *shard) edgeStats(out []finding, ew *edgeWin, dw, srcIn *dstWin, dst *no
 		}
 	}
 	if len(odd) > 0 {
-		slices.SortFunc(odd, func(a, b models.FeatureEvidence) int { return cmp.Compare(a.Feature, b.Feature) })
+		// Paths first ("path " sorts after "method "), most requested first.
+		slices.SortFunc(odd, func(a, b models.FeatureEvidence) int {
+			if pa, pb := strings.HasPrefix(a.Feature, "path "), strings.HasPrefix(b.Feature, "path "); pa != pb {
+				if pa {
+					return -1
+				}
+				return 1
+			}
+			if a.Observed != b.Observed {
+				return cmp.Compare(b.Observed, a.Observed)
+			}
+			return cmp.Compare(a.Feature, b.Feature)
+		})
+		names := make([]string, 0, 3)
+		for _, o := range odd[:min(3, len(odd))] {
+			names = append(names, o.Feature)
+		}
 		f := s.edgeFinding(models.UnusualPath, sev, rareSeverityScore, ew, odd)
-		f.evidence.Summary = fmt.Sprintf("%s called %d never-seen paths or methods on %s, e.g. %s", e.Source, len(odd), e.Destination, odd[0].Feature)
+		f.evidence.Summary = fmt.Sprintf("%s called %d never-seen paths or methods on %s: %s", e.Source, len(odd), e.Destination, strings.Join(names, ", "))
 		out = append(out, f)
 		ew.silent = true
 	}
@@ -436,14 +452,17 @@ func (s *shard) lateral(ew *edgeWin, src, dst *nodeState, ws, learnMs int64) (fi
 	if ew.st != nil && ew.st.suspectUntil > ws {
 		// Still the same attack: keep the detection up to date.
 	} else {
-		if ew.e.Source.Kind != models.KindWorkload || src == nil || dst == nil {
+		// Only an established source has a profile to depart from; a new
+		// workload (a new version, a new job) calling anything is a deploy.
+		// The destination need not be known to this shard: shards follow
+		// Kafka partitions, which follow sources.
+		if ew.e.Source.Kind != models.KindWorkload || src == nil || ws-src.firstMs < learnMs {
 			return finding{}, false
 		}
-		if ws-src.firstMs < learnMs || ws-dst.firstMs < learnMs {
-			return finding{}, false
-		}
-		if _, ok := dst.callers[peerGroup(ew.e.Source)]; ok {
-			return finding{}, false
+		if dst != nil {
+			if _, ok := dst.callers[peerGroup(ew.e.Source)]; ok {
+				return finding{}, false
+			}
 		}
 	}
 	f := s.edgeFinding(models.LateralMovement, models.SeverityHigh, rareSeverityScore, ew, []models.FeatureEvidence{{

@@ -31,7 +31,7 @@ func TestKubeBlastRadiusKeepsDryRun(t *testing.T) {
 		Source:      models.Source{Principal: e.principal("web"), Workload: "web", Namespace: e.app, IP: netip.MustParseAddr("10.0.0.1")},
 		Destination: models.Destination{Workload: "payments", Namespace: e.app}, Count: 500,
 	}})
-	d := detection(models.Scan, models.SeverityHigh, e.principal("web"), e.app, "payments")
+	d := detection(models.LateralMovement, models.SeverityHigh, e.principal("web"), e.app, "payments")
 	d.WindowStart = now.Add(-time.Minute)
 	if err := h.r.HandleDetection(ctx, d); err != nil {
 		t.Fatal(err)
@@ -45,7 +45,7 @@ func TestKubeBlastRadiusKeepsDryRun(t *testing.T) {
 		t.Error("not dry-run in the cluster")
 	}
 	// A new edge (no history) is enforced at once.
-	if err := h.r.HandleDetection(ctx, detection(models.Scan, models.SeverityHigh, e.principal("cart"), e.app, "payments")); err != nil {
+	if err := h.r.HandleDetection(ctx, detection(models.LateralMovement, models.SeverityHigh, e.principal("cart"), e.app, "payments")); err != nil {
 		t.Fatal(err)
 	}
 	if a := h.sink.last(); a.Mode != models.ModeEnforce || a.BlastRequests != 0 {
@@ -79,7 +79,7 @@ func TestKubeNetworkPolicyQuarantine(t *testing.T) {
 		t.Errorf("metadata %v %v", np.Labels, np.Annotations)
 	}
 	// block_edge cannot be a NetworkPolicy: skipped, saying so.
-	_ = h.r.HandleDetection(ctx, detection(models.Scan, models.SeverityHigh, e.principal("web"), e.app, "payments"))
+	_ = h.r.HandleDetection(ctx, detection(models.LateralMovement, models.SeverityHigh, e.principal("web"), e.app, "payments"))
 	if a := h.sink.last(); a.State != models.StateSkipped || !strings.Contains(a.Reason, "cannot block one edge") {
 		t.Errorf("block_edge: %+v", a)
 	}
@@ -101,7 +101,7 @@ func TestKubeGitOpsFilesAreValidPolicies(t *testing.T) {
 	ctx := context.Background()
 	dir := r.cfg.GitOpsDir
 	for _, d := range []models.Detection{
-		detection(models.Scan, models.SeverityHigh, e.principal("web"), e.app, "payments"),
+		detection(models.LateralMovement, models.SeverityHigh, e.principal("web"), e.app, "payments"),
 		detection(models.LateralMovement, models.SeverityCritical, e.principal("cart"), e.app, "payments"),
 	} {
 		d.Source.Namespace = e.app

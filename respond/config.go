@@ -95,7 +95,8 @@ func DefaultActions() []ActionRule {
 		{Kind: string(models.LateralMovement), MinSeverity: models.SeverityHigh, Action: models.ActionBlockEdge},
 		{Kind: string(models.Exfiltration), MinSeverity: models.SeverityCritical, Action: models.ActionQuarantine},
 		{Kind: string(models.Exfiltration), MinSeverity: models.SeverityHigh, Action: models.ActionBlockEdge},
-		{Kind: string(models.Scan), MinSeverity: models.SeverityHigh, Action: models.ActionBlockEdge},
+		// A scan has no one destination to block: isolate the scanner.
+		{Kind: string(models.Scan), MinSeverity: models.SeverityHigh, Action: models.ActionQuarantine},
 		{Kind: string(models.CredentialStuffing), MinSeverity: models.SeverityHigh, Action: models.ActionBlockEdge},
 		{Kind: string(models.MTLSDowngrade), MinSeverity: models.SeverityHigh, Action: models.ActionBlockEdge},
 	}

@@ -168,7 +168,7 @@ func TestKubeBlockEdgeEnforceExtendRevoke(t *testing.T) {
 	e := newKubeEnv(t)
 	h := e.responder(t, e.config(models.ModeEnforce), nil, nil)
 	ctx := context.Background()
-	d := detection(models.Scan, models.SeverityHigh, e.principal("cart"), e.app, "payments")
+	d := detection(models.LateralMovement, models.SeverityHigh, e.principal("cart"), e.app, "payments")
 	d.Source.Workload = "cart"
 
 	start := time.Now()
@@ -288,7 +288,7 @@ func TestKubeQuarantineAndPlaintext(t *testing.T) {
 	}
 
 	// Unknown destination: nothing selects it, so nothing is written.
-	q := detection(models.Scan, models.SeverityHigh, e.principal("web"), e.app, "ghost")
+	q := detection(models.LateralMovement, models.SeverityHigh, e.principal("web"), e.app, "ghost")
 	_ = h.r.HandleDetection(ctx, q)
 	if a := h.sink.last(); a.State != models.StateSkipped || !strings.Contains(a.Reason, "ghost") {
 		t.Errorf("unknown workload: %+v", a)
@@ -301,7 +301,7 @@ func TestKubeDryRunPromotionAndApprove(t *testing.T) {
 	cfg.PromoteAfter = 5 * time.Minute
 	h := e.responder(t, cfg, nil, nil)
 	ctx := context.Background()
-	d := detection(models.Scan, models.SeverityHigh, e.principal("cart"), e.app, "payments")
+	d := detection(models.LateralMovement, models.SeverityHigh, e.principal("cart"), e.app, "payments")
 	if err := h.r.HandleDetection(ctx, d); err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestKubeDryRunPromotionAndApprove(t *testing.T) {
 
 	// Global dry-run: a person approves.
 	h2 := e.responder(t, e.config(models.ModeDryRun), nil, nil)
-	d2 := detection(models.Scan, models.SeverityHigh, e.principal("web"), e.app, "payments")
+	d2 := detection(models.LateralMovement, models.SeverityHigh, e.principal("web"), e.app, "payments")
 	if err := h2.r.HandleDetection(ctx, d2); err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +358,7 @@ func TestKubeExpiryAfterRestart(t *testing.T) {
 	c := &clock{t: time.Now().UTC().Truncate(time.Second)}
 	h := e.responder(t, cfg, c, nil)
 	ctx := context.Background()
-	if err := h.r.HandleDetection(ctx, detection(models.Scan, models.SeverityHigh, e.principal("cart"), e.app, "payments")); err != nil {
+	if err := h.r.HandleDetection(ctx, detection(models.LateralMovement, models.SeverityHigh, e.principal("cart"), e.app, "payments")); err != nil {
 		t.Fatal(err)
 	}
 	if n := e.count(t); n != 1 {
@@ -386,10 +386,10 @@ func TestKubeProtectedAndBudget(t *testing.T) {
 	h := e.responder(t, cfg, nil, nil)
 	ctx := context.Background()
 	for _, d := range []models.Detection{
-		detection(models.Scan, models.SeverityHigh, e.principal("web"), "kube-system", "coredns"),
-		detection(models.Scan, models.SeverityHigh, "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account", e.app, "payments"),
-		detection(models.Scan, models.SeverityHigh, e.principal("web"), e.root, "istiod"),
-		detection(models.Scan, models.SeverityHigh, e.principal("web"), e.app, "cart"),
+		detection(models.LateralMovement, models.SeverityHigh, e.principal("web"), "kube-system", "coredns"),
+		detection(models.LateralMovement, models.SeverityHigh, "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account", e.app, "payments"),
+		detection(models.LateralMovement, models.SeverityHigh, e.principal("web"), e.root, "istiod"),
+		detection(models.LateralMovement, models.SeverityHigh, e.principal("web"), e.app, "cart"),
 	} {
 		if err := h.r.HandleDetection(ctx, d); err != nil {
 			t.Fatal(err)
@@ -401,14 +401,14 @@ func TestKubeProtectedAndBudget(t *testing.T) {
 	if n := e.count(t); n != 0 {
 		t.Fatalf("%d policies in protected places", n)
 	}
-	_ = h.r.HandleDetection(ctx, detection(models.Scan, models.SeverityHigh, e.principal("web"), e.app, "payments"))
-	_ = h.r.HandleDetection(ctx, detection(models.Scan, models.SeverityHigh, e.principal("api"), e.app, "payments"))
+	_ = h.r.HandleDetection(ctx, detection(models.LateralMovement, models.SeverityHigh, e.principal("web"), e.app, "payments"))
+	_ = h.r.HandleDetection(ctx, detection(models.LateralMovement, models.SeverityHigh, e.principal("api"), e.app, "payments"))
 	if a := h.sink.last(); a.State != models.StateAlerted || !strings.Contains(a.Reason, "BUDGET EXHAUSTED") {
 		t.Errorf("over budget: %+v", a)
 	}
 	// A restart does not reset the budget: it is counted from the cluster.
 	h2 := e.responder(t, cfg, h.clock, nil)
-	_ = h2.r.HandleDetection(ctx, detection(models.Scan, models.SeverityHigh, e.principal("db"), e.app, "payments"))
+	_ = h2.r.HandleDetection(ctx, detection(models.LateralMovement, models.SeverityHigh, e.principal("db"), e.app, "payments"))
 	if a := h2.sink.last(); a.State != models.StateAlerted {
 		t.Errorf("over budget after restart: %+v", a)
 	}

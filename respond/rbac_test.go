@@ -68,7 +68,7 @@ func TestKubeLeaderElectionTwoReplicas(t *testing.T) {
 	}
 	_, leader, follower := leaders()
 	ctx := context.Background()
-	d := detection(models.Scan, models.SeverityHigh, e.principal("cart"), e.app, "payments")
+	d := detection(models.LateralMovement, models.SeverityHigh, e.principal("cart"), e.app, "payments")
 	if err := follower.r.HandleDetection(ctx, d); err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestKubeRunsUnderShippedRBAC(t *testing.T) {
 	}
 	bg := context.Background()
 	for _, d := range []models.Detection{
-		detection(models.Scan, models.SeverityHigh, e.principal("web"), e.app, "payments"),
+		detection(models.LateralMovement, models.SeverityHigh, e.principal("web"), e.app, "payments"),
 		detection(models.LateralMovement, models.SeverityCritical, e.principal("cart"), e.app, "payments"),
 	} {
 		if err := h.r.HandleDetection(bg, d); err != nil {
@@ -226,7 +226,7 @@ func TestKubeMissingPermissionIsNamed(t *testing.T) {
 		_ = e.cs.CoreV1().ServiceAccounts("meshguard").Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
 	h := e.responder(t, e.config(models.ModeEnforce), nil, serviceAccountConfig(t, e.cfg, "meshguard", name))
-	if err := h.r.HandleDetection(ctx, detection(models.Scan, models.SeverityHigh, e.principal("web"), e.app, "payments")); err != nil {
+	if err := h.r.HandleDetection(ctx, detection(models.LateralMovement, models.SeverityHigh, e.principal("web"), e.app, "payments")); err != nil {
 		t.Fatal(err)
 	}
 	a := h.sink.last()

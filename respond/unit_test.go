@@ -77,7 +77,7 @@ func TestDecide(t *testing.T) {
 		{models.LateralMovement, models.SeverityCritical, models.ActionQuarantine, models.ModeEnforce},
 		{models.LateralMovement, models.SeverityHigh, models.ActionBlockEdge, models.ModeEnforce},
 		{models.LateralMovement, models.SeverityMedium, models.ActionAlert, models.ModeAlert},
-		{models.Scan, models.SeverityCritical, models.ActionBlockEdge, models.ModeEnforce},
+		{models.Scan, models.SeverityCritical, models.ActionQuarantine, models.ModeEnforce},
 		{models.RequestFlood, models.SeverityCritical, models.ActionAlert, models.ModeAlert},
 		{models.MTLSDowngrade, models.SeverityHigh, models.ActionBlockEdge, models.ModeEnforce},
 	}
@@ -194,7 +194,7 @@ func TestResponderLogicOnGitOps(t *testing.T) {
 	r, store, s, c := newGitOpsResponder(t, cfg)
 	ctx := context.Background()
 
-	d := detection(models.Scan, models.SeverityHigh, "cluster.local/ns/shop/sa/cart", "shop", "payments")
+	d := detection(models.LateralMovement, models.SeverityHigh, "cluster.local/ns/shop/sa/cart", "shop", "payments")
 	if err := r.HandleDetection(ctx, d); err != nil {
 		t.Fatal(err)
 	}
@@ -211,15 +211,15 @@ func TestResponderLogicOnGitOps(t *testing.T) {
 		t.Fatalf("after an update: %+v", list)
 	}
 	// Protected destination.
-	if err := r.HandleDetection(ctx, detection(models.Scan, models.SeverityHigh, "cluster.local/ns/shop/sa/cart", "kube-system", "coredns")); err != nil {
+	if err := r.HandleDetection(ctx, detection(models.LateralMovement, models.SeverityHigh, "cluster.local/ns/shop/sa/cart", "kube-system", "coredns")); err != nil {
 		t.Fatal(err)
 	}
 	if a := s.last(); a.State != models.StateSkipped || !strings.Contains(a.Reason, "protected") {
 		t.Errorf("protected: %+v", a)
 	}
 	// Budget: 2 per hour.
-	_ = r.HandleDetection(ctx, detection(models.Scan, models.SeverityHigh, "cluster.local/ns/shop/sa/web", "shop", "payments"))
-	_ = r.HandleDetection(ctx, detection(models.Scan, models.SeverityHigh, "cluster.local/ns/shop/sa/api", "shop", "payments"))
+	_ = r.HandleDetection(ctx, detection(models.LateralMovement, models.SeverityHigh, "cluster.local/ns/shop/sa/web", "shop", "payments"))
+	_ = r.HandleDetection(ctx, detection(models.LateralMovement, models.SeverityHigh, "cluster.local/ns/shop/sa/api", "shop", "payments"))
 	if a := s.last(); a.State != models.StateAlerted || !strings.Contains(a.Reason, "BUDGET EXHAUSTED") {
 		t.Errorf("over budget: %+v", a)
 	}

@@ -28,6 +28,7 @@ to attacks with mesh policies and alerts.`,
 		newConfigCmd(),
 		newDemoCmd(),
 		newSimulateCmd(),
+		newPoliciesCmd(),
 	)
 	return root
 }
