@@ -16,19 +16,30 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/meshguard/meshguard/detect"
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/models"
+	"github.com/meshguard/meshguard/respond"
+	"github.com/meshguard/meshguard/respond/alert"
 	"github.com/meshguard/meshguard/storage"
 	"github.com/meshguard/meshguard/test/scenario"
 )
 
 type demoOptions struct {
-	duration   time.Duration
-	speed      int
-	start      string
-	seed       uint64
-	clickhouse string
+	duration    time.Duration
+	speed       int
+	start       string
+	seed        uint64
+	clickhouse  string
+	learning    time.Duration
+	attacks     string
+	policiesDir string
+	kubeconfig  string
+	// slackWebhook is a secret: never printed.
+	slackWebhook string
 }
 
 func newDemoCmd() *cobra.Command {
@@ -36,25 +47,44 @@ func newDemoCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the whole loop on this machine with embedded defaults (no servers)",
-		Long: `demo plays a 22-workload online shop's mesh telemetry in event time through
-an in-process Kafka broker into meshguard's ingest stage and an embedded
-store, with live output and a summary. --clickhouse DSN stores the flows in
-a real ClickHouse instead.`,
+		Long: `demo plays a 32-workload mesh's telemetry in event time through an
+in-process Kafka broker into meshguard: ingest into an embedded store,
+detection, and response. It first fast-forwards --learning of ordinary
+traffic so the baselines know the mesh, then plays one attack of each kind
+at --speed, printing every detection and the policy meshguard would apply,
+and ends with a summary: which attacks were caught, how fast, what else
+was raised, and proof that no record was lost or doubled.
+
+Policies are written as YAML to --policies-dir (the gitops backend) in
+dry-run. --clickhouse DSN stores flows and detections in a real ClickHouse;
+--kubeconfig applies the policies to a real cluster (in dry-run) instead.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDemo(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
 	f := cmd.Flags()
-	f.DurationVar(&o.duration, "duration", 20*time.Second, "how long to run (wall clock)")
-	f.IntVar(&o.speed, "speed", 30, "event-time seconds played per wall-clock second")
-	f.StringVar(&o.start, "start", "2026-11-18T14:00:00Z", "event time the mesh starts at (RFC 3339)")
+	f.DurationVar(&o.duration, "duration", 5*time.Minute, "stop after this long (wall clock) even if the timeline is not over")
+	f.IntVar(&o.speed, "speed", 30, "event-time seconds played per wall-clock second once learning is done")
+	f.StringVar(&o.start, "start", "2026-11-16T08:00:00Z", "event time the mesh starts at (RFC 3339)")
 	f.Uint64Var(&o.seed, "seed", 1, "seed of the traffic generator")
-	f.StringVar(&o.clickhouse, "clickhouse", "", "store flows in this ClickHouse (DSN) instead of the embedded store")
+	f.StringVar(&o.clickhouse, "clickhouse", "", "store flows and detections in this ClickHouse (DSN) instead of the embedded store")
+	f.DurationVar(&o.learning, "learning", 15*time.Minute, "event time of ordinary traffic played first, as fast as possible; also detect.learning_period")
+	f.StringVar(&o.attacks, "attacks", "all", "comma-separated attack kinds to play, all, or none")
+	f.StringVar(&o.policiesDir, "policies-dir", "meshguard-demo-policies", "directory the policies are written to (gitops backend)")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "apply policies to this cluster's Istio (dry-run) instead of writing files")
+	f.StringVar(&o.slackWebhook, "slack-webhook", "", "post alerts to this Slack incoming-webhook URL")
 	return cmd
 }
 
 const demoTopic = "otlp_logs"
+
+// demoAttackSlot is the event time given to each attack: it runs for the
+// first half, then the mesh is quiet again.
+const demoAttackSlot = 90 * time.Second
+
+// demoWindow is detect.window's default, which the demo keeps.
+var demoWindow = detect.DefaultConfig().Window
 
 func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	start, err := time.Parse(time.RFC3339, o.start)
@@ -64,6 +94,24 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	if o.speed < 1 || o.speed > 1000 {
 		return fmt.Errorf("--speed: %d; use 1 to 1000", o.speed)
 	}
+	if o.learning < time.Minute || o.learning > 24*time.Hour {
+		return fmt.Errorf("--learning: %s; use 1m to 24h", o.learning)
+	}
+	kinds, err := scenario.ParseKinds(o.attacks)
+	if err != nil {
+		return fmt.Errorf("--attacks: %w", err)
+	}
+	attackSpan := time.Duration(len(kinds)) * demoAttackSlot
+	attacks, err := scenario.Schedule(kinds, start.Add(o.learning+demoAttackSlot/4), demoAttackSlot, demoAttackSlot/2, 1)
+	if err != nil {
+		return err
+	}
+	end := start.Add(o.learning + attackSpan + time.Minute)
+	gen, err := scenario.NewWith(scenario.RealisticMesh(), start, o.seed, scenario.Options{Dynamics: true, Scale: 0.25, Attacks: attacks})
+	if err != nil {
+		return err
+	}
+
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, demoTopic), kfake.AllowAutoTopicCreation())
 	if err != nil {
 		return fmt.Errorf("starting the in-process Kafka broker: %w", err)
@@ -71,13 +119,31 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	defer cluster.Close()
 	brokers := cluster.ListenAddrs()
 
-	store, storeName, closeStore, err := demoStore(ctx, o.clickhouse)
+	st, err := openDemoStore(ctx, o.clickhouse)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
-	tally := newTally()
+	defer st.close()
 
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	alerter, err := demoAlerter(o, st.actions, log)
+	if err != nil {
+		return err
+	}
+	go alerter.Run(context.WithoutCancel(ctx))
+	board := newDemoBoard(out, attacks, "")
+	resp, respName, err := demoResponder(o, st.actions, actionSinks{board, alerter}, log)
+	if err != nil {
+		return err
+	}
+	dcfg := detect.DefaultConfig()
+	dcfg.LearningPeriod = o.learning
+	det, err := detect.New(dcfg, detect.Sinks(detect.StorageSink(st.detections), board, resp, alerter), log)
+	if err != nil {
+		return err
+	}
+
+	tally := newTally()
 	kcfg := ingest.DefaultKafkaConfig()
 	kcfg.Brokers = brokers
 	kcfg.Topics = ingest.Topics{Logs: demoTopic}
@@ -85,15 +151,16 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	icfg := ingest.DefaultIngestConfig()
 	icfg.BatchSize = 20_000
 	icfg.BatchTimeout = 250 * time.Millisecond
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	consumer, err := ingest.NewConsumer(kcfg, icfg, storage.Fanout(store, tally), log)
+	consumer, err := ingest.NewConsumer(kcfg, icfg, storage.Fanout(st.flows, tally, det), log)
 	if err != nil {
 		return err
 	}
 
-	fmt.Fprintf(out, "meshguard demo: a 22-workload online shop, played at %dx from %s\n", o.speed, start.Format(time.RFC3339))
-	fmt.Fprintf(out, "  kafka  in-process broker at %s, topic %s (4 partitions), dead letters to %s\n", strings.Join(brokers, ","), demoTopic, kcfg.DLQTopic)
-	fmt.Fprintf(out, "  store  %s\n\n", storeName)
+	fmt.Fprintf(out, "meshguard demo: a 32-workload mesh from %s; %s of ordinary traffic to learn from (fast-forward),\n", start.Format(time.RFC3339), o.learning)
+	fmt.Fprintf(out, "then %d attacks played at %dx, one every %s of event time.\n", len(attacks), o.speed, demoAttackSlot)
+	fmt.Fprintf(out, "  kafka    in-process broker at %s, topic %s (4 partitions, keyed by source workload), dead letters to %s\n", strings.Join(brokers, ","), demoTopic, kcfg.DLQTopic)
+	fmt.Fprintf(out, "  store    %s\n", st.name)
+	fmt.Fprintf(out, "  respond  %s\n\n", respName)
 
 	runCtx, stop := context.WithTimeout(ctx, o.duration)
 	defer stop()
@@ -101,22 +168,20 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	consumerCtx, stopConsumer := context.WithCancel(context.WithoutCancel(ctx))
 	go func() { consumed <- consumer.Run(consumerCtx) }()
 
-	prod := &demoProducer{brokers: brokers, gen: scenario.New(scenario.DefaultMesh(), start, o.seed), speed: o.speed}
+	prod := &demoProducer{brokers: brokers, gen: gen, speed: o.speed, fastUntil: start.Add(o.learning), end: end}
 	produced := make(chan error, 1)
 	go func() { produced <- prod.run(runCtx) }()
 
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "event time\tproduced\tstored\tflows/s\tdead letters\t")
-	tw.Flush()
-	tick := time.NewTicker(2 * time.Second)
+	tick := time.NewTicker(3 * time.Second)
 	defer tick.Stop()
-	last, lastAt := 0, time.Now()
 	report := func() {
-		n := tally.count()
-		rate := float64(n-last) / time.Since(lastAt).Seconds()
-		last, lastAt = n, time.Now()
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%d\t\n", prod.eventTime().Format("2006-01-02 15:04:05"), prod.records(), n, rate, consumer.Stats().DeadLettered)
-		tw.Flush()
+		ds := det.Stats()
+		phase := "learning"
+		if !prod.eventTime().Before(start.Add(o.learning)) {
+			phase = "watching"
+		}
+		board.printf("  %s  %-8s  %9d records  %9d flows stored  %4d edges  %d detections\n",
+			prod.eventTime().Format("15:04:05"), phase, prod.records(), tally.count(), ds.Edges, ds.Raised)
 	}
 loop:
 	for {
@@ -131,27 +196,93 @@ loop:
 			break loop
 		}
 	}
-	// Let ingest catch up with what was produced, then stop it cleanly.
+	// Let ingest catch up with what was produced, then close the last
+	// windows and stop cleanly.
 	drain := time.Now().Add(30 * time.Second)
 	for tally.count() < prod.records() && time.Now().Before(drain) && ctx.Err() == nil {
 		time.Sleep(100 * time.Millisecond)
 	}
-	report()
 	stopConsumer()
 	if err := <-consumed; err != nil {
 		return err
 	}
+	det.Flush(context.WithoutCancel(ctx))
+	report()
+	board.summary(prod.eventTime())
 	tally.summary(out, prod.records(), consumer.Stats())
+	if o.slackWebhook != "" {
+		fmt.Fprintf(out, "Alerts were posted to the Slack webhook.\n")
+	}
+	if o.kubeconfig == "" && len(attacks) > 0 {
+		fmt.Fprintf(out, "Policies meshguard would apply (dry-run) are in %s/.\n", o.policiesDir)
+	}
 	return nil
 }
 
+// actionSinks hands each decision to every sink.
+type actionSinks []respond.ActionSink
+
+func (s actionSinks) HandleAction(ctx context.Context, a models.Action, d models.Detection) error {
+	var errs []error
+	for _, x := range s {
+		errs = append(errs, x.HandleAction(ctx, a, d))
+	}
+	return errors.Join(errs...)
+}
+
+// demoAlerter posts to a Slack webhook when given one; otherwise it is
+// the alerter with Slack unset, which accepts and discards.
+func demoAlerter(o demoOptions, actions storage.ActionWriter, log *slog.Logger) (*alert.Alerter, error) {
+	cfg := alert.DefaultConfig()
+	cfg.Slack.WebhookURL = o.slackWebhook
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("--slack-webhook: %w", err)
+	}
+	return alert.New(cfg, alert.Deps{Log: log, Actions: actions})
+}
+
+// demoResponder acts in dry-run: YAML files by default, or a real
+// cluster's Istio when a kubeconfig is given.
+func demoResponder(o demoOptions, actions storage.ActionWriter, sink respond.ActionSink, log *slog.Logger) (*respond.Responder, string, error) {
+	cfg := respond.DefaultConfig()
+	cfg.Mode = models.ModeDryRun
+	cfg.BlastRadiusMaxRequests = 0
+	cfg.LeaderElection.Enabled = false
+	deps := respond.Deps{Actions: actions, Logger: log, Sink: sink}
+	name := ""
+	if o.kubeconfig != "" {
+		kc, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+		if err != nil {
+			return nil, "", fmt.Errorf("--kubeconfig: %w", err)
+		}
+		deps.Kube = kc
+		cfg.Backend = respond.BackendIstio
+		name = "Istio AuthorizationPolicies (dry-run) in the cluster of " + o.kubeconfig
+	} else {
+		cfg.Backend = respond.BackendGitOps
+		cfg.GitOpsDir = o.policiesDir
+		deps.Backend = respond.NewGitOpsBackend(o.policiesDir)
+		deps.Resolver = respond.ConventionResolver
+		name = "AuthorizationPolicy YAML (dry-run) written to " + o.policiesDir + "/"
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, "", err
+	}
+	r, err := respond.New(cfg, deps)
+	return r, name, err
+}
+
 // demoProducer plays the generator into Kafka like an OpenTelemetry
-// Collector: one OTLP export request per second of event time, plus one
-// corrupt message to show what happens to bad input.
+// Collector partitioning by pod: one OTLP export request per source
+// workload and second of event time, keyed by the workload, so that each
+// partition sees whole edges. Until fastUntil it plays as fast as it can;
+// then at speed. One corrupt message shows what happens to bad input.
 type demoProducer struct {
-	brokers []string
-	gen     *scenario.Generator
-	speed   int
+	brokers   []string
+	gen       *scenario.Generator
+	speed     int
+	fastUntil time.Time
+	end       time.Time
 
 	mu       sync.Mutex
 	produced int
@@ -173,31 +304,36 @@ func (p *demoProducer) eventTime() time.Time {
 func (p *demoProducer) run(ctx context.Context) error {
 	// zstd, as deploy/collector configures the collector's exporter: the
 	// in-process broker keeps every message in memory.
-	w := &kafka.Writer{Addr: kafka.TCP(p.brokers...), Topic: demoTopic, Balancer: &kafka.RoundRobin{},
-		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, Compression: kafka.Zstd}
+	w := &kafka.Writer{Addr: kafka.TCP(p.brokers...), Topic: demoTopic, Balancer: &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, Compression: kafka.Zstd, BatchSize: 1000}
 	defer w.Close()
 	tick := time.NewTicker(time.Second / time.Duration(p.speed))
 	defer tick.Stop()
-	corruptAt := p.speed * 3
-	for i := 0; ; i++ {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
+	step := time.Second
+	for i := 0; p.gen.Now().Before(p.end); i++ {
+		fast := p.gen.Now().Before(p.fastUntil)
+		if fast {
+			step = 10 * time.Second
+		} else {
+			step = time.Second
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-tick.C:
+			}
 		}
-		ld := p.gen.Next(time.Second)
-		values, err := scenario.Marshal(ld, 500)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		ld := p.gen.Next(step)
+		msgs, err := keyedBySource(ld)
 		if err != nil {
 			return err
 		}
-		msgs := make([]kafka.Message, len(values))
-		for i, v := range values {
-			msgs[i].Value = v
-		}
-		if i == corruptAt {
+		if i == 3 {
 			// A truncated export request, as a broken producer would send.
 			v := msgs[0].Value
-			msgs = append(msgs, kafka.Message{Value: v[:len(v)/3]})
+			msgs = append(msgs, kafka.Message{Key: msgs[0].Key, Value: v[:len(v)/3]})
 		}
 		// Never cancel a write midway: it may land anyway, uncounted. The
 		// loop stops between writes instead.
@@ -211,6 +347,184 @@ func (p *demoProducer) run(ctx context.Context) error {
 		p.produced += ld.LogRecordCount()
 		p.now = p.gen.Now()
 		p.mu.Unlock()
+	}
+	return nil
+}
+
+// keyedBySource splits an export request by the calling workload, as the
+// collector's exporter does with partition_logs_by_resource_attributes,
+// so that detect's per-partition shards each see whole sources.
+func keyedBySource(ld plog.Logs) ([]kafka.Message, error) {
+	groups := map[string]plog.Logs{}
+	var order []string
+	rls := ld.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		rl := rls.At(i)
+		sls := rl.ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			sl := sls.At(j)
+			lrs := sl.LogRecords()
+			for k := 0; k < lrs.Len(); k++ {
+				lr := lrs.At(k)
+				key := ""
+				if v, ok := lr.Attributes().Get("source_workload"); ok {
+					key = v.Str()
+				}
+				g, ok := groups[key]
+				if !ok {
+					g = plog.NewLogs()
+					nrl := g.ResourceLogs().AppendEmpty()
+					rl.Resource().CopyTo(nrl.Resource())
+					nsl := nrl.ScopeLogs().AppendEmpty()
+					sl.Scope().CopyTo(nsl.Scope())
+					groups[key] = g
+					order = append(order, key)
+				}
+				lr.CopyTo(g.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().AppendEmpty())
+			}
+		}
+	}
+	var msgs []kafka.Message
+	for _, key := range order {
+		values, err := scenario.Marshal(groups[key], 500)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range values {
+			msgs = append(msgs, kafka.Message{Key: []byte(key), Value: v})
+		}
+	}
+	return msgs, nil
+}
+
+// demoBoard prints detections as they are raised and scores them against
+// the attacks played.
+type demoBoard struct {
+	mu       sync.Mutex
+	out      io.Writer
+	attacks  []scenario.Attack
+	respName string
+	seen     map[string]models.Detection
+	order    []string
+	acted    map[string]bool
+}
+
+func newDemoBoard(out io.Writer, attacks []scenario.Attack, respName string) *demoBoard {
+	return &demoBoard{out: out, attacks: attacks, respName: respName, seen: map[string]models.Detection{}, acted: map[string]bool{}}
+}
+
+func (b *demoBoard) printf(format string, args ...any) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	fmt.Fprintf(b.out, format, args...)
+}
+
+// HandleDetection prints a detection the first time it is raised.
+func (b *demoBoard) HandleDetection(_ context.Context, d models.Detection) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, known := b.seen[d.ID]
+	b.seen[d.ID] = d
+	if known {
+		return nil
+	}
+	b.order = append(b.order, d.ID)
+	fmt.Fprintf(b.out, "  %s  DETECTED  %s (%s, score %.0f)  %s -> %s\n", d.WindowEnd.Format("15:04:05"), d.Kind, d.Severity, d.Score,
+		partyName(d.Source), partyName(d.Destination))
+	fmt.Fprintf(b.out, "            %s\n", d.Evidence.Summary)
+	return nil
+}
+
+// HandleAction prints what the responder decided.
+func (b *demoBoard) HandleAction(_ context.Context, a models.Action, d models.Detection) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	// An ongoing attack updates its detection every window; say what was
+	// decided once per state.
+	key := d.ID + "/" + string(a.State)
+	if b.acted[key] {
+		return nil
+	}
+	b.acted[key] = true
+	switch {
+	case a.PolicyName != "" && a.State == models.StateApplied:
+		fmt.Fprintf(b.out, "            -> %s %s: AuthorizationPolicy %s/%s, expires %s\n", a.Mode, a.Kind, a.PolicyNamespace, a.PolicyName, a.ExpiresAt.Format("15:04:05"))
+	case a.State == models.StateSkipped || a.State == models.StateAlerted || a.State == models.StateFailed:
+		fmt.Fprintf(b.out, "            -> %s: %s\n", a.State, a.Reason)
+	}
+	return nil
+}
+
+func partyName(p models.Party) string {
+	switch {
+	case p.Workload != "":
+		return p.Namespace + "/" + p.Workload
+	case p.IP != "":
+		return p.IP
+	case p.Namespace != "":
+		return p.Namespace + "/*"
+	}
+	return "*"
+}
+
+// matches reports whether d is the detection of attack a.
+func matches(a scenario.Attack, d models.Detection) bool {
+	if d.Kind != a.Kind || partyName(d.Source) != a.Source {
+		return false
+	}
+	return a.Destination == "" || partyName(d.Destination) == a.Destination
+}
+
+func (b *demoBoard) summary(eventEnd time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	fmt.Fprintf(b.out, "\nAttacks played and what meshguard made of them:\n")
+	tw := tabwriter.NewWriter(b.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  attack\tsource -> destination\tdetected\ttime to detect\tseverity")
+	caught, played := 0, 0
+	explained := map[string]bool{}
+	for _, a := range b.attacks {
+		if a.Start.After(eventEnd) {
+			continue
+		}
+		played++
+		var hit *models.Detection
+		for _, id := range b.order {
+			d := b.seen[id]
+			if d.WindowEnd.Before(a.Start) || d.WindowStart.After(a.End.Add(5*time.Minute)) {
+				continue
+			}
+			if matches(a, d) && hit == nil {
+				hit = &d
+			}
+			if partyName(d.Source) == a.Source {
+				explained[id] = true
+			}
+		}
+		dst := a.Destination
+		if dst == "" {
+			dst = "*"
+		}
+		if hit == nil {
+			fmt.Fprintf(tw, "  %s\t%s -> %s\tNO\t-\t-\n", a.Kind, a.Source, dst)
+			continue
+		}
+		caught++
+		// The first window's end: d.WindowEnd moves on as the attack goes on.
+		ttd := hit.WindowStart.Add(demoWindow).Sub(a.Start).Round(time.Second)
+		fmt.Fprintf(tw, "  %s\t%s -> %s\tyes\t%s (%d windows)\t%s\n", a.Kind, a.Source, dst, ttd, (ttd+demoWindow-1)/demoWindow, hit.Severity)
+	}
+	tw.Flush()
+	var other []string
+	for _, id := range b.order {
+		if !explained[id] {
+			d := b.seen[id]
+			other = append(other, fmt.Sprintf("  %s %s -> %s: %s", d.Kind, partyName(d.Source), partyName(d.Destination), d.Evidence.Summary))
+		}
+	}
+	fmt.Fprintf(b.out, "\n%d of %d attacks detected; %d other detections (false positives, or side effects of an attack)\n", caught, played, len(other))
+	for _, o := range other {
+		fmt.Fprintln(b.out, o)
 	}
 }
 
@@ -303,25 +617,34 @@ func (t *tally) summary(out io.Writer, produced int, st ingest.Stats) {
 
 // demoStore is the embedded in-memory store, or a real ClickHouse (schema
 // migrated) when a DSN is given.
-func demoStore(ctx context.Context, dsn string) (storage.FlowConsumer, string, func(), error) {
+type demoStore struct {
+	flows      storage.FlowConsumer
+	detections storage.DetectionWriter
+	actions    storage.ActionWriter
+	name       string
+	close      func()
+}
+
+func openDemoStore(ctx context.Context, dsn string) (demoStore, error) {
 	if dsn == "" {
 		const capacity = 200_000
-		return storage.NewMemory(capacity), fmt.Sprintf("embedded, in memory (newest %d flows kept)", capacity), func() {}, nil
+		m := storage.NewMemory(capacity)
+		return demoStore{m, m, m, fmt.Sprintf("embedded, in memory (newest %d flows kept)", capacity), func() {}}, nil
 	}
 	cfg := storage.DefaultClickHouseConfig()
 	cfg.DSN = dsn
 	if err := cfg.Validate(); err != nil {
-		return nil, "", nil, fmt.Errorf("--clickhouse: %w", err)
+		return demoStore{}, fmt.Errorf("--clickhouse: %w", err)
 	}
 	ch, err := storage.NewClickHouse(cfg)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("--clickhouse: %w", err)
+		return demoStore{}, fmt.Errorf("--clickhouse: %w", err)
 	}
 	if err := ch.Migrate(ctx); err != nil {
 		ch.Close()
-		return nil, "", nil, fmt.Errorf("--clickhouse: migrating the schema: %w", err)
+		return demoStore{}, fmt.Errorf("--clickhouse: migrating the schema: %w", err)
 	}
-	return ch, "ClickHouse " + redactDSN(dsn) + ", database " + ch.Database(), func() { ch.Close() }, nil
+	return demoStore{ch, ch, ch, "ClickHouse " + redactDSN(dsn) + ", database " + ch.Database(), func() { ch.Close() }}, nil
 }
 
 // redactDSN hides a password in a DSN before it is printed.
