@@ -29,6 +29,7 @@ to attacks with mesh policies and alerts.`,
 		newDemoCmd(),
 		newSimulateCmd(),
 		newPoliciesCmd(),
+		newReplayCmd(),
 	)
 	return root
 }
