@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -29,6 +30,11 @@ type simulateOptions struct {
 	strength float64
 	scale    float64
 	step     time.Duration
+	// config names the file whose kafka.tls and kafka.sasl secure the
+	// connection (MESHGUARD_KAFKA_* variables apply too); security, when
+	// set, is used instead (tests).
+	config   string
+	security *ingest.KafkaConfig
 }
 
 func newSimulateCmd() *cobra.Command {
@@ -65,6 +71,7 @@ same telemetry.`,
 	f.Float64Var(&o.strength, "strength", 1, "strength of every attack (a multiplier of its intensity)")
 	f.Float64Var(&o.scale, "scale", 1, "multiplier of the benign traffic (at 1, about 950 requests/s, 1,900 access-log records/s, at the afternoon peak)")
 	f.DurationVar(&o.step, "step", time.Second, "event time per batch of messages (the collector's flush interval)")
+	f.StringVar(&o.config, "config", "", "config file whose kafka.tls and kafka.sasl secure the connection (MESHGUARD_KAFKA_* variables apply as well)")
 	_ = cmd.MarkFlagRequired("kafka")
 	return cmd
 }
@@ -149,7 +156,11 @@ func runSimulate(ctx context.Context, o simulateOptions, out io.Writer) error {
 		o.duration, s.start.Format(time.RFC3339), speed, o.seed, o.topic, strings.Join(s.brokers, ","))
 	printSchedule(out, s.start, s.gen.Attacks())
 
-	w := &kafka.Writer{Addr: kafka.TCP(s.brokers...), Topic: o.topic, Balancer: &kafka.RoundRobin{},
+	transport, kcfg, err := o.transport()
+	if err != nil {
+		return err
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(s.brokers...), Topic: o.topic, Balancer: &kafka.RoundRobin{}, Transport: transport,
 		RequiredAcks: kafka.RequireAll, Compression: kafka.Zstd, BatchTimeout: time.Millisecond,
 		BatchBytes: 16 << 20, AllowAutoTopicCreation: true}
 	defer w.Close()
@@ -158,6 +169,12 @@ func runSimulate(ctx context.Context, o simulateOptions, out io.Writer) error {
 	wallStart := time.Now()
 	lastReport := wallStart
 	var records, messages int
+	stopped := func() error {
+		// Interrupted (SIGINT/SIGTERM): a clean stop between writes.
+		fmt.Fprintf(out, "stopped at event time %s: %d access-log records in %d messages\n",
+			s.gen.Now().Format(time.RFC3339), records, messages)
+		return nil
+	}
 	for s.gen.Now().Before(end) {
 		step := min(o.step, end.Sub(s.gen.Now()))
 		if o.speed > 0 {
@@ -166,13 +183,13 @@ func runSimulate(ctx context.Context, o simulateOptions, out io.Writer) error {
 			if d := time.Until(due); d > 0 {
 				select {
 				case <-ctx.Done():
-					return ctx.Err()
+					return stopped()
 				case <-time.After(d):
 				}
 			}
 		}
-		if err := ctx.Err(); err != nil {
-			return err
+		if ctx.Err() != nil {
+			return stopped()
 		}
 		ld := s.gen.Next(step)
 		values, err := marshalBelow(ld, maxMessageBytes)
@@ -189,7 +206,7 @@ func runSimulate(ctx context.Context, o simulateOptions, out io.Writer) error {
 		err = w.WriteMessages(wctx, msgs...)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("writing to %s: %w", o.topic, err)
+			return fmt.Errorf("writing to %s: %w", o.topic, kcfg.ExplainError(strings.Join(s.brokers, ","), err))
 		}
 		records += ld.LogRecordCount()
 		messages += len(msgs)
@@ -201,6 +218,21 @@ func runSimulate(ctx context.Context, o simulateOptions, out io.Writer) error {
 	fmt.Fprintf(out, "done: %v of event time, %d access-log records in %d messages, in %v\n",
 		o.duration, records, messages, time.Since(wallStart).Round(time.Millisecond))
 	return nil
+}
+
+// transport is the Kafka transport with the TLS and SASL of the config,
+// built by the same code as the consumer's.
+func (o simulateOptions) transport() (*kafka.Transport, *ingest.KafkaConfig, error) {
+	k := o.security
+	if k == nil {
+		cfg, err := LoadConfig(o.config, os.Environ())
+		if err != nil {
+			return nil, nil, err
+		}
+		k = &cfg.Kafka
+	}
+	t, err := k.Transport()
+	return t, k, err
 }
 
 // printSchedule writes the ground truth: what attacks when, from whom.

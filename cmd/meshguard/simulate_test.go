@@ -154,3 +154,15 @@ func TestSimulateIsRegistered(t *testing.T) {
 		t.Fatalf("simulate without --kafka: %v", err)
 	}
 }
+
+func TestSimulateStopsCleanlyWhenInterrupted(t *testing.T) {
+	brokers := testenv.Kfake(t, kfake.SeedTopics(1, "otlp_logs"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	o := simulateOptions{brokers: strings.Join(brokers, ","), topic: "otlp_logs", duration: time.Hour, learning: 0,
+		attacks: "none", speed: 1, start: "now", seed: 1, strength: 1, scale: 1, step: time.Second}
+	var out bytes.Buffer
+	if err := runSimulate(ctx, o, &out); err != nil || !strings.Contains(out.String(), "stopped at event time") {
+		t.Fatalf("interrupted simulate: %v\n%s", err, out.String())
+	}
+}
