@@ -259,7 +259,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		for _, id := range rec.order {
 			d := rec.first[id]
 			if m.matches(a, d) && (res.Match == nil || d.WindowEnd.Before(res.Match.WindowEnd)) {
-				d := d
 				res.Match = &d
 			}
 			if m.during(a, d) {
