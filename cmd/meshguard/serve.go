@@ -15,6 +15,8 @@ import (
 
 	"github.com/meshguard/meshguard/detect"
 	"github.com/meshguard/meshguard/ingest"
+	"github.com/meshguard/meshguard/respond"
+	"github.com/meshguard/meshguard/respond/alert"
 	"github.com/meshguard/meshguard/storage"
 )
 
@@ -33,7 +35,9 @@ and leaves the consumer group.
 Stages: a replica running ingest and detect feeds both from one consumer;
 a replica running detect alone reads Kafka in its own consumer group
 (kafka.group_id + "-detect"), so detection scales with partitions
-independently of storage.`,
+independently of storage. respond and alert read every replica's
+detections from ClickHouse; with respond.leader_election on, only the
+replica holding the Lease acts and alerts, so any number may run them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := LoadConfig(configPath, os.Environ())
@@ -48,11 +52,11 @@ independently of storage.`,
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "config file (YAML); every key can also be set by MESHGUARD_* variables")
-	cmd.Flags().StringVar(&stages, "stages", "ingest,detect", "comma-separated stages this replica runs: "+strings.Join(knownStages, ", "))
+	cmd.Flags().StringVar(&stages, "stages", "ingest,detect,respond,alert", "comma-separated stages this replica runs: "+strings.Join(knownStages, ", "))
 	return cmd
 }
 
-var knownStages = []string{"ingest", "detect"}
+var knownStages = []string{"ingest", "detect", "respond", "alert"}
 
 type stageSet map[string]bool
 
@@ -101,6 +105,16 @@ func serve(ctx context.Context, cfg Config, stages stageSet) error {
 		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error { return det.RunSaver(ctx, store, 5*time.Minute, log) }, func(error) { cancel() })
 	}
+	if stages["respond"] || stages["alert"] {
+		if err := addResponse(ctx, &g, cfg, stages, store, log); err != nil {
+			return err
+		}
+	}
+	if next == nil {
+		// respond and/or alert only: no Kafka consumer.
+		g.Add(func() error { <-ctx.Done(); return nil }, func(error) {})
+		return runGroup(&g, log, cfg, kcfg, stages)
+	}
 	consumer, err := ingest.NewConsumer(kcfg, cfg.Ingest, next, log)
 	if err != nil {
 		return err
@@ -121,13 +135,70 @@ func serve(ctx context.Context, cfg Config, stages stageSet) error {
 		// Signals end the group.
 		g.Add(func() error { <-ctx.Done(); return nil }, func(error) {})
 	}
+	return runGroup(&g, log, cfg, kcfg, stages)
+}
+
+func runGroup(g *run.Group, log *slog.Logger, cfg Config, kcfg ingest.KafkaConfig, stages stageSet) error {
 	log.Info("meshguard serving", "version", version, "stages", stages.String(), "brokers", kcfg.Brokers, "group", kcfg.GroupID)
-	err = g.Run()
+	err := g.Run()
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
 	log.Info("meshguard stopped", "err", err)
 	return err
+}
+
+// addResponse adds the respond and alert stages: a feed of every
+// replica's detections from ClickHouse into the responder (policies) and
+// the alerter (Slack), gated on leadership so that one replica acts.
+func addResponse(ctx context.Context, g *run.Group, cfg Config, stages stageSet, store *storage.ClickHouse, log *slog.Logger) error {
+	var sinks []detect.Sink
+	var alerter *alert.Alerter
+	if stages["alert"] {
+		var err error
+		alerter, err = alert.New(cfg.Alert, alert.Deps{Log: log, Actions: store})
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		// The alerter drains last: it is interrupted after the group's
+		// other actors, and drains within its own bound.
+		g.Add(func() error { return alerter.Run(ctx) }, func(error) { cancel() })
+	}
+	var resp *respond.Responder
+	if stages["respond"] {
+		kube, err := cfg.Kubernetes.RESTConfig()
+		if err != nil && cfg.Respond.Backend != respond.BackendGitOps {
+			return fmt.Errorf("respond needs the Kubernetes API: %w", err)
+		}
+		deps := respond.Deps{Kube: kube, Actions: store, Blast: store, Logger: log, Identity: os.Getenv("POD_NAME")}
+		if alerter != nil {
+			deps.Sink = alerter
+		}
+		if cfg.Respond.Backend == respond.BackendGitOps {
+			deps.Backend = respond.NewGitOpsBackend(cfg.Respond.GitOpsDir)
+			if kube == nil {
+				deps.Resolver = respond.ConventionResolver
+			}
+		}
+		resp, err = respond.New(cfg.Respond, deps)
+		if err != nil {
+			return err
+		}
+		sinks = append(sinks, resp)
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { return resp.Run(ctx) }, func(error) { cancel() })
+	}
+	if alerter != nil {
+		sinks = append(sinks, alerter)
+	}
+	feed := &detect.Feed{Store: store, Sink: detect.Sinks(sinks...), Log: log}
+	if resp != nil && cfg.Respond.LeaderElection.Enabled {
+		feed.Active = resp.Leading
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	g.Add(func() error { return feed.Run(ctx, cfg.Detect.Hold) }, func(error) { cancel() })
+	return nil
 }
 
 func (s stageSet) String() string {

@@ -1,26 +1,52 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/meshguard/meshguard/models"
 	"github.com/meshguard/meshguard/test/scenario"
 	"github.com/meshguard/meshguard/test/testenv"
 )
 
-// serve with the detect stage fills the detections table from live Kafka
-// telemetry, and saves its baselines when it stops.
+// The whole loop in one serve process against the real servers: live
+// Kafka telemetry fills the detections table, the responder turns them into
+// enforced AuthorizationPolicies in the kube-apiserver, Slack's webhook
+// gets the alerts, and the baselines are saved at shutdown.
 func TestServeDetectsAttacksFromKafka(t *testing.T) {
 	brokers := testenv.Kafka(t)
 	topic := testenv.NewTopic(t, brokers, 2)
 	conn, db := testenv.ClickHouse(t)
+	kube := testenv.KubeConfig(t)
+	instance := "e2e-" + strings.ReplaceAll(db, "_", "-")
+	prepareCluster(t, kube, instance, map[string]string{"billing": "payments-v1", "identity": "auth-v1"})
+	slack := newWebhookReceiver(t)
 	env := append(serveEnv(brokers, topic, fmt.Sprintf("clickhouse://%s/%s", testenv.ClickHouseAddr(t), db)),
-		"MESHGUARD_DETECT_LEARNING_PERIOD=10m", "MESHGUARD_DETECT_HISTORY=0s")
+		"MESHGUARD_DETECT_LEARNING_PERIOD=10m", "MESHGUARD_DETECT_HISTORY=0s",
+		"MESHGUARD_KUBERNETES_KUBECONFIG="+testenv.KubeconfigPath(t),
+		"MESHGUARD_RESPOND_MODE=enforce", "MESHGUARD_RESPOND_BLAST_RADIUS_MAX_REQUESTS=0",
+		"MESHGUARD_RESPOND_LEADER_ELECTION_ENABLED=false", "MESHGUARD_RESPOND_INSTANCE="+instance,
+		"MESHGUARD_RESPOND_BUDGET_PER_HOUR=20",
+		"MESHGUARD_ALERT_SLACK_WEBHOOK_URL="+slack.URL)
 
 	start := time.Date(2026, 11, 16, 9, 0, 0, 0, time.UTC)
 	kinds := []models.DetectionKind{models.LateralMovement, models.CredentialStuffing}
@@ -32,7 +58,7 @@ func TestServeDetectsAttacksFromKafka(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := startMeshguard(t, env, "serve", "--stages", "ingest,detect")
+	srv := startMeshguard(t, env, "serve")
 
 	// One message per 10 s of event time: a partition's watermark moves
 	// with what it receives, so both partitions get the whole timeline.
@@ -75,10 +101,112 @@ func TestServeDetectsAttacksFromKafka(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	// Each blocked attack is a labelled, expiring DENY in the cluster.
+	for ns, dst := range map[string]string{"billing": "payments-v1", "identity": "auth-v1"} {
+		pol := waitPolicy(t, kube, ns, instance, 30*time.Second)
+		spec, _ := pol.Object["spec"].(map[string]any)
+		sel, _, _ := unstructured.NestedStringMap(pol.Object, "spec", "selector", "matchLabels")
+		ann := pol.GetAnnotations()
+		if spec["action"] != "DENY" || sel["app"] != dst || pol.GetLabels()["app.kubernetes.io/managed-by"] != "meshguard" ||
+			ann["meshguard.io/detection-id"] == "" || ann["meshguard.io/expires-at"] == "" || ann["istio.io/dry-run"] != "" {
+			t.Errorf("policy %s/%s is not an enforced, labelled, expiring DENY of %s: %v", ns, pol.GetName(), dst, pol.Object)
+		}
+	}
+	if n := slack.count(); n == 0 {
+		t.Errorf("no alert reached the Slack webhook")
+	}
 	srv.terminate(t, 30*time.Second)
 	var snaps uint64
 	if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".baselines FINAL").Scan(&snaps); err != nil || snaps == 0 {
 		t.Fatalf("no baselines saved at shutdown (%d, %v)", snaps, err)
 	}
-	t.Logf("detections by kind: %v; %d partition snapshots saved", found, snaps)
+	var actions uint64
+	_ = conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".actions WHERE state = 'applied'").Scan(&actions)
+	if actions == 0 {
+		t.Errorf("no applied action audited in %s.actions", db)
+	}
+	t.Logf("detections by kind: %v; %d partition snapshots saved; %d applied actions; %d Slack messages", found, snaps, actions, slack.count())
+}
+
+var authzGVR = schema.GroupVersionResource{Group: "security.istio.io", Version: "v1", Resource: "authorizationpolicies"}
+
+// prepareCluster creates the namespaces and Deployments the attacked
+// workloads live in (the responder selects pods by their Deployment's
+// labels), and removes this test's policies when it ends.
+func prepareCluster(t *testing.T, kube *rest.Config, instance string, workloads map[string]string) {
+	t.Helper()
+	cs := kubernetes.NewForConfigOrDie(kube)
+	dyn := dynamic.NewForConfigOrDie(kube)
+	ctx := context.Background()
+	for ns, wl := range workloads {
+		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+		labels := map[string]string{"app": wl}
+		dep := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: wl, Namespace: ns},
+			Spec: appsv1.DeploymentSpec{
+				Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}},
+				},
+			},
+		}
+		if _, err := cs.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		sel := "meshguard.io/instance=" + instance
+		for _, ns := range []string{"billing", "identity", "shop", "istio-system"} {
+			_ = dyn.Resource(authzGVR).Namespace(ns).DeleteCollection(context.Background(), metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: sel})
+		}
+	})
+}
+
+func waitPolicy(t *testing.T, kube *rest.Config, ns, instance string, timeout time.Duration) *unstructured.Unstructured {
+	t.Helper()
+	dyn := dynamic.NewForConfigOrDie(kube)
+	deadline := time.Now().Add(timeout)
+	for {
+		list, err := dyn.Resource(authzGVR).Namespace(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "meshguard.io/instance=" + instance})
+		if err == nil && len(list.Items) > 0 {
+			return &list.Items[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no AuthorizationPolicy of instance %s in %s after %s (err %v)", instance, ns, timeout, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// webhookReceiver is a Slack incoming webhook: it counts the messages
+// posted to it.
+type webhookReceiver struct {
+	*httptest.Server
+	mu sync.Mutex
+	n  int
+}
+
+func newWebhookReceiver(t *testing.T) *webhookReceiver {
+	w := &webhookReceiver{}
+	w.Server = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Method == http.MethodPost && bytes.Contains(body, []byte("blocks")) {
+			w.mu.Lock()
+			w.n++
+			w.mu.Unlock()
+		}
+		rw.Write([]byte("ok"))
+	}))
+	t.Cleanup(w.Close)
+	return w
+}
+
+func (w *webhookReceiver) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n
 }

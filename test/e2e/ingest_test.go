@@ -115,12 +115,12 @@ func TestIngestSurvivesSIGKILL(t *testing.T) {
 	env := serveEnv(brokers, topic, fmt.Sprintf("clickhouse://%s/%s", testenv.ClickHouseAddr(t), db))
 
 	prod := produce(t, brokers, topic, 40, 50*time.Millisecond)
-	first := startMeshguard(t, env, "serve")
+	first := startMeshguard(t, env, "serve", "--stages", "ingest")
 	waitFlows(t, conn, db, 1, 2*time.Minute)
 	first.kill(t)
 	killedAt, _ := flowCounts(conn, db)
 
-	second := startMeshguard(t, env, "serve")
+	second := startMeshguard(t, env, "serve", "--stages", "ingest")
 	records := prod.wait(t)
 	waitFlows(t, conn, db, uint64(records), 3*time.Minute)
 	second.terminate(t, 30*time.Second)
@@ -148,7 +148,7 @@ func TestIngestSurvivesClickHouseRestart(t *testing.T) {
 	env := serveEnv(brokers, topic, "clickhouse://"+addr+"/meshguard")
 
 	prod := produce(t, brokers, topic, 30, 100*time.Millisecond)
-	mg := startMeshguard(t, env, "serve")
+	mg := startMeshguard(t, env, "serve", "--stages", "ingest")
 	waitFlows(t, conn, "meshguard", 1, 2*time.Minute)
 
 	ch.Stop(t)
