@@ -23,6 +23,10 @@ type KafkaConfig struct {
 	// before handing its partitions to another: the recovery time after a
 	// crash.
 	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// TLS and SASL to the brokers, for the consumer, the dead-letter
+	// producer and `meshguard simulate` alike (see auth.go).
+	TLS  KafkaTLS  `yaml:"tls"`
+	SASL KafkaSASL `yaml:"sasl"`
 }
 
 // Topics names the topic of each OTLP signal; an empty name disables it.
@@ -109,6 +113,7 @@ func (c *KafkaConfig) Validate() error {
 	if c.SessionTimeout < 6*time.Second || c.SessionTimeout > 5*time.Minute {
 		errs = append(errs, fmt.Errorf("kafka.session_timeout: %s is outside what brokers accept by default; use 6s to 5m", c.SessionTimeout))
 	}
+	errs = append(errs, c.validateSecurity()...)
 	return errors.Join(errs...)
 }
 

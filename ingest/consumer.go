@@ -39,11 +39,15 @@ type Consumer struct {
 	icfg    IngestConfig
 	next    storage.FlowConsumer
 	log     *slog.Logger
-	reader  *kafka.Reader
+	rcfg    kafka.ReaderConfig
+	reader  *kafka.Reader // made by Run once a broker accepted the credentials
 	dlq     *deadLetters
 	dec     *Decoder
 	signals map[string]Signal
 	stats   consumerStats
+
+	connected      atomic.Bool
+	lastConnectErr atomic.Pointer[error]
 }
 
 // Stats is a snapshot of a Consumer's counters.
@@ -54,11 +58,14 @@ type Stats struct {
 	DeadLettered  int64 // messages sent to the DLQ (wholly or partly undecodable)
 	StoreFailures int64 // failed attempts to store a batch (each retried)
 	CommitErrors  int64 // commits that failed (their messages come again)
-	Decoder       DecoderStats
+	// ConnectFailures counts failed attempts to reach Kafka at start
+	// (refused, TLS or SASL rejected); see Consumer.ConnectError.
+	ConnectFailures int64
+	Decoder         DecoderStats
 }
 
 type consumerStats struct {
-	messages, flows, batches, deadLettered, storeFailures, commitErrors atomic.Int64
+	messages, flows, batches, deadLettered, storeFailures, commitErrors, connectFailures atomic.Int64
 }
 
 // NewConsumer builds a consumer from validated config. next receives the
@@ -79,8 +86,17 @@ func NewConsumer(kcfg KafkaConfig, icfg IngestConfig, next storage.FlowConsumer,
 	errLog := kafka.LoggerFunc(func(msg string, args ...any) {
 		log.Warn("kafka: " + fmt.Sprintf(msg, args...))
 	})
-	reader := kafka.NewReader(kafka.ReaderConfig{
+	dialer, err := kcfg.Dialer()
+	if err != nil {
+		return nil, err
+	}
+	dlq, err := newDeadLetters(kcfg, log)
+	if err != nil {
+		return nil, err
+	}
+	rcfg := kafka.ReaderConfig{
 		Brokers:     kcfg.Brokers,
+		Dialer:      dialer,
 		GroupID:     kcfg.GroupID,
 		GroupTopics: topics,
 		// A new group starts at the oldest retained telemetry: what the
@@ -96,14 +112,14 @@ func NewConsumer(kcfg KafkaConfig, icfg IngestConfig, next storage.FlowConsumer,
 		MaxWait:               time.Second,
 		WatchPartitionChanges: true,
 		ErrorLogger:           errLog,
-	})
+	}
 	return &Consumer{
 		kcfg:    kcfg,
 		icfg:    icfg,
 		next:    next,
 		log:     log,
-		reader:  reader,
-		dlq:     newDeadLetters(kcfg, log),
+		rcfg:    rcfg,
+		dlq:     dlq,
 		dec:     NewDecoder(DecoderConfig{Encoding: enc}),
 		signals: signals,
 	}, nil
@@ -112,13 +128,14 @@ func NewConsumer(kcfg KafkaConfig, icfg IngestConfig, next storage.FlowConsumer,
 // Stats returns a snapshot of the counters. Safe from any goroutine.
 func (c *Consumer) Stats() Stats {
 	return Stats{
-		Decoder:       c.dec.Stats(),
-		Messages:      c.stats.messages.Load(),
-		Flows:         c.stats.flows.Load(),
-		Batches:       c.stats.batches.Load(),
-		DeadLettered:  c.stats.deadLettered.Load(),
-		StoreFailures: c.stats.storeFailures.Load(),
-		CommitErrors:  c.stats.commitErrors.Load(),
+		Decoder:         c.dec.Stats(),
+		Messages:        c.stats.messages.Load(),
+		Flows:           c.stats.flows.Load(),
+		Batches:         c.stats.batches.Load(),
+		DeadLettered:    c.stats.deadLettered.Load(),
+		StoreFailures:   c.stats.storeFailures.Load(),
+		CommitErrors:    c.stats.commitErrors.Load(),
+		ConnectFailures: c.stats.connectFailures.Load(),
 	}
 }
 
@@ -149,6 +166,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 		free <- &batch{flows: make([]models.Flow, 0, c.icfg.BatchSize), last: map[topicPartition]kafka.Message{}}
 	}
 	full := make(chan *batch, 1)
+
+	// The reader joins the group only once a broker accepted the TLS and
+	// SASL settings: until then each attempt logs one clear error, not kafka-go's
+	// own retries of every group request.
+	if !c.waitForKafka(ctx) {
+		c.dlq.close()
+		return nil
+	}
+	c.reader = kafka.NewReader(c.rcfg)
 
 	// The store keeps working after ctx ends, to flush, for at most
 	// ShutdownTimeout.

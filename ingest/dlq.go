@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -22,15 +23,22 @@ const (
 )
 
 type deadLetters struct {
+	cfg KafkaConfig
 	w   *kafka.Writer
 	log *slog.Logger
 	max time.Duration
 }
 
-func newDeadLetters(cfg KafkaConfig, log *slog.Logger) *deadLetters {
+func newDeadLetters(cfg KafkaConfig, log *slog.Logger) (*deadLetters, error) {
+	transport, err := cfg.Transport()
+	if err != nil {
+		return nil, err
+	}
 	return &deadLetters{
+		cfg: cfg,
 		w: &kafka.Writer{
 			Addr:         kafka.TCP(cfg.Brokers...),
+			Transport:    transport,
 			Topic:        cfg.DLQTopic,
 			RequiredAcks: kafka.RequireAll,
 			// One message at a time, synchronously: the offset behind it
@@ -40,7 +48,7 @@ func newDeadLetters(cfg KafkaConfig, log *slog.Logger) *deadLetters {
 		},
 		log: log,
 		max: 10 * time.Second,
-	}
+	}, nil
 }
 
 // send writes m to the DLQ with the reason, retrying until it succeeds or
@@ -74,7 +82,7 @@ func (d *deadLetters) send(ctx context.Context, m kafka.Message, e *DecodeError)
 			return false
 		}
 		if attempt == 1 || attempt%10 == 0 {
-			d.log.Warn("writing to the dead-letter topic failed; retrying", "topic", d.w.Topic, "err", err, "attempt", attempt)
+			d.log.Warn("writing to the dead-letter topic failed; retrying", "topic", d.w.Topic, "err", d.cfg.ExplainError(strings.Join(d.cfg.Brokers, ","), err), "attempt", attempt)
 		}
 		select {
 		case <-time.After(jitter(wait)):

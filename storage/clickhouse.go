@@ -31,9 +31,15 @@ type ClickHouseConfig struct {
 	// DialTimeout, while QueryTimeout always sets the read timeout.
 	DSN string `yaml:"dsn"`
 	// Addr lists native-protocol addresses (host:port) when no DSN is set.
-	Addr     []string `yaml:"addr"`
-	Username string   `yaml:"username"`
-	Password string   `yaml:"password"`
+	Addr []string `yaml:"addr"`
+	// Username and Password (or PasswordFile, e.g. a mounted Kubernetes
+	// Secret; or MESHGUARD_CLICKHOUSE_PASSWORD), unless the DSN holds
+	// them. The password is never logged (see String).
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+	// TLS to the server (see ClickHouseTLS).
+	TLS ClickHouseTLS `yaml:"tls"`
 	// Database defaults to the DSN's, else DefaultDatabase.
 	Database string `yaml:"database"`
 
@@ -66,7 +72,7 @@ func (c *ClickHouseConfig) Validate() error {
 func (c *ClickHouseConfig) options() (*clickhouse.Options, error) {
 	var errs []error
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf(key+": "+format, args...))
+		errs = append(errs, fmt.Errorf("clickhouse."+key+": "+format, args...))
 	}
 	opts := &clickhouse.Options{}
 	switch {
@@ -97,12 +103,7 @@ func (c *ClickHouseConfig) options() (*clickhouse.Options, error) {
 		}
 		opts.Addr = c.Addr
 	}
-	if c.Username != "" || c.Password != "" {
-		if c.DSN != "" {
-			bad("username", "put credentials in the dsn when using one")
-		}
-		opts.Auth.Username, opts.Auth.Password = c.Username, c.Password
-	}
+	c.applySecurity(opts, bad)
 
 	db := c.Database
 	switch {
@@ -139,6 +140,8 @@ func (c *ClickHouseConfig) options() (*clickhouse.Options, error) {
 type ClickHouse struct {
 	conn          driver.Conn
 	db            string
+	addrs         []string // for errors
+	user          string   // for errors
 	queryTimeout  time.Duration
 	retentionDays int
 	insertFlows   string
@@ -170,6 +173,8 @@ func NewClickHouse(cfg ClickHouseConfig) (*ClickHouse, error) {
 	return &ClickHouse{
 		conn:          conn,
 		db:            db,
+		addrs:         opts.Addr,
+		user:          opts.Auth.Username,
 		queryTimeout:  cfg.QueryTimeout,
 		retentionDays: cfg.RetentionDays,
 		// 18.16 needs the explicit column list to prepare a batch.
@@ -184,12 +189,12 @@ func (c *ClickHouse) Database() string { return c.db }
 func (c *ClickHouse) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, c.queryTimeout)
 	defer cancel()
-	return classify(c.conn.Ping(ctx))
+	return c.explain(classify(c.conn.Ping(ctx)))
 }
 
 // Migrate runs Migrate on the store's database with its retention.
 func (c *ClickHouse) Migrate(ctx context.Context) error {
-	return classify(Migrate(ctx, c.conn, MigrateOptions{Database: c.db, RetentionDays: c.retentionDays}))
+	return c.explain(classify(Migrate(ctx, c.conn, MigrateOptions{Database: c.db, RetentionDays: c.retentionDays})))
 }
 
 // DropExpiredPartitions runs DropExpiredPartitions on the store's database

@@ -9,6 +9,17 @@
 #                          the same server back at the same address
 #   clickhouse.sh clean    stop and delete all state
 #   clickhouse.sh status   one line; exit 0 when running, 1 otherwise
+#
+# For tests of credentials and TLS (testenv.OwnClickHouse with options, on a
+# private state dir; the shared server never sets these):
+#   MESHGUARD_INFRA_CLICKHOUSE_PASSWORD=P   user "default" needs password P and
+#                          a user "meshguard" with password P is added
+#                          (P: letters, digits, . _ -); env file gets
+#                          MESHGUARD_TEST_CLICKHOUSE_USER=meshguard
+#   MESHGUARD_INFRA_CLICKHOUSE_TLS_CERT=F, MESHGUARD_INFRA_CLICKHOUSE_TLS_KEY=K
+#                          also listen with TLS (tcp_port_secure) using PEM
+#                          certificate F and key K; env file gets
+#                          MESHGUARD_TEST_CLICKHOUSE_SECURE_ADDR
 COMPONENT=clickhouse
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -18,18 +29,31 @@ PIDFILE=$STATE/server.pid
 PORTS=$STATE/ports # "TCP HTTP", kept across stop so restarts keep the address
 LOGFILE=$STATE/log/clickhouse-server.log
 PATH=$PATH:/usr/sbin # clickhouse-server lives there; not on a user's PATH
-TCP='' HTTP='' VERSION=''
+TCP='' HTTP='' VERSION='' SECURE=''
+PASSWORD=${MESHGUARD_INFRA_CLICKHOUSE_PASSWORD:-}
+TLS_CERT=${MESHGUARD_INFRA_CLICKHOUSE_TLS_CERT:-}
+TLS_KEY=${MESHGUARD_INFRA_CLICKHOUSE_TLS_KEY:-}
+if [ -n "$PASSWORD" ] && ! [[ $PASSWORD =~ ^[A-Za-z0-9._-]+$ ]]; then
+	die "MESHGUARD_INFRA_CLICKHOUSE_PASSWORD: use letters, digits, . _ - only"
+fi
 
-read_ports() { [ -f "$PORTS" ] && read -r TCP HTTP <"$PORTS" && [ -n "$HTTP" ]; }
+read_ports() { [ -f "$PORTS" ] && read -r TCP HTTP SECURE <"$PORTS" && [ -n "$HTTP" ]; }
 # timeout: a hung server accepts the connection and the client would wait
 # out its 300 s receive timeout.
-query() { timeout 10 clickhouse-client --host 127.0.0.1 --port "$TCP" --query "$1"; }
+query() {
+	local auth=()
+	[ -z "$PASSWORD" ] || auth=(--user meshguard --password "$PASSWORD")
+	timeout 10 clickhouse-client --host 127.0.0.1 --port "$TCP" "${auth[@]}" --query "$1"
+}
 # running: true when our server answers; sets TCP, HTTP and VERSION.
 running() { read_ports && pid_alive "$PIDFILE" && VERSION=$(query 'SELECT version()' 2>/dev/null); }
 
 env_file() {
+	local extra=()
+	[ -z "$PASSWORD" ] || extra+=("MESHGUARD_TEST_CLICKHOUSE_USER=meshguard")
+	[ -z "$TLS_CERT" ] || extra+=("MESHGUARD_TEST_CLICKHOUSE_SECURE_ADDR=127.0.0.1:$SECURE")
 	write_env clickhouse "MESHGUARD_TEST_CLICKHOUSE_ADDR=127.0.0.1:$TCP" \
-		"MESHGUARD_TEST_CLICKHOUSE_HTTP=127.0.0.1:$HTTP" "MESHGUARD_TEST_CLICKHOUSE_VERSION=$VERSION"
+		"MESHGUARD_TEST_CLICKHOUSE_HTTP=127.0.0.1:$HTTP" "MESHGUARD_TEST_CLICKHOUSE_VERSION=$VERSION" "${extra[@]}"
 }
 
 # start_failed WHY: die with the end of the server's own output and logs,
@@ -57,16 +81,32 @@ start() {
 	read_ports || true
 	if [ -z "$TCP" ] || port_open "$TCP"; then TCP=$(free_port); fi
 	while [ -z "$HTTP" ] || [ "$HTTP" = "$TCP" ] || port_open "$HTTP"; do HTTP=$(free_port); done
+	if [ -n "$TLS_CERT" ]; then
+		while [ -z "$SECURE" ] || [ "$SECURE" = "$TCP" ] || [ "$SECURE" = "$HTTP" ] || port_open "$SECURE"; do SECURE=$(free_port); done
+	fi
 	mkdir -p "$STATE"/{data,tmp,log,user_files}
-	echo "$TCP $HTTP" >"$PORTS"
+	echo "$TCP $HTTP $SECURE" >"$PORTS"
 
+	local secure_xml=''
+	if [ -n "$TLS_CERT" ]; then
+		[ -r "$TLS_CERT" ] && [ -r "$TLS_KEY" ] || die "MESHGUARD_INFRA_CLICKHOUSE_TLS_CERT/KEY: unreadable"
+		secure_xml="<tcp_port_secure>$SECURE</tcp_port_secure><openSSL><server><certificateFile>$TLS_CERT</certificateFile><privateKeyFile>$TLS_KEY</privateKeyFile><verificationMode>none</verificationMode><loadDefaultCAFile>false</loadDefaultCAFile><cacheSessions>true</cacheSessions><disableProtocols>sslv2,sslv3</disableProtocols><preferServerCiphers>true</preferServerCiphers></server></openSSL>"
+	fi
 	sed -e "s|@STATE@|$STATE|g" -e "s|@TCP_PORT@|$TCP|" -e "s|@HTTP_PORT@|$HTTP|" \
+		-e "s|</yandex>|$secure_xml</yandex>|" \
 		"$INFRA_SRC/clickhouse/config.xml.in" >"$STATE/config.xml"
 	# The packaged users.xml (user "default", no password) names an include
 	# file that does not exist, so every start prints "Include not found:
 	# networks"; dropping the reference keeps its inline <ip>::/0</ip>. The
 	# server only listens on 127.0.0.1 anyway.
 	sed 's/ incl="networks" replace="replace"//' /etc/clickhouse-server/users.xml >"$STATE/users.xml"
+	if [ -n "$PASSWORD" ]; then
+		# The one empty <password> is user default's: no one gets in without
+		# the password, under either name.
+		sed -i -e "s|<password></password>|<password>$PASSWORD</password>|" \
+			-e "s|<users>|<users><meshguard><password>$PASSWORD</password><networks><ip>::/0</ip></networks><profile>default</profile><quota>default</quota></meshguard>|" \
+			"$STATE/users.xml"
+	fi
 
 	# 18.16 runs as root without complaint, so it runs as whoever calls this.
 	# setsid: a Ctrl-C or a process-group kill of the caller (go test) must

@@ -17,15 +17,37 @@ type OwnServer struct {
 	dir   string
 	env   map[string]string
 	infra string
+	extra []string // environment for the script: the options
+}
+
+// OwnOption configures a private server.
+type OwnOption func(*OwnServer)
+
+// WithPassword makes the private ClickHouse require password p (letters,
+// digits, . _ -) for its users default and meshguard.
+func WithPassword(p string) OwnOption {
+	return func(s *OwnServer) { s.extra = append(s.extra, "MESHGUARD_INFRA_CLICKHOUSE_PASSWORD="+p) }
+}
+
+// WithTLS makes the private ClickHouse also listen with TLS, with the PEM
+// certificate and key given; its address is
+// Get("MESHGUARD_TEST_CLICKHOUSE_SECURE_ADDR").
+func WithTLS(certFile, keyFile string) OwnOption {
+	return func(s *OwnServer) {
+		s.extra = append(s.extra, "MESHGUARD_INFRA_CLICKHOUSE_TLS_CERT="+certFile, "MESHGUARD_INFRA_CLICKHOUSE_TLS_KEY="+keyFile)
+	}
 }
 
 // OwnClickHouse starts a private ClickHouse (stopped and deleted when the
 // test ends). It needs the shared harness's packages installed, which
 // `infra.sh start` does.
-func OwnClickHouse(t testing.TB) *OwnServer {
+func OwnClickHouse(t testing.TB, opts ...OwnOption) *OwnServer {
 	t.Helper()
 	locate(t, clickhouseServer) // the shared one must exist: it installed the server
 	s := &OwnServer{name: "clickhouse", dir: t.TempDir(), infra: infraScripts(t)}
+	for _, o := range opts {
+		o(s)
+	}
 	s.Start(t)
 	t.Cleanup(func() { s.run(t, "clean") })
 	return s
@@ -56,7 +78,7 @@ func (s *OwnServer) Stop(t testing.TB) {
 func (s *OwnServer) run(t testing.TB, verb string) {
 	t.Helper()
 	cmd := exec.Command("bash", filepath.Join(s.infra, s.name+".sh"), verb)
-	cmd.Env = append(os.Environ(), "MESHGUARD_INFRA_DIR="+s.dir)
+	cmd.Env = append(append(os.Environ(), "MESHGUARD_INFRA_DIR="+s.dir), s.extra...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s.sh %s: %v\n%s", s.name, verb, err, out)
 	}
