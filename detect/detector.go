@@ -123,10 +123,44 @@ func (d *Detector) ConsumeFlows(ctx context.Context, flows []models.Flow) error 
 		}
 		sh.add(f)
 	}
+	now := d.now()
 	for sh := range touched {
+		sh.lastWall = now
 		sh.advance(ctx, sh.maxTs-d.cfg.AllowedLateness.Milliseconds())
 	}
 	return nil
+}
+
+// Tick closes the windows of partitions that went quiet: with no new
+// flows a partition's event time stands still, and an attack's last window
+// would wait for traffic to be reported. A shard idle for longer than
+// Window+AllowedLateness of wall-clock time has its event time advanced by
+// the idle time. Live runs call Tick every window; replays never need to.
+func (d *Detector) Tick(ctx context.Context) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.now()
+	idle := d.cfg.Window + d.cfg.AllowedLateness
+	for _, sh := range d.shards {
+		if sh.lastWall.IsZero() || now.Sub(sh.lastWall) < idle {
+			continue
+		}
+		sh.advance(ctx, sh.maxTs+now.Sub(sh.lastWall).Milliseconds()-d.cfg.AllowedLateness.Milliseconds())
+	}
+}
+
+// RunTicker calls Tick every window until ctx ends.
+func (d *Detector) RunTicker(ctx context.Context) error {
+	t := time.NewTicker(d.cfg.Window)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			d.Tick(ctx)
+		}
+	}
 }
 
 // Flush closes every open window of every shard, as at the end of a
@@ -160,8 +194,9 @@ func (d *Detector) shard(p int32) *shard {
 type shard struct {
 	det       *Detector
 	partition int32
-	maxTs     int64 // newest event time seen
-	closedTo  int64 // end of the newest closed window: older flows are late
+	maxTs     int64     // newest event time seen
+	lastWall  time.Time // wall-clock time of the last flow
+	closedTo  int64     // end of the newest closed window: older flows are late
 	windows   map[int64]*window
 	cur       *window
 	closing   *window // the window being closed, for detectors that look across edges

@@ -291,3 +291,27 @@ func TestLateFlowsAreCountedNotWindowed(t *testing.T) {
 		t.Fatalf("stats %+v, want one flow and one late", st)
 	}
 }
+
+// A partition that goes quiet still closes its last windows once it has
+// been idle for a window plus the allowed lateness of wall-clock time.
+func TestTickClosesWindowsOfIdlePartitions(t *testing.T) {
+	wall := time.Unix(1_800_000_000, 0)
+	c := &collector{}
+	d, _ := New(DefaultConfig(), c, nil, WithClock(func() time.Time { return wall }))
+	cfg := DefaultConfig()
+	cfg.StrictMTLSNamespaces = []string{"data"}
+	d.cfg = cfg
+	d.strict["data"] = true
+	f := flow(1_700_000_000_000, "shop/cart", "data/db", "/q", 200)
+	f.MTLS = false
+	d.ConsumeFlows(context.Background(), []models.Flow{f})
+	d.Tick(context.Background())
+	if len(c.got) != 0 {
+		t.Fatal("a window closed before the partition was idle")
+	}
+	wall = wall.Add(cfg.Window + cfg.AllowedLateness + time.Second)
+	d.Tick(context.Background())
+	if k := c.kinds(); k[models.MTLSDowngrade] != 1 {
+		t.Fatalf("after the idle time: %v, want the window closed and its mtls_downgrade raised", k)
+	}
+}

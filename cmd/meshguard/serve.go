@@ -104,6 +104,8 @@ func serve(ctx context.Context, cfg Config, stages stageSet) error {
 		}
 		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error { return det.RunSaver(ctx, store, 5*time.Minute, log) }, func(error) { cancel() })
+		tctx, tcancel := context.WithCancel(ctx)
+		g.Add(func() error { return det.RunTicker(tctx) }, func(error) { tcancel() })
 	}
 	if stages["respond"] || stages["alert"] {
 		if err := addResponse(ctx, &g, cfg, stages, store, log); err != nil {
