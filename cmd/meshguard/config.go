@@ -115,6 +115,9 @@ func applyEnv(cfg *Config, env []string) error {
 			continue
 		}
 		key := strings.ToLower(strings.TrimPrefix(name, envPrefix))
+		if alias, ok := envAliases[name]; ok {
+			key = strings.ReplaceAll(alias, ".", "_")
+		}
 		f, ok := fields[key]
 		if !ok {
 			errs = append(errs, fmt.Errorf("%s: no such config key; keys are listed by `meshguard config keys`", name))
@@ -125,6 +128,15 @@ func applyEnv(cfg *Config, env []string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// envAliases are shorter names for keys whose MESHGUARD_* name is long
+// and that deployments set from Secrets. When both an alias and the key's
+// own variable are set, the later one in the environment wins.
+var envAliases = map[string]string{
+	"MESHGUARD_SLACK_WEBHOOK_URL":    "alert.slack.webhook_url",
+	"MESHGUARD_SLACK_TOKEN":          "alert.slack.token",
+	"MESHGUARD_SLACK_SIGNING_SECRET": "alert.slack.signing_secret",
 }
 
 // ignoredEnv: variables with the prefix that are not config keys (test
@@ -235,6 +247,9 @@ func configKeys() []string {
 			def = strings.Join(d, ",")
 		}
 		lines = append(lines, fmt.Sprintf("%-34s %-42s %v", f.key, envPrefix+strings.ToUpper(env), def))
+	}
+	for alias, key := range envAliases {
+		lines = append(lines, fmt.Sprintf("%-34s %-42s %s", key, alias, "(alias)"))
 	}
 	sort.Strings(lines)
 	return lines
