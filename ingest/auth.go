@@ -376,3 +376,20 @@ func (c *Consumer) ConnectError() error {
 	}
 	return nil
 }
+
+// Diagnose explains err, from a Writer or Client on these brokers: a
+// kafka-go Transport reports a rejected SASL exchange only as a closed
+// connection, so the brokers are probed through the Dialer, which sees
+// the broker's reason. It returns the probe's explanation when the probe
+// fails too, else err with the brokers named.
+func (c *KafkaConfig) Diagnose(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dialTimeout+5*time.Second)
+	defer cancel()
+	if perr := c.Probe(ctx); perr != nil {
+		return fmt.Errorf("%w; probing the brokers: %w", err, perr)
+	}
+	return c.ExplainError(strings.Join(c.Brokers, ","), err)
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -82,7 +81,7 @@ func (d *deadLetters) send(ctx context.Context, m kafka.Message, e *DecodeError)
 			return false
 		}
 		if attempt == 1 || attempt%10 == 0 {
-			d.log.Warn("writing to the dead-letter topic failed; retrying", "topic", d.w.Topic, "err", d.cfg.ExplainError(strings.Join(d.cfg.Brokers, ","), err), "attempt", attempt)
+			d.log.Warn("writing to the dead-letter topic failed; retrying", "topic", d.w.Topic, "err", d.cfg.Diagnose(ctx, err), "attempt", attempt)
 		}
 		select {
 		case <-time.After(jitter(wait)):

@@ -160,6 +160,7 @@ func runSimulate(ctx context.Context, o simulateOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	kcfg.Brokers = s.brokers // --kafka names them; the config gives TLS and SASL
 	w := &kafka.Writer{Addr: kafka.TCP(s.brokers...), Topic: o.topic, Balancer: &kafka.RoundRobin{}, Transport: transport,
 		RequiredAcks: kafka.RequireAll, Compression: kafka.Zstd, BatchTimeout: time.Millisecond,
 		BatchBytes: 16 << 20, AllowAutoTopicCreation: true}
@@ -206,7 +207,7 @@ func runSimulate(ctx context.Context, o simulateOptions, out io.Writer) error {
 		err = w.WriteMessages(wctx, msgs...)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("writing to %s: %w", o.topic, kcfg.ExplainError(strings.Join(s.brokers, ","), err))
+			return fmt.Errorf("writing to %s: %w", o.topic, kcfg.Diagnose(ctx, err))
 		}
 		records += ld.LogRecordCount()
 		messages += len(msgs)
@@ -231,6 +232,7 @@ func (o simulateOptions) transport() (*kafka.Transport, *ingest.KafkaConfig, err
 		}
 		k = &cfg.Kafka
 	}
+	k = new(*k) // a copy: the caller sets its brokers
 	t, err := k.Transport()
 	return t, k, err
 }
