@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -644,14 +643,5 @@ func openDemoStore(ctx context.Context, dsn string) (demoStore, error) {
 		ch.Close()
 		return demoStore{}, fmt.Errorf("--clickhouse: migrating the schema: %w", err)
 	}
-	return demoStore{ch, ch, ch, "ClickHouse " + redactDSN(dsn) + ", database " + ch.Database(), func() { ch.Close() }}, nil
-}
-
-// redactDSN hides a password in a DSN before it is printed.
-func redactDSN(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "(unparseable DSN)"
-	}
-	return u.Redacted()
+	return demoStore{ch, ch, ch, "ClickHouse " + storage.RedactDSN(dsn) + ", database " + ch.Database(), func() { ch.Close() }}, nil
 }

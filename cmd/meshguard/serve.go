@@ -239,16 +239,23 @@ func newDetector(ctx context.Context, cfg detect.Config, sink detect.Sink, store
 }
 
 // migrateWhenReachable migrates the schema, waiting for a ClickHouse that
-// is down or still starting (a pod restarting in a loop helps nobody); a
-// permanent error (bad credentials, a schema it cannot upgrade) fails now.
+// is down or still starting. A permanent error (refused credentials, a
+// schema it cannot upgrade) is logged as an error naming the setting and
+// retried slowly rather than returned: exiting would only put the pod in a
+// crash loop, while waiting lets a fixed Secret or server take effect.
 func migrateWhenReachable(ctx context.Context, store *storage.ClickHouse, log *slog.Logger) error {
 	wait := time.Second
 	for attempt := 1; ; attempt++ {
 		err := store.Migrate(ctx)
-		if err == nil || storage.IsPermanent(err) || ctx.Err() != nil {
+		if err == nil || ctx.Err() != nil {
 			return err
 		}
-		log.Warn("ClickHouse not reachable yet; retrying", "err", err, "attempt", attempt, "retry_in", wait)
+		if storage.IsPermanent(err) {
+			wait = time.Minute
+			log.Error("ClickHouse refused the schema migration; fix the setting named below, retrying", "err", err, "attempt", attempt, "retry_in", wait)
+		} else {
+			log.Warn("ClickHouse not reachable yet; retrying", "err", err, "attempt", attempt, "retry_in", wait)
+		}
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
