@@ -225,10 +225,22 @@ func runSimulate(ctx context.Context, o simulateOptions, out io.Writer) error {
 // built by the same code as the consumer's.
 func (o simulateOptions) transport() (*kafka.Transport, *ingest.KafkaConfig, error) {
 	k := o.security
-	if k == nil {
+	if k == nil && o.config != "" {
 		cfg, err := LoadConfig(o.config, os.Environ())
 		if err != nil {
 			return nil, nil, err
+		}
+		k = &cfg.Kafka
+	}
+	if k == nil {
+		// No file: the defaults and MESHGUARD_KAFKA_* variables. Only the
+		// kafka section is checked: simulate needs no other.
+		cfg := DefaultConfig()
+		if err := applyEnv(&cfg, os.Environ()); err != nil {
+			return nil, nil, err
+		}
+		if err := cfg.Kafka.Validate(); err != nil {
+			return nil, nil, fmt.Errorf("config is not valid:\n%w", err)
 		}
 		k = &cfg.Kafka
 	}
