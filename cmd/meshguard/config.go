@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/meshguard/meshguard/cmd/meshguard/api"
 	"github.com/meshguard/meshguard/detect"
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/respond"
@@ -34,6 +35,7 @@ type Config struct {
 	Respond    respond.Config           `yaml:"respond"`
 	Kubernetes respond.KubernetesConfig `yaml:"kubernetes"`
 	Alert      alert.Config             `yaml:"alert"`
+	Server     api.Config               `yaml:"server"`
 }
 
 // LogConfig is the `log:` section.
@@ -54,6 +56,7 @@ func DefaultConfig() Config {
 		Log:        LogConfig{Level: "info", Format: "text"},
 		Respond:    respond.DefaultConfig(),
 		Alert:      alert.DefaultConfig(),
+		Server:     api.DefaultConfig(),
 	}
 }
 
@@ -69,6 +72,24 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log.format: %q; use text or json", c.Log.Format))
 	}
 	return errors.Join(c.Kafka.Validate(), c.Ingest.Validate(), c.ClickHouse.Validate(), c.Detect.Validate(), c.Respond.Validate(), c.Kubernetes.Validate(), c.Alert.Validate(), errors.Join(errs...))
+}
+
+// LoadServeConfig is LoadConfig plus what only serve needs: the HTTP
+// server's section (listener, TLS, authentication), which the other
+// commands never use and so must not require.
+func LoadServeConfig(path string, env []string) (Config, error) {
+	cfg, err := LoadConfig(path, env)
+	if err != nil {
+		return cfg, err
+	}
+	if err := cfg.Server.Validate(); err != nil {
+		where := "config"
+		if path != "" {
+			where = "config " + path
+		}
+		return cfg, fmt.Errorf("%s is not valid for serve:\n%w", where, err)
+	}
+	return cfg, nil
 }
 
 // LoadConfig reads path ("" for none) over the defaults, strictly (an

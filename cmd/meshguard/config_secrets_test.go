@@ -45,6 +45,7 @@ func TestConfigErrorsAndPrintsKeepSecrets(t *testing.T) {
 		"MESHGUARD_KAFKA_SASL_MECHANISM=SCRAM-SHA-512", "MESHGUARD_KAFKA_SASL_USERNAME=u", "MESHGUARD_KAFKA_SASL_PASSWORD=" + m + "k",
 		"MESHGUARD_CLICKHOUSE_DSN=clickhouse://u:" + m + "c@h:9000/db",
 		"MESHGUARD_SLACK_WEBHOOK_URL=https://hooks.slack.example/" + m + "w",
+		"MESHGUARD_SERVER_AUTH_MODE=none",
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -34,6 +34,11 @@ func TestLoadGoodConfigWithEnvOverrides(t *testing.T) {
 }
 
 func TestEmptyConfigIsTheDefaults(t *testing.T) {
+	// serve's API requires a tokens file by default: an empty config says
+	// so to serve, and to nothing else.
+	if _, err := LoadServeConfig("", nil); err == nil || !strings.Contains(err.Error(), "server.auth.tokens_file") {
+		t.Fatalf("serve with an empty config, no API tokens: %v", err)
+	}
 	cfg, err := LoadConfig("", nil)
 	if err != nil {
 		t.Fatal(err)

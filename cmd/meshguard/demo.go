@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/meshguard/meshguard/cmd/meshguard/api"
 	"github.com/meshguard/meshguard/detect"
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/models"
@@ -37,6 +39,8 @@ type demoOptions struct {
 	attacks     string
 	policiesDir string
 	kubeconfig  string
+	listen      string
+	hold        bool
 	// slackWebhook is a secret: never printed.
 	slackWebhook string
 }
@@ -65,7 +69,7 @@ dry-run. --clickhouse DSN stores flows and detections in a real ClickHouse;
 	f := cmd.Flags()
 	f.DurationVar(&o.duration, "duration", 5*time.Minute, "stop after this long (wall clock) even if the timeline is not over")
 	f.IntVar(&o.speed, "speed", 30, "event-time seconds played per wall-clock second once learning is done")
-	f.StringVar(&o.start, "start", "2026-11-16T08:00:00Z", "event time the mesh starts at (RFC 3339)")
+	f.StringVar(&o.start, "start", "", "event time the mesh starts at (RFC 3339); default: so that the timeline ends about now")
 	f.Uint64Var(&o.seed, "seed", 1, "seed of the traffic generator")
 	f.StringVar(&o.clickhouse, "clickhouse", "", "store flows and detections in this ClickHouse (DSN) instead of the embedded store")
 	f.DurationVar(&o.learning, "learning", 15*time.Minute, "event time of ordinary traffic played first, as fast as possible; also detect.learning_period")
@@ -73,6 +77,8 @@ dry-run. --clickhouse DSN stores flows and detections in a real ClickHouse;
 	f.StringVar(&o.policiesDir, "policies-dir", "meshguard-demo-policies", "directory the policies are written to (gitops backend)")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "apply policies to this cluster's Istio (dry-run) instead of writing files")
 	f.StringVar(&o.slackWebhook, "slack-webhook", "", "post alerts to this Slack incoming-webhook URL")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address of the dashboard and API (no authentication: loopback only); empty for none")
+	f.BoolVar(&o.hold, "hold", false, "keep the dashboard up after the summary, until interrupted")
 	return cmd
 }
 
@@ -86,9 +92,19 @@ const demoAttackSlot = 90 * time.Second
 var demoWindow = detect.DefaultConfig().Window
 
 func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
-	start, err := time.Parse(time.RFC3339, o.start)
+	kinds, err := scenario.ParseKinds(o.attacks)
 	if err != nil {
-		return fmt.Errorf("--start: %w", err)
+		return fmt.Errorf("--attacks: %w", err)
+	}
+	attackSpan := time.Duration(len(kinds)) * demoAttackSlot
+	// By default the timeline ends about now (learning is fast-forwarded,
+	// the attacks play at --speed), so the dashboard's recent views and the
+	// policies' expiry times line up with the wall clock.
+	start := time.Now().UTC().Add(-o.learning - attackSpan - time.Minute).Truncate(time.Minute)
+	if o.start != "" {
+		if start, err = time.Parse(time.RFC3339, o.start); err != nil {
+			return fmt.Errorf("--start: %w", err)
+		}
 	}
 	if o.speed < 1 || o.speed > 1000 {
 		return fmt.Errorf("--speed: %d; use 1 to 1000", o.speed)
@@ -96,11 +112,6 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	if o.learning < time.Minute || o.learning > 24*time.Hour {
 		return fmt.Errorf("--learning: %s; use 1m to 24h", o.learning)
 	}
-	kinds, err := scenario.ParseKinds(o.attacks)
-	if err != nil {
-		return fmt.Errorf("--attacks: %w", err)
-	}
-	attackSpan := time.Duration(len(kinds)) * demoAttackSlot
 	attacks, err := scenario.Schedule(kinds, start.Add(o.learning+demoAttackSlot/4), demoAttackSlot, demoAttackSlot/2, 1)
 	if err != nil {
 		return err
@@ -159,7 +170,13 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	fmt.Fprintf(out, "then %d attacks played at %dx, one every %s of event time.\n", len(attacks), o.speed, demoAttackSlot)
 	fmt.Fprintf(out, "  kafka    in-process broker at %s, topic %s (4 partitions, keyed by source workload), dead letters to %s\n", strings.Join(brokers, ","), demoTopic, kcfg.DLQTopic)
 	fmt.Fprintf(out, "  store    %s\n", st.name)
-	fmt.Fprintf(out, "  respond  %s\n\n", respName)
+	fmt.Fprintf(out, "  respond  %s\n", respName)
+	if o.listen != "" {
+		if err := demoServer(ctx, o.listen, st, resp, log, out); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(out)
 
 	runCtx, stop := context.WithTimeout(ctx, o.duration)
 	defer stop()
@@ -215,18 +232,40 @@ loop:
 	if o.kubeconfig == "" && len(attacks) > 0 {
 		fmt.Fprintf(out, "Policies meshguard would apply (dry-run) are in %s/.\n", o.policiesDir)
 	}
+	if o.hold && o.listen != "" {
+		fmt.Fprintf(out, "The dashboard stays up at http://%s/ until interrupted (Ctrl-C).\n", o.listen)
+		<-ctx.Done()
+	}
 	return nil
 }
 
-// actionSinks hands each decision to every sink.
-type actionSinks []respond.ActionSink
-
-func (s actionSinks) HandleAction(ctx context.Context, a models.Action, d models.Detection) error {
-	var errs []error
-	for _, x := range s {
-		errs = append(errs, x.HandleAction(ctx, a, d))
+// demoServer serves the dashboard and API without authentication, which
+// the API allows only on a loopback address. A port in use costs the
+// dashboard, not the demo.
+func demoServer(ctx context.Context, listen string, st demoStore, resp *respond.Responder, log *slog.Logger, out io.Writer) error {
+	store, ok := st.flows.(api.Store)
+	if !ok {
+		return nil
 	}
-	return errors.Join(errs...)
+	cfg := api.DefaultConfig()
+	cfg.Listen = listen
+	cfg.Auth.Mode = api.AuthNone
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	srv, err := api.New(cfg, api.Deps{Store: store, Operator: resp, Registry: newRegistry(), ActionWriter: st.actions, Log: log})
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		fmt.Fprintf(out, "  web      not served: %v (use --listen)\n", err)
+		return nil
+	}
+	l.Close()
+	go srv.Run(context.WithoutCancel(ctx))
+	fmt.Fprintf(out, "  web      dashboard and API at http://%s/ (no authentication, loopback only)\n", listen)
+	return nil
 }
 
 // demoAlerter posts to a Slack webhook when given one; otherwise it is

@@ -78,7 +78,7 @@ func TestPoliciesListApproveRevokeAudited(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer closeFn()
-	d := models.Detection{ID: "det-cli", Kind: models.Scan, Severity: models.SeverityHigh, Score: 9,
+	d := models.Detection{ID: "det-cli", Kind: models.LateralMovement, Severity: models.SeverityHigh, Score: 9,
 		Source:      models.Party{Principal: "cluster.local/ns/" + app + "/sa/cart"},
 		Destination: models.Party{Namespace: app, Workload: "payments"}}
 	if err := r.HandleDetection(ctx, d); err != nil {

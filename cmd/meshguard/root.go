@@ -49,10 +49,10 @@ func newConfigCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "config", Short: "Check a config file or list the keys"}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "check FILE",
-		Short: "Validate a config file (with MESHGUARD_* overrides) and report every problem",
+		Short: "Validate a config file for serve (with MESHGUARD_* overrides) and report every problem",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := LoadConfig(args[0], os.Environ()); err != nil {
+			if _, err := LoadServeConfig(args[0], os.Environ()); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", args[0])

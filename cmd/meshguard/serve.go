@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/meshguard/meshguard/detect"
@@ -40,7 +41,7 @@ detections from ClickHouse; with respond.leader_election on, only the
 replica holding the Lease acts and alerts, so any number may run them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := LoadConfig(configPath, os.Environ())
+			cfg, err := LoadServeConfig(configPath, os.Environ())
 			if err != nil {
 				return err
 			}
@@ -79,6 +80,20 @@ func serve(ctx context.Context, cfg Config, stages stageSet) error {
 		return err
 	}
 	defer store.Close()
+	reg := newRegistry()
+	ready := &readiness{store: store}
+
+	// The HTTP server starts first, so that probes answer (live, not yet
+	// ready) while ClickHouse or Kafka are still out of reach. It stops
+	// last, after the pipeline drained.
+	var wiring serverWiring
+	srvErr := make(chan error, 1)
+	srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
+	defer func() { stopServer(); <-srvErr }()
+	if err := startServer(srvCtx, cfg, store, reg, ready, &wiring, log, srvErr); err != nil {
+		return err
+	}
+
 	if err := migrateWhenReachable(ctx, store, log); err != nil {
 		return fmt.Errorf("migrating the ClickHouse schema: %w", err)
 	}
@@ -90,10 +105,11 @@ func serve(ctx context.Context, cfg Config, stages stageSet) error {
 		next = store
 	}
 	if stages["detect"] {
-		det, err := newDetector(ctx, cfg.Detect, detect.StorageSink(store), store, log)
+		det, err := newDetector(ctx, cfg.Detect, detect.Sinks(detect.StorageSink(store), countDetections(reg)), store, log)
 		if err != nil {
 			return err
 		}
+		registerDetector(reg, det)
 		// The detector goes last: it never fails a batch, so a store
 		// retry cannot make it count the batch twice.
 		if next != nil {
@@ -108,20 +124,19 @@ func serve(ctx context.Context, cfg Config, stages stageSet) error {
 		g.Add(func() error { return det.RunTicker(tctx) }, func(error) { tcancel() })
 	}
 	if stages["respond"] || stages["alert"] {
-		if err := addResponse(ctx, &g, cfg, stages, store, log); err != nil {
+		resp, alerter, err := addResponse(ctx, &g, cfg, stages, store, reg, log)
+		if err != nil {
 			return err
 		}
+		wiring.set(resp, alerter)
 	}
-	if next == nil {
-		// respond and/or alert only: no Kafka consumer.
-		g.Add(func() error { <-ctx.Done(); return nil }, func(error) {})
-		return runGroup(&g, log, cfg, kcfg, stages)
-	}
-	consumer, err := ingest.NewConsumer(kcfg, cfg.Ingest, next, log)
-	if err != nil {
-		return err
-	}
-	{
+	if next != nil {
+		consumer, err := ingest.NewConsumer(kcfg, cfg.Ingest, next, log)
+		if err != nil {
+			return err
+		}
+		registerConsumer(reg, consumer)
+		ready.setConsumer(consumer)
 		// Ingest: on interrupt it stops fetching and drains into the
 		// store, which is still open (it closes after the group returns).
 		ctx, cancel := context.WithCancel(ctx)
@@ -137,6 +152,7 @@ func serve(ctx context.Context, cfg Config, stages stageSet) error {
 		// Signals end the group.
 		g.Add(func() error { <-ctx.Done(); return nil }, func(error) {})
 	}
+	ready.setStarted()
 	return runGroup(&g, log, cfg, kcfg, stages)
 }
 
@@ -153,14 +169,14 @@ func runGroup(g *run.Group, log *slog.Logger, cfg Config, kcfg ingest.KafkaConfi
 // addResponse adds the respond and alert stages: a feed of every
 // replica's detections from ClickHouse into the responder (policies) and
 // the alerter (Slack), gated on leadership so that one replica acts.
-func addResponse(ctx context.Context, g *run.Group, cfg Config, stages stageSet, store *storage.ClickHouse, log *slog.Logger) error {
+func addResponse(ctx context.Context, g *run.Group, cfg Config, stages stageSet, store *storage.ClickHouse, reg *prometheus.Registry, log *slog.Logger) (*respond.Responder, *alert.Alerter, error) {
 	var sinks []detect.Sink
 	var alerter *alert.Alerter
 	if stages["alert"] {
 		var err error
-		alerter, err = alert.New(cfg.Alert, alert.Deps{Log: log, Actions: store})
+		alerter, err = alert.New(cfg.Alert, alert.Deps{Log: log, Actions: store, Registerer: reg})
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		// The alerter drains last: it is interrupted after the group's
@@ -171,12 +187,14 @@ func addResponse(ctx context.Context, g *run.Group, cfg Config, stages stageSet,
 	if stages["respond"] {
 		kube, err := cfg.Kubernetes.RESTConfig()
 		if err != nil && cfg.Respond.Backend != respond.BackendGitOps {
-			return fmt.Errorf("respond needs the Kubernetes API: %w", err)
+			return nil, nil, fmt.Errorf("respond needs the Kubernetes API: %w", err)
 		}
 		deps := respond.Deps{Kube: kube, Actions: store, Blast: store, Logger: log, Identity: os.Getenv("POD_NAME")}
+		decisions := actionSinks{countActions(reg)}
 		if alerter != nil {
-			deps.Sink = alerter
+			decisions = append(decisions, alerter)
 		}
+		deps.Sink = decisions
 		if cfg.Respond.Backend == respond.BackendGitOps {
 			deps.Backend = respond.NewGitOpsBackend(cfg.Respond.GitOpsDir)
 			if kube == nil {
@@ -185,7 +203,7 @@ func addResponse(ctx context.Context, g *run.Group, cfg Config, stages stageSet,
 		}
 		resp, err = respond.New(cfg.Respond, deps)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		sinks = append(sinks, resp)
 		ctx, cancel := context.WithCancel(ctx)
@@ -200,7 +218,7 @@ func addResponse(ctx context.Context, g *run.Group, cfg Config, stages stageSet,
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	g.Add(func() error { return feed.Run(ctx, cfg.Detect.Hold) }, func(error) { cancel() })
-	return nil
+	return resp, alerter, nil
 }
 
 func (s stageSet) String() string {

@@ -5,8 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -47,6 +50,11 @@ func TestServeDetectsAttacksFromKafka(t *testing.T) {
 		"MESHGUARD_RESPOND_LEADER_ELECTION_ENABLED=false", "MESHGUARD_RESPOND_INSTANCE="+instance,
 		"MESHGUARD_RESPOND_BUDGET_PER_HOUR=20",
 		"MESHGUARD_ALERT_SLACK_WEBHOOK_URL="+slack.URL)
+	// The API with bearer tokens, on a port of its own.
+	apiAddr := freeAddr(t)
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	os.WriteFile(tokens, []byte("viewer-token-0123456789 viewer alice\n"), 0o600)
+	env = append(env, "MESHGUARD_SERVER_LISTEN="+apiAddr, "MESHGUARD_SERVER_AUTH_MODE=token", "MESHGUARD_SERVER_AUTH_TOKENS_FILE="+tokens)
 
 	start := time.Date(2026, 11, 16, 9, 0, 0, 0, time.UTC)
 	kinds := []models.DetectionKind{models.LateralMovement, models.CredentialStuffing}
@@ -115,6 +123,39 @@ func TestServeDetectsAttacksFromKafka(t *testing.T) {
 	if n := slack.count(); n == 0 {
 		t.Errorf("no alert reached the Slack webhook")
 	}
+	// The API serves them to a viewer, refuses anonymous readers and a
+	// viewer's revoke, and /metrics counts them.
+	get := func(path, token string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+apiAddr+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/readyz", ""); code != http.StatusOK {
+		t.Errorf("/readyz: %d %s", code, body)
+	}
+	if code, body := get("/api/v1/detections", "viewer-token-0123456789"); code != http.StatusOK || !strings.Contains(body, "lateral_movement") {
+		t.Errorf("/api/v1/detections as viewer: %d %.300s", code, body)
+	}
+	if code, _ := get("/api/v1/detections", ""); code != http.StatusUnauthorized {
+		t.Errorf("/api/v1/detections anonymous: %d, want 401", code)
+	}
+	if code, body := get("/metrics", "viewer-token-0123456789"); code != http.StatusOK || !strings.Contains(body, `meshguard_detections_total{kind="lateral_movement"`) {
+		t.Errorf("/metrics: %d, lacks meshguard_detections_total for lateral_movement", code)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+apiAddr+"/api/v1/actions/x/revoke", nil)
+	req.Header.Set("Authorization", "Bearer viewer-token-0123456789")
+	req.Header.Set("X-Meshguard-CSRF", "1")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("revoke as viewer: %v %v, want 403", resp.StatusCode, err)
+	}
 	srv.terminate(t, 30*time.Second)
 	var snaps uint64
 	if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".baselines FINAL").Scan(&snaps); err != nil || snaps == 0 {
@@ -180,6 +221,16 @@ func waitPolicy(t *testing.T, kube *rest.Config, ns, instance string, timeout ti
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// freeAddr returns a loopback address with a port free right now.
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 // webhookReceiver is a Slack incoming webhook: it counts the messages

@@ -105,6 +105,8 @@ func serveEnv(brokers []string, topic, dsn string) []string {
 		"MESHGUARD_INGEST_BATCH_TIMEOUT=200ms",
 		"MESHGUARD_INGEST_RETRY_MAX=1s",
 		"MESHGUARD_CLICKHOUSE_DSN=" + dsn,
+		"MESHGUARD_SERVER_LISTEN=127.0.0.1:0",
+		"MESHGUARD_SERVER_AUTH_MODE=none",
 	}
 }
 

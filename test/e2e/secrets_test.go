@@ -44,6 +44,7 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 		token     = "xoxb-mkToken6a9"
 		wrongPW   = "mkWrongKafka0f5"
 		hookToken = "mkWebhook5e8"
+		apiToken  = "mkApiToken1d2e3f4a5b6"
 	)
 	slack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -52,7 +53,7 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 	}))
 	defer slack.Close()
 	webhook := slack.URL + "/services/" + hookToken
-	markers := []string{kafkaPW, chPW, signing, token, wrongPW, hookToken}
+	markers := []string{kafkaPW, chPW, signing, token, wrongPW, hookToken, apiToken}
 
 	ca := testenv.NewCA(t, "kafka")
 	srv := ca.Server("127.0.0.1", "localhost")
@@ -82,7 +83,10 @@ clickhouse:
 alert:
   slack:
     allowed_users: [U1]
-`, brokers[0], ca.CAFile, chAddr))
+server:
+  listen: 127.0.0.1:0
+  auth: {mode: token, tokens_file: %s}
+`, brokers[0], ca.CAFile, chAddr, file("api-tokens", apiToken+" operator ops")))
 
 	// Telemetry for serve to store, produced with the same TLS and SASL.
 	k := ingest.DefaultKafkaConfig()

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"k8s.io/client-go/rest"
+
+	"github.com/meshguard/meshguard/cmd/meshguard/api"
+	"github.com/meshguard/meshguard/detect"
+	"github.com/meshguard/meshguard/ingest"
+	"github.com/meshguard/meshguard/models"
+	"github.com/meshguard/meshguard/respond"
+	"github.com/meshguard/meshguard/respond/alert"
+	"github.com/meshguard/meshguard/storage"
+)
+
+// newRegistry is the one registry every component registers its metrics
+// in (never the global one), served at /metrics.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// registerConsumer exports the ingest counters; they are read from the
+// consumer's Stats at scrape time, so ingest carries no metrics code.
+func registerConsumer(reg *prometheus.Registry, c *ingest.Consumer) {
+	counter := func(name, help string, f func(ingest.Stats) int64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(f(c.Stats())) }))
+	}
+	counter("meshguard_ingest_messages_total", "Kafka messages fetched.", func(s ingest.Stats) int64 { return s.Messages })
+	counter("meshguard_ingest_flows_total", "Flows decoded and handed on (rate() gives flows/s).", func(s ingest.Stats) int64 { return s.Flows })
+	counter("meshguard_ingest_batches_total", "Batches stored and committed.", func(s ingest.Stats) int64 { return s.Batches })
+	counter("meshguard_ingest_dead_lettered_total", "Messages sent to the dead-letter topic.", func(s ingest.Stats) int64 { return s.DeadLettered })
+	counter("meshguard_ingest_store_failures_total", "Failed attempts to store a batch (each retried).", func(s ingest.Stats) int64 { return s.StoreFailures })
+	counter("meshguard_ingest_commit_errors_total", "Failed offset commits.", func(s ingest.Stats) int64 { return s.CommitErrors })
+	counter("meshguard_ingest_connect_failures_total", "Failed attempts to reach Kafka.", func(s ingest.Stats) int64 { return s.ConnectFailures })
+}
+
+func registerDetector(reg *prometheus.Registry, d *detect.Detector) {
+	counter := func(name, help string, f func(detect.Stats) int64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(f(d.Stats())) }))
+	}
+	counter("meshguard_detect_flows_total", "Flows counted into windows.", func(s detect.Stats) int64 { return s.Flows })
+	counter("meshguard_detect_late_flows_total", "Flows behind their partition's watermark, not counted.", func(s detect.Stats) int64 { return s.Late })
+	counter("meshguard_detect_windows_total", "Windows closed, summed over partitions.", func(s detect.Stats) int64 { return s.Windows })
+	counter("meshguard_detect_sink_errors_total", "Detections a sink failed to take.", func(s detect.Stats) int64 { return s.SinkErrors })
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meshguard_detect_edges", Help: "Edges with a baseline."},
+		func() float64 { return float64(d.Stats().Edges) }))
+}
+
+// countDetections counts new detections by kind and severity.
+func countDetections(reg *prometheus.Registry) detect.Sink {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshguard_detections_total",
+		Help: "Detections raised (updates of an ongoing one not counted)."}, []string{"kind", "severity"})
+	reg.MustRegister(c)
+	return detect.SinkFunc(func(_ context.Context, d models.Detection) error {
+		if d.Updates == 1 {
+			c.WithLabelValues(string(d.Kind), d.Severity.String()).Inc()
+		}
+		return nil
+	})
+}
+
+// countActions counts the responder's decisions by state and action.
+func countActions(reg *prometheus.Registry) respond.ActionSink {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshguard_actions_total",
+		Help: "Responder decisions by state (applied, skipped, promoted, expired, revoked, failed, ...)."}, []string{"state", "action"})
+	reg.MustRegister(c)
+	return actionSinkFunc(func(_ context.Context, a models.Action, _ models.Detection) error {
+		c.WithLabelValues(string(a.State), string(a.Kind)).Inc()
+		return nil
+	})
+}
+
+type actionSinkFunc func(ctx context.Context, a models.Action, d models.Detection) error
+
+func (f actionSinkFunc) HandleAction(ctx context.Context, a models.Action, d models.Detection) error {
+	return f(ctx, a, d)
+}
+
+// actionSinks hands each decision to every sink.
+type actionSinks []respond.ActionSink
+
+func (s actionSinks) HandleAction(ctx context.Context, a models.Action, d models.Detection) error {
+	var errs []error
+	for _, x := range s {
+		errs = append(errs, x.HandleAction(ctx, a, d))
+	}
+	return errors.Join(errs...)
+}
+
+// readiness is /readyz: ClickHouse answers, the pipeline is built (schema
+// migrated, baselines restored) and Kafka accepted the consumer.
+type readiness struct {
+	store    *storage.ClickHouse
+	started  atomic.Bool
+	consumer atomic.Pointer[ingest.Consumer]
+}
+
+func (r *readiness) setStarted()                    { r.started.Store(true) }
+func (r *readiness) setConsumer(c *ingest.Consumer) { r.consumer.Store(c) }
+
+func (r *readiness) check() error {
+	if !r.started.Load() {
+		return errors.New("starting: migrating the schema and loading baselines")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := r.store.Ping(ctx); err != nil {
+		return fmt.Errorf("clickhouse: %w", err)
+	}
+	if c := r.consumer.Load(); c != nil {
+		if err := c.ConnectError(); err != nil {
+			return fmt.Errorf("kafka: %w", err)
+		}
+	}
+	return nil
+}
+
+// serverWiring lets the HTTP server start before the responder and the
+// alerter exist: operator endpoints and Slack clicks answer 503 until
+// they do (or for good on replicas without those stages).
+type serverWiring struct {
+	mu      sync.RWMutex
+	resp    *respond.Responder
+	alerter *alert.Alerter
+}
+
+func (w *serverWiring) set(r *respond.Responder, a *alert.Alerter) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.resp, w.alerter = r, a
+}
+
+var errNoResponder = errors.New("the respond stage does not run on this replica")
+
+func (w *serverWiring) responder() (*respond.Responder, error) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.resp == nil {
+		return nil, errNoResponder
+	}
+	return w.resp, nil
+}
+
+func (w *serverWiring) Approve(ctx context.Context, id, actor string) (models.Action, error) {
+	r, err := w.responder()
+	if err != nil {
+		return models.Action{}, err
+	}
+	return r.Approve(ctx, id, actor)
+}
+
+func (w *serverWiring) Revoke(ctx context.Context, id, actor string) (models.Action, error) {
+	r, err := w.responder()
+	if err != nil {
+		return models.Action{}, err
+	}
+	return r.Revoke(ctx, id, actor)
+}
+
+func (w *serverWiring) Extend(ctx context.Context, id, actor string, by time.Duration) (models.Action, error) {
+	r, err := w.responder()
+	if err != nil {
+		return models.Action{}, err
+	}
+	return r.Extend(ctx, id, actor, by)
+}
+
+func (w *serverWiring) List(ctx context.Context) ([]models.Action, error) {
+	r, err := w.responder()
+	if err != nil {
+		return nil, err
+	}
+	return r.List(ctx)
+}
+
+func (w *serverWiring) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	w.mu.RLock()
+	a := w.alerter
+	w.mu.RUnlock()
+	if a == nil {
+		http.Error(rw, "the alert stage does not run on this replica", http.StatusServiceUnavailable)
+		return
+	}
+	a.InteractionHandler().ServeHTTP(rw, req)
+}
+
+// startServer builds the HTTP server and runs it until ctx ends; its
+// result goes to done.
+func startServer(ctx context.Context, cfg Config, store *storage.ClickHouse, reg *prometheus.Registry, ready *readiness,
+	wiring *serverWiring, log *slog.Logger, done chan<- error) error {
+	var kube *rest.Config
+	if cfg.Server.Auth.Mode == api.AuthKubernetes {
+		var err error
+		if kube, err = cfg.Kubernetes.RESTConfig(); err != nil {
+			return fmt.Errorf("server.auth.mode kubernetes: %w", err)
+		}
+	}
+	srv, err := api.New(cfg.Server, api.Deps{Store: store, Operator: wiring, Ready: ready.check, Registry: reg,
+		Slack: wiring, ActionWriter: store, Log: log, Kube: kube})
+	if err != nil {
+		return err
+	}
+	go func() { done <- srv.Run(ctx) }()
+	return nil
+}
