@@ -340,3 +340,39 @@ func TestHardeningCatchesEachMissingField(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretKeysAreDocumented: every file of the Secret a config names
+// is in deploy/README.md's table, with the key that names it.
+func TestSecretKeysAreDocumented(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	readme, err := os.ReadFile(filepath.Join(root, "deploy", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]string{} // secret key -> config key
+	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z0-9.-]+)` \\| `([a-z_.]+)` \\|").FindAllStringSubmatch(string(readme), -1) {
+		documented[m[1]] = m[2]
+	}
+	ref := regexp.MustCompile(`(?m)^\s*([a-z_]+):\s*/etc/meshguard/secrets/([A-Za-z0-9._-]+)`)
+	n := 0
+	for _, cfg := range []string{"deploy/kubernetes/config.yaml", "deploy/overlays/dev/config.yaml"} {
+		data, err := os.ReadFile(filepath.Join(root, cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ref.FindAllStringSubmatch(string(data), -1) {
+			n++
+			key, ok := documented[m[2]]
+			if !ok {
+				t.Errorf("%s names secret file %s, which deploy/README.md's Secrets table does not list", cfg, m[2])
+				continue
+			}
+			if !strings.HasSuffix(key, "."+m[1]) {
+				t.Errorf("%s: %s is read through %s, the README says %s", cfg, m[2], m[1], key)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no config names a secret file")
+	}
+}
