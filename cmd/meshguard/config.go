@@ -162,8 +162,15 @@ var envAliases = map[string]string{
 
 // ignoredEnv: variables with the prefix that are not config keys (test
 // harness, tool paths).
+//
+// Kubernetes' service links are among them: a Service named meshguard puts
+// MESHGUARD_SERVICE_HOST, MESHGUARD_PORT_8080_TCP and the like into every
+// pod of its namespace, and a pod must not fail on them.
 func ignoredEnv(name string) bool {
-	for _, p := range []string{"MESHGUARD_TEST_", "MESHGUARD_INFRA_", "MESHGUARD_CACHE_"} {
+	if name == "MESHGUARD_PORT" {
+		return true
+	}
+	for _, p := range []string{"MESHGUARD_TEST_", "MESHGUARD_INFRA_", "MESHGUARD_CACHE_", "MESHGUARD_SERVICE_", "MESHGUARD_PORT_"} {
 		if strings.HasPrefix(name, p) {
 			return true
 		}

@@ -88,3 +88,16 @@ func TestConfigKeysListsEveryKey(t *testing.T) {
 		}
 	}
 }
+
+// Kubernetes' service-link variables for a Service named meshguard are not
+// config keys, and must not stop a pod.
+func TestServiceLinkVariablesIgnored(t *testing.T) {
+	_, err := LoadConfig("", []string{"MESHGUARD_SERVICE_HOST=10.0.0.1", "MESHGUARD_SERVICE_PORT=8080",
+		"MESHGUARD_PORT=tcp://10.0.0.1:8080", "MESHGUARD_PORT_8080_TCP_ADDR=10.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig("", []string{"MESHGUARD_DETECT_WINDOWW=1s"}); err == nil {
+		t.Fatal("a misspelt key passed")
+	}
+}
