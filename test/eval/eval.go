@@ -264,7 +264,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			if m.during(a, d) {
 				res.Others = append(res.Others, d)
 			}
-			if m.explains(a, d, rec.last[id]) {
+			if m.explains(a, d) {
 				explained[id] = true
 			}
 		}
@@ -345,9 +345,11 @@ func (m matcher) during(a scenario.Attack, d models.Detection) bool {
 }
 
 // explains: the detection involves the attacker (as source) or its
-// target (as destination) and overlaps the attack or the hold after it.
-func (m matcher) explains(a scenario.Attack, first, last models.Detection) bool {
-	if !last.WindowEnd.After(a.Start) || !first.WindowStart.Before(a.End.Add(m.hold)) {
+// target (as destination) and was first raised during the attack or the
+// hold after it. One raised before the attack began is not its doing,
+// however long it lasts.
+func (m matcher) explains(a scenario.Attack, first models.Detection) bool {
+	if !first.WindowEnd.After(a.Start) || !first.WindowStart.Before(a.End.Add(m.hold)) {
 		return false
 	}
 	return m.is(first.Source, a.Source) || (a.Destination != "" && m.is(first.Destination, a.Destination))
