@@ -357,4 +357,5 @@ func mod(a, b int64) int64 {
 type warmNode struct {
 	firstMs int64
 	callers []string
+	calls   []string
 }

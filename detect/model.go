@@ -123,7 +123,7 @@ func logSurvivalNormal(z float64) float64 {
 	if z < 30 {
 		return -math.Log10(math.Max(distuv.UnitNormal.Survival(z), 1e-300))
 	}
-	// ln P ~ -z^2/2 - ln(z*sqrt(2*pi)), capped where the count tails stop
-	// (1e-300): beyond, every score means "impossible under the baseline".
-	return math.Min(300, (z*z/2+math.Log(z*math.Sqrt(2*math.Pi)))/math.Ln10)
+	// ln P ~ -z^2/2 - ln(z*sqrt(2*pi)). Not capped: the univariate
+	// detector ranks extreme surprises against each other.
+	return (z*z/2 + math.Log(z*math.Sqrt(2*math.Pi))) / math.Ln10
 }

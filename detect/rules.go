@@ -464,6 +464,12 @@ func (s *shard) lateral(ew *edgeWin, src, dst *nodeState, ws, learnMs int64) (fi
 				return finding{}, false
 			}
 		}
+		// Calling another version of an app it already calls (a canary,
+		// a rollout), or the service in front of a workload it calls, is
+		// not movement.
+		if _, ok := src.calls[peerGroup(ew.e.Destination)]; ok {
+			return finding{}, false
+		}
 	}
 	f := s.edgeFinding(models.LateralMovement, models.SeverityHigh, rareSeverityScore, ew, []models.FeatureEvidence{{
 		Feature: "new_edge_requests", Expected: 0, Observed: float64(ew.m.requests), Score: rareSeverityScore, Model: "new"}})
@@ -514,6 +520,9 @@ func (s *shard) learn(ws int64, edges []edgeWin, srcs map[models.EndpointID]*src
 		if dst != nil && !scanning[ew.e.Source] && len(dst.callers) < maxCallers {
 			dst.callers[peerGroup(ew.e.Source)] = struct{}{}
 		}
+		if src := s.sources[ew.e.Source]; src != nil && !scanning[ew.e.Source] && len(src.calls) < maxCallers {
+			src.calls[peerGroup(ew.e.Destination)] = struct{}{}
+		}
 	}
 	for ep, sw := range srcs {
 		node := s.sources[ep]
@@ -562,11 +571,14 @@ func (s *shard) catchUpNode(node *nodeState, ws int64) {
 func (s *shard) node(m map[models.EndpointID]*nodeState, ep models.EndpointID, ws int64) *nodeState {
 	n := m[ep]
 	if n == nil {
-		n = &nodeState{firstMs: ws, callers: map[string]struct{}{}, paths: map[uint32]struct{}{}}
+		n = &nodeState{firstMs: ws, callers: map[string]struct{}{}, calls: map[string]struct{}{}, paths: map[uint32]struct{}{}}
 		if w, ok := s.det.warmNodes[ep]; ok {
 			n.firstMs = min(ws, w.firstMs)
 			for _, c := range w.callers {
 				n.callers[c] = struct{}{}
+			}
+			for _, c := range w.calls {
+				n.calls[c] = struct{}{}
 			}
 		}
 		m[ep] = n
@@ -604,6 +616,10 @@ func hourOfWeek(ms int64) int {
 	return int(t.Weekday())*24 + t.Hour()
 }
 
+// maxDetectionScore caps a detection's score where the count tails stop (p 1e-300):
+// beyond, every score means "impossible under the baseline".
+const maxDetectionScore = 300
+
 func (s *shard) edgeFinding(kind models.DetectionKind, sev models.Severity, score float64, ew *edgeWin, feats []models.FeatureEvidence) finding {
 	src := s.sources[ew.e.Source]
 	principal := ew.a.principal
@@ -611,7 +627,7 @@ func (s *shard) edgeFinding(kind models.DetectionKind, sev models.Severity, scor
 		principal = src.principal
 	}
 	return finding{
-		kind: kind, severity: sev, score: round3(score),
+		kind: kind, severity: sev, score: round3(math.Min(score, maxDetectionScore)),
 		src: ew.e.Source, dst: ew.e.Destination,
 		source:      party(ew.e.Source, principal, ""),
 		destination: party(ew.e.Destination, "", ew.a.service),
@@ -663,7 +679,7 @@ func (s *shard) sourceFinding(kind models.DetectionKind, sev models.Severity, sc
 	ev := evidenceOf(feats, &agg)
 	ev.Destinations = dests
 	return finding{
-		kind: kind, severity: sev, score: round3(score),
+		kind: kind, severity: sev, score: round3(math.Min(score, maxDetectionScore)),
 		src: src, dst: models.EndpointID{Namespace: ns},
 		source:      party(src, principal, ""),
 		destination: models.Party{Namespace: ns},

@@ -38,6 +38,7 @@ type snapNode struct {
 	Principal string
 	Seasonal  []models.Series
 	Callers   []string
+	Calls     []string
 	Paths     []uint32
 }
 
@@ -60,7 +61,8 @@ func (s *shard) snapshot() snapShard {
 		ns := make([]snapNode, 0, len(m))
 		for k, n := range m {
 			sn := snapNode{Key: k, Base: n.base, First: n.firstMs, Last: n.lastMs, Principal: n.principal,
-				Callers: slices.Collect(maps.Keys(n.callers)), Paths: slices.Collect(maps.Keys(n.paths))}
+				Callers: slices.Collect(maps.Keys(n.callers)), Calls: slices.Collect(maps.Keys(n.calls)),
+				Paths: slices.Collect(maps.Keys(n.paths))}
 			if n.seasonal != nil {
 				sn.Seasonal = n.seasonal[:]
 			}
@@ -80,9 +82,12 @@ func (s *shard) restore(in snapShard) {
 	node := func(dst map[models.EndpointID]*nodeState, src []snapNode) {
 		for _, sn := range src {
 			n := &nodeState{base: sn.Base, firstMs: sn.First, lastMs: sn.Last, principal: sn.Principal,
-				callers: map[string]struct{}{}, paths: map[uint32]struct{}{}}
+				callers: map[string]struct{}{}, calls: map[string]struct{}{}, paths: map[uint32]struct{}{}}
 			for _, c := range sn.Callers {
 				n.callers[c] = struct{}{}
+			}
+			for _, c := range sn.Calls {
+				n.calls[c] = struct{}{}
 			}
 			for _, p := range sn.Paths {
 				n.paths[p] = struct{}{}
@@ -243,6 +248,9 @@ func (d *Detector) WarmStart(rows []storage.EdgeMinute) int {
 		n := d.warmNodes[e.Destination]
 		n.callers = append(n.callers, peerGroup(e.Source))
 		d.warmNodes[e.Destination] = n
+		n = d.warmNodes[e.Source]
+		n.calls = append(n.calls, peerGroup(e.Destination))
+		d.warmNodes[e.Source] = n
 	}
 	return len(d.warm)
 }

@@ -67,6 +67,8 @@ type nodeState struct {
 	seasonal *[168]models.Series
 	callers  map[string]struct{}
 	paths    map[uint32]struct{}
+	// Sources only: the peer groups of the destinations called.
+	calls map[string]struct{}
 }
 
 const (
@@ -82,6 +84,9 @@ func pathHash(p string) uint32 { return uint32(xxhash.Sum64String(p)) }
 // already call is a deploy, not lateral movement.
 func peerGroup(ep models.EndpointID) string {
 	name := ep.Name
+	if ep.Kind == models.KindIP {
+		return ep.IP.String()
+	}
 	for _, suf := range []string{"-canary", "-stable", "-blue", "-green"} {
 		name = strings.TrimSuffix(name, suf)
 	}
