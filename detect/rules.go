@@ -58,7 +58,7 @@ const (
 	// floodRatio: bursts of ordinary clients reach 3 to 4 times an edge's
 	// level for a window or two; floods are an order of magnitude.
 	floodRatio        = 5
-	authMinCount      = 10
+	authMinCount      = 20
 	errorMinCount     = 10
 	exfilMinBytes     = 512 << 10
 	scanMinDests      = 8
@@ -256,6 +256,13 @@ func (s *shard) close(ctx context.Context, w *window) {
 		if top.fired[models.FeatRequests] || top.silent {
 			continue // the edge already explains it
 		}
+		// A caller sending what it usually sends at its peaks (a batch job
+		// on its schedule) explains the surge: it is not a flood.
+		if top.st != nil && ws-top.st.firstMs >= learnMs {
+			if _, sc, _ := m.Surprise(top.st.base[models.FeatRequests], float64(top.m.requests), factor, true); sc < thr {
+				continue
+			}
+		}
 		f := s.edgeFinding(models.RequestFlood, floodSeverity(float64(dw.requests), exp), score, top, []models.FeatureEvidence{{
 			Feature: "requests_into_destination", Expected: round3(exp), Observed: float64(dw.requests), Score: round3(score), Model: model}})
 		f.evidence.Summary = fmt.Sprintf("%d requests into %s in %s, %.0f expected; top caller %s (%d)",
@@ -307,26 +314,29 @@ func (s *shard) edgeStats(out []finding, ew *edgeWin, dw, srcIn *dstWin, dst *no
 		}
 	}
 	e := ew.e
-	if a := models.FeatAuthFail; score[a] >= thr && x[a] >= authMinCount && x[a] >= 4*exp[a]+5 {
+	r, a, c := models.FeatRequests, models.FeatAuthFail, models.Feat5xx
+	flood := score[r] >= thr && x[r] >= floodRatio*exp[r]+floodMinExtra &&
+		!s.inboundExplains(e.Source, x[r]/math.Max(exp[r], 1), srcIn) && !s.shifted(e.Source, e.Destination, factor)
+	authSurge := score[a] >= thr && x[a] >= authMinCount && x[a] >= 5*exp[a]+10
+	// An error surge is caused by this source only if it carries most of
+	// the destination's errors; a destination failing for everyone is an
+	// outage, not an attack.
+	errSurge := score[c] >= thr && x[c] >= errorMinCount && x[c] >= 4*exp[c]+5 &&
+		(dw == nil || float64(ew.m.c5xx) >= 0.6*float64(dw.c5xx))
+	// One attack, one detection: when requests and failures surge
+	// together, the failures are the attack if they are most of the extra
+	// requests (stuffing answered 401, a client breaking a service), else
+	// they are the flood's side effect.
+	extra := x[r] - exp[r]
+	if authSurge && (!flood || x[a]-exp[a] >= 0.5*extra) {
 		add(models.CredentialStuffing, models.SeverityHigh, score[a],
-			fmt.Sprintf("%s got %.0f 401/403 responses from %s in one window, %.1f expected", e.Source, x[a], e.Destination, exp[a]), a, models.FeatRequests)
-	}
-	if c := models.Feat5xx; score[c] >= thr && x[c] >= errorMinCount && x[c] >= 4*exp[c]+5 {
-		// Caused by this source only if it carries most of the
-		// destination's errors; a destination failing for everyone is an
-		// outage, not an attack.
-		if dw == nil || float64(ew.m.c5xx) >= 0.6*float64(dw.c5xx) {
-			add(models.ErrorSurge, models.SeverityMedium, score[c],
-				fmt.Sprintf("%s caused %.0f 5xx responses from %s in one window, %.1f expected", e.Source, x[c], e.Destination, exp[c]), c, models.FeatRequests)
-		}
-	}
-	// A flood or an error surge explains the extra requests: one attack,
-	// one detection.
-	if r := models.FeatRequests; score[r] >= thr && x[r] >= floodRatio*exp[r]+floodMinExtra &&
-		!ew.fired[models.FeatAuthFail] && !ew.fired[models.Feat5xx] && !s.inboundExplains(e.Source, x[r]/math.Max(exp[r], 1), srcIn) &&
-		!s.shifted(e.Source, e.Destination, factor) {
+			fmt.Sprintf("%s got %.0f 401/403 responses from %s in one window, %.1f expected", e.Source, x[a], e.Destination, exp[a]), a, r)
+	} else if errSurge && (!flood || x[c]-exp[c] >= 0.5*extra) {
+		add(models.ErrorSurge, models.SeverityMedium, score[c],
+			fmt.Sprintf("%s caused %.0f 5xx responses from %s in one window, %.1f expected", e.Source, x[c], e.Destination, exp[c]), c, r)
+	} else if flood {
 		add(models.RequestFlood, floodSeverity(x[r], exp[r]), score[r],
-			fmt.Sprintf("%s sent %.0f requests to %s in one window, %.1f expected", e.Source, x[r], e.Destination, exp[r]), r)
+			fmt.Sprintf("%s sent %.0f requests to %s in one window, %.1f expected", e.Source, x[r], e.Destination, exp[r]), r, a, c)
 	}
 	// Exfiltration is bytes the request count does not explain: more
 	// requests of the usual size are a flood, not a leak.
