@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/meshguard/meshguard/internal/secret"
 )
 
 // Config is the `alert:` section. Only Slack exists for now.
@@ -112,7 +113,7 @@ func (c *SlackConfig) Validate() error {
 			add("%s%s and %s%s_file are both set; set one", key, p[0], key, p[0])
 		}
 		if file != "" {
-			if _, err := readSecret(file); err != nil {
+			if _, err := secret.ReadFile(file); err != nil {
 				add("%s%s_file: %v", key, p[0], err)
 			}
 		}
@@ -167,20 +168,6 @@ func (c *SlackConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// readSecret reads a secret file, trimming the trailing newline editors
-// and `kubectl create secret` leave. Errors never include the content.
-func readSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "", fmt.Errorf("%s is empty", path)
-	}
-	return s, nil
-}
-
 // resolved returns c with every *_file secret read into its value.
 func (c SlackConfig) resolved() (SlackConfig, error) {
 	var errs []error
@@ -192,7 +179,7 @@ func (c SlackConfig) resolved() (SlackConfig, error) {
 		if p.file == "" {
 			continue
 		}
-		v, err := readSecret(p.file)
+		v, err := secret.ReadFile(p.file)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s%s: %w", key, p.name, err))
 			continue
