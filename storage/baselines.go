@@ -23,7 +23,7 @@ func (c *ClickHouse) SaveBaseline(ctx context.Context, partition int32, state []
 
 // LoadBaselines reads the newest snapshot of every partition.
 func (c *ClickHouse) LoadBaselines(ctx context.Context) (map[int32][]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.queryTimeout)
+	ctx, cancel := c.opContext(ctx)
 	defer cancel()
 	rows, err := c.conn.Query(ctx, "SELECT partition, state FROM "+c.db+".baselines FINAL")
 	if err != nil {

@@ -85,7 +85,7 @@ func (c *ClickHouse) BlastRadius(ctx context.Context, q BlastQuery) (BlastRadius
 	if err != nil {
 		return BlastRadius{}, Permanent(err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.queryTimeout)
+	ctx, cancel := c.opContext(ctx)
 	defer cancel()
 	rows, err := c.conn.Query(ctx, blastQuery(c.db, cond), append([]any{q.From.Unix(), q.To.Unix()}, args...)...)
 	if err != nil {

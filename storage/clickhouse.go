@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -187,7 +189,7 @@ func (c *ClickHouse) Database() string { return c.db }
 
 // Ping checks that the server answers.
 func (c *ClickHouse) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, c.queryTimeout)
+	ctx, cancel := c.opContext(ctx)
 	defer cancel()
 	return c.explain(classify(c.conn.Ping(ctx)))
 }
@@ -273,7 +275,7 @@ func (c *ClickHouse) ConsumeFlows(ctx context.Context, flows []models.Flow) erro
 	if err != nil {
 		return fmt.Errorf("insert %d flows: %w", len(flows), classify(err))
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.queryTimeout)
+	ctx, cancel := c.opContext(ctx)
 	defer cancel()
 	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(settings))
 
@@ -371,8 +373,38 @@ func fromDateTime(t time.Time) time.Time {
 
 // insertRow inserts one row into table: detections and actions arrive one
 // at a time, rarely.
-func (c *ClickHouse) insertRow(ctx context.Context, table, columns string, values ...any) error {
+// opContext bounds one operation by clickhouse.query_timeout. Its cancel
+// takes effect a second late, on purpose: clickhouse-go's context watchdog
+// (context_watchdog.go in v2.50) is told to exit without being waited for,
+// so cancelling the context the moment an operation returns can let it
+// close a connection that is already back in the pool, and the next
+// operation on it fails with "use of closed network connection".
+func (c *ClickHouse) opContext(ctx context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithTimeout(ctx, c.queryTimeout)
+	return ctx, func() { time.AfterFunc(time.Second, cancel) }
+}
+
+// brokenConn reports an error of a connection closed under the operation
+// (by a server restart, or by the driver after a cancel): a new connection
+// can succeed at once.
+func brokenConn(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ECONNRESET) || strings.Contains(err.Error(), "use of closed network connection")
+}
+
+// insertRow inserts one row, once more on a fresh connection if the first
+// was found closed: single rows (detections, actions, baselines) have no
+// caller that retries them.
+func (c *ClickHouse) insertRow(ctx context.Context, table, columns string, values ...any) error {
+	err := c.insertRowOnce(ctx, table, columns, values...)
+	if err != nil && !IsPermanent(err) && brokenConn(err) && ctx.Err() == nil {
+		err = c.insertRowOnce(ctx, table, columns, values...)
+	}
+	return err
+}
+
+func (c *ClickHouse) insertRowOnce(ctx context.Context, table, columns string, values ...any) error {
+	ctx, cancel := c.opContext(ctx)
 	defer cancel()
 	batch, err := c.conn.PrepareBatch(ctx, "INSERT INTO "+c.db+"."+table+" ("+columns+")")
 	if err != nil {
@@ -399,7 +431,7 @@ FROM ` + db + `.detections FINAL WHERE detection_id = ? LIMIT 1`
 
 // Detection returns the newest version of detection id.
 func (c *ClickHouse) Detection(ctx context.Context, id string) (DetectionRow, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.queryTimeout)
+	ctx, cancel := c.opContext(ctx)
 	defer cancel()
 	var d DetectionRow
 	err := c.conn.QueryRow(ctx, detectionQuery(c.db), id).Scan(
@@ -439,7 +471,7 @@ ORDER BY minute, destination_namespace, destination_workload, destination_servic
 // EdgeMinutes returns every edge's per-minute totals for minutes in
 // [from, to), both sides (reporters) separately.
 func (c *ClickHouse) EdgeMinutes(ctx context.Context, from, to time.Time) ([]EdgeMinute, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.queryTimeout)
+	ctx, cancel := c.opContext(ctx)
 	defer cancel()
 	rows, err := c.conn.Query(ctx, edgeMinuteQuery(c.db), from.Unix(), to.Unix())
 	if err != nil {

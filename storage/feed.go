@@ -17,7 +17,7 @@ type DetectionFeed interface {
 // DetectionsSince returns up to limit detections whose newest version is
 // above version, in version order.
 func (c *ClickHouse) DetectionsSince(ctx context.Context, version uint64, limit int) ([]DetectionRow, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.queryTimeout)
+	ctx, cancel := c.opContext(ctx)
 	defer cancel()
 	q := "SELECT detection_id, version, detected_at, window_start, window_end, kind, severity, score, " +
 		"source_principal, source_workload, source_namespace, destination_workload, destination_namespace, evidence " +

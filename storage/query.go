@@ -62,7 +62,7 @@ LIMIT ` + strconv.Itoa(limit)
 // RecentDetections returns the newest version of the limit most recently
 // detected detections, newest first.
 func (c *ClickHouse) RecentDetections(ctx context.Context, limit int) ([]DetectionRow, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.queryTimeout)
+	ctx, cancel := c.opContext(ctx)
 	defer cancel()
 	rows, err := c.conn.Query(ctx, recentDetectionsQuery(c.db, clampLimit(limit)))
 	if err != nil {
@@ -98,7 +98,7 @@ LIMIT ` + strconv.Itoa(limit)
 // RecentActions returns the limit newest rows of the actions audit log,
 // newest first.
 func (c *ClickHouse) RecentActions(ctx context.Context, limit int) ([]ActionRow, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.queryTimeout)
+	ctx, cancel := c.opContext(ctx)
 	defer cancel()
 	rows, err := c.conn.Query(ctx, recentActionsQuery(c.db, clampLimit(limit)))
 	if err != nil {
@@ -143,7 +143,7 @@ LIMIT ` + strconv.Itoa(maxEdgeRows)
 // or after since, with its totals from then on (see EdgeSummary), the
 // busiest first.
 func (c *ClickHouse) EdgeSummary(ctx context.Context, since time.Time) ([]EdgeSummary, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.queryTimeout)
+	ctx, cancel := c.opContext(ctx)
 	defer cancel()
 	rows, err := c.conn.Query(ctx, edgeSummaryQuery(c.db), since.Unix())
 	if err != nil {
