@@ -57,7 +57,10 @@ const (
 	floodMinExtra = 20 // requests per window above expected
 	// floodRatio: bursts of ordinary clients reach 3 to 4 times an edge's
 	// level for a window or two; floods are an order of magnitude.
-	floodRatio        = 5
+	floodRatio = 5
+	// peakRatio: a flood is also twice the edge's usual peak, so that a
+	// batch job's scheduled burst is not one.
+	peakRatio         = 2
 	authMinCount      = 20
 	errorMinCount     = 10
 	exfilMinBytes     = 512 << 10
@@ -315,7 +318,7 @@ func (s *shard) edgeStats(out []finding, ew *edgeWin, dw, srcIn *dstWin, dst *no
 	}
 	e := ew.e
 	r, a, c := models.FeatRequests, models.FeatAuthFail, models.Feat5xx
-	flood := score[r] >= thr && x[r] >= floodRatio*exp[r]+floodMinExtra &&
+	flood := score[r] >= thr && x[r] >= math.Max(floodRatio*exp[r], peakRatio*float64(st.peak))+floodMinExtra &&
 		!s.inboundExplains(e.Source, x[r]/math.Max(exp[r], 1), srcIn) && !s.shifted(e.Source, e.Destination, factor)
 	authSurge := score[a] >= thr && x[a] >= authMinCount && x[a] >= 5*exp[a]+10
 	// An error surge is caused by this source only if it carries most of
@@ -514,6 +517,9 @@ func (s *shard) learn(ws int64, edges []edgeWin, srcs map[models.EndpointID]*src
 			if !ew.fired[f] {
 				m.Learn(&st.base[f], x[f])
 			}
+		}
+		if !ew.fired[models.FeatRequests] {
+			st.learnPeak(x[models.FeatRequests], max(1, (ws-st.lastMs)/s.det.windowMs))
 		}
 		st.lastMs = ws
 		dst := s.dests[ew.e.Destination]

@@ -28,6 +28,7 @@ type snapEdge struct {
 	Suspect int64
 	Paths   []uint32
 	Methods uint16
+	Peak    float32
 }
 
 type snapNode struct {
@@ -55,7 +56,7 @@ func (s *shard) snapshot() snapShard {
 	out := snapShard{Version: snapshotVersion, MaxTs: s.maxTs, ClosedTo: s.closedTo}
 	out.Edges = make([]snapEdge, 0, len(s.edges))
 	for k, e := range s.edges {
-		out.Edges = append(out.Edges, snapEdge{k, e.base, e.firstMs, e.lastMs, e.suspectUntil, e.paths, e.methods})
+		out.Edges = append(out.Edges, snapEdge{k, e.base, e.firstMs, e.lastMs, e.suspectUntil, e.paths, e.methods, e.peak})
 	}
 	node := func(m map[models.EndpointID]*nodeState) []snapNode {
 		ns := make([]snapNode, 0, len(m))
@@ -77,7 +78,7 @@ func (s *shard) snapshot() snapShard {
 func (s *shard) restore(in snapShard) {
 	s.maxTs, s.closedTo = in.MaxTs, in.ClosedTo
 	for _, e := range in.Edges {
-		s.edges[e.Key] = &edgeState{base: e.Base, firstMs: e.First, lastMs: e.Last, suspectUntil: e.Suspect, paths: e.Paths, methods: e.Methods}
+		s.edges[e.Key] = &edgeState{base: e.Base, firstMs: e.First, lastMs: e.Last, suspectUntil: e.Suspect, paths: e.Paths, methods: e.Methods, peak: e.Peak}
 	}
 	node := func(dst map[models.EndpointID]*nodeState, src []snapNode) {
 		for _, sn := range src {
@@ -233,6 +234,7 @@ func (d *Detector) WarmStart(rows []storage.EdgeMinute) int {
 				d.model.Learn(&st.base[f], x[f])
 			}
 		}
+		st.learnPeak(x[models.FeatRequests], max(1, (k.m-st.lastMs)/d.windowMs))
 		st.lastMs = k.m + (perMinute-1)*d.windowMs
 	}
 	if d.warmNodes == nil {

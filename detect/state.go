@@ -26,6 +26,18 @@ type edgeState struct {
 	// suspectUntil: the edge was created by an attack window; it stays
 	// suspect (not part of the baseline) until then.
 	suspectUntil int64
+	// peak is the edge's usual peak of requests per window: the largest
+	// learned, decaying with a half-life of days. A batch job's hourly
+	// burst is its normal, which a mean and a spread cannot say.
+	peak float32
+}
+
+// peakDecay per window: e^-1 after 8640 windows (a day of 10 s windows).
+const peakDecay = 1 - 1.0/8640
+
+func (e *edgeState) learnPeak(x float64, windows int64) {
+	p := float64(e.peak) * math.Pow(peakDecay, float64(windows))
+	e.peak = float32(math.Max(p, x))
 }
 
 const maxEdgePaths = 48
