@@ -196,6 +196,8 @@ func (c *ClickHouse) Ping(ctx context.Context) error {
 
 // Migrate runs Migrate on the store's database with its retention.
 func (c *ClickHouse) Migrate(ctx context.Context) error {
+	ctx, cancel := detach(ctx, 10*time.Minute)
+	defer cancel()
 	return c.explain(classify(Migrate(ctx, c.conn, MigrateOptions{Database: c.db, RetentionDays: c.retentionDays})))
 }
 
@@ -205,6 +207,8 @@ func (c *ClickHouse) DropExpiredPartitions(ctx context.Context) (int, error) {
 	if c.retentionDays == 0 {
 		return 0, nil
 	}
+	ctx, cancel := detach(ctx, 10*time.Minute)
+	defer cancel()
 	return DropExpiredPartitions(ctx, c.conn, c.db, c.retentionDays)
 }
 
@@ -379,9 +383,25 @@ func fromDateTime(t time.Time) time.Time {
 // so cancelling the context the moment an operation returns can let it
 // close a connection that is already back in the pool, and the next
 // operation on it fails with "use of closed network connection".
+//
+// The caller's cancellation (a shutdown, a caller's own deadline) reaches
+// the operation the same second late, for the same reason: the caller's
+// context is usually cancelled right after a call returns.
 func (c *ClickHouse) opContext(ctx context.Context) (context.Context, func()) {
-	ctx, cancel := context.WithTimeout(ctx, c.queryTimeout)
-	return ctx, func() { time.AfterFunc(time.Second, cancel) }
+	return detach(ctx, c.queryTimeout)
+}
+
+// detach returns a context for driver calls bounded by timeout that ends a
+// second after ctx does, and its cancel, which also takes effect a second
+// late.
+func detach(ctx context.Context, timeout time.Duration) (context.Context, func()) {
+	if ctx.Err() != nil {
+		return ctx, func() {} // ended already: fail now, nothing to race
+	}
+	op, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	late := func() { time.AfterFunc(time.Second, cancel) }
+	stop := context.AfterFunc(ctx, late)
+	return op, func() { stop(); late() }
 }
 
 // brokenConn reports an error of a connection closed under the operation

@@ -17,6 +17,8 @@ func (c *ClickHouse) ReadFlows(ctx context.Context, from, to time.Time, slice ti
 	if slice <= 0 {
 		slice = 10 * time.Minute
 	}
+	ctx, cancel := detach(ctx, 24*time.Hour)
+	defer cancel()
 	q := "SELECT ts_ms, flow_id, reporter, source_principal, source_workload, source_namespace, source_ip, " +
 		"destination_principal, destination_workload, destination_namespace, destination_service, destination_port, " +
 		"protocol, method, path, path_template, response_code, response_flags, bytes_sent, bytes_received, duration_ms, " +
