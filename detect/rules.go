@@ -262,7 +262,12 @@ func (s *shard) close(ctx context.Context, w *window) {
 		// A caller sending what it usually sends at its peaks (a batch job
 		// on its schedule) explains the surge: it is not a flood.
 		if top.st != nil && ws-top.st.firstMs >= learnMs {
-			if _, sc, _ := m.Surprise(top.st.base[models.FeatRequests], float64(top.m.requests), factor, true); sc < thr {
+			texp, sc, _ := m.Surprise(top.st.base[models.FeatRequests], float64(top.m.requests), factor, true)
+			if sc < thr || float64(top.m.requests) < peakRatio*float64(top.st.peak) {
+				continue
+			}
+			// Nor is load the top caller passes on from its own callers.
+			if s.inboundExplains(top.e.Source, float64(top.m.requests)/math.Max(texp, 1), dsts[top.e.Source]) {
 				continue
 			}
 		}
