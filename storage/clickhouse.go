@@ -443,28 +443,39 @@ func (c *ClickHouse) insertRowOnce(ctx context.Context, table, columns string, v
 // detectionQuery reads the newest version of one detection: FINAL makes
 // the server collapse the versions that background merges have not yet.
 func detectionQuery(db string) string {
+	return detectionSelect(db) + ` WHERE detection_id = ? LIMIT 1`
+}
+
+// detectionSelect reads every column of a DetectionRow, newest version
+// only; scanDetection reads its rows. Callers add WHERE, ORDER and LIMIT.
+func detectionSelect(db string) string {
 	return `SELECT detection_id, version, detected_at, window_start, window_end,
     kind, severity, score, source_principal, source_workload, source_namespace,
     destination_workload, destination_namespace, evidence
-FROM ` + db + `.detections FINAL WHERE detection_id = ? LIMIT 1`
+FROM ` + db + `.detections FINAL`
+}
+
+// scanDetection reads one row of detectionSelect.
+func scanDetection(row interface{ Scan(dest ...any) error }) (DetectionRow, error) {
+	var d DetectionRow
+	err := row.Scan(&d.DetectionID, &d.Version, &d.DetectedAt, &d.WindowStart, &d.WindowEnd,
+		&d.Kind, &d.Severity, &d.Score, &d.SourcePrincipal, &d.SourceWorkload, &d.SourceNamespace,
+		&d.DestinationWorkload, &d.DestinationNamespace, &d.Evidence)
+	d.DetectedAt, d.WindowStart, d.WindowEnd = fromDateTime(d.DetectedAt), fromDateTime(d.WindowStart), fromDateTime(d.WindowEnd)
+	return d, err
 }
 
 // Detection returns the newest version of detection id.
 func (c *ClickHouse) Detection(ctx context.Context, id string) (DetectionRow, bool, error) {
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
-	var d DetectionRow
-	err := c.conn.QueryRow(ctx, detectionQuery(c.db), id).Scan(
-		&d.DetectionID, &d.Version, &d.DetectedAt, &d.WindowStart, &d.WindowEnd,
-		&d.Kind, &d.Severity, &d.Score, &d.SourcePrincipal, &d.SourceWorkload, &d.SourceNamespace,
-		&d.DestinationWorkload, &d.DestinationNamespace, &d.Evidence)
+	d, err := scanDetection(c.conn.QueryRow(ctx, detectionQuery(c.db), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return DetectionRow{}, false, nil
 	}
 	if err != nil {
 		return DetectionRow{}, false, fmt.Errorf("detection %q: %w", id, classify(err))
 	}
-	d.DetectedAt, d.WindowStart, d.WindowEnd = fromDateTime(d.DetectedAt), fromDateTime(d.WindowStart), fromDateTime(d.WindowEnd)
 	return d, true, nil
 }
 

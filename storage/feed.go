@@ -19,22 +19,17 @@ type DetectionFeed interface {
 func (c *ClickHouse) DetectionsSince(ctx context.Context, version uint64, limit int) ([]DetectionRow, error) {
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
-	q := "SELECT detection_id, version, detected_at, window_start, window_end, kind, severity, score, " +
-		"source_principal, source_workload, source_namespace, destination_workload, destination_namespace, evidence " +
-		"FROM " + c.db + ".detections FINAL WHERE version > ? ORDER BY version LIMIT ?"
-	rows, err := c.conn.Query(ctx, q, version, limit)
+	rows, err := c.conn.Query(ctx, detectionSelect(c.db)+" WHERE version > ? ORDER BY version LIMIT ?", version, limit)
 	if err != nil {
 		return nil, fmt.Errorf("detections since %d: %w", version, classify(err))
 	}
 	defer rows.Close()
 	var out []DetectionRow
 	for rows.Next() {
-		var d DetectionRow
-		if err := rows.Scan(&d.DetectionID, &d.Version, &d.DetectedAt, &d.WindowStart, &d.WindowEnd, &d.Kind, &d.Severity, &d.Score,
-			&d.SourcePrincipal, &d.SourceWorkload, &d.SourceNamespace, &d.DestinationWorkload, &d.DestinationNamespace, &d.Evidence); err != nil {
+		d, err := scanDetection(rows)
+		if err != nil {
 			return nil, fmt.Errorf("detections since %d: %w", version, classify(err))
 		}
-		d.DetectedAt, d.WindowStart, d.WindowEnd = d.DetectedAt.UTC(), d.WindowStart.UTC(), d.WindowEnd.UTC()
 		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {

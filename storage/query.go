@@ -51,10 +51,7 @@ func clampLimit(limit int) int { return min(max(limit, 1), MaxRecent) }
 // limit is an int the caller clamped, so formatting it into the text is
 // safe.
 func recentDetectionsQuery(db string, limit int) string {
-	return `SELECT detection_id, version, detected_at, window_start, window_end,
-    kind, severity, score, source_principal, source_workload, source_namespace,
-    destination_workload, destination_namespace, evidence
-FROM ` + db + `.detections FINAL
+	return detectionSelect(db) + `
 ORDER BY detected_at DESC, detection_id
 LIMIT ` + strconv.Itoa(limit)
 }
@@ -71,13 +68,10 @@ func (c *ClickHouse) RecentDetections(ctx context.Context, limit int) ([]Detecti
 	defer rows.Close()
 	var out []DetectionRow
 	for rows.Next() {
-		var d DetectionRow
-		if err := rows.Scan(&d.DetectionID, &d.Version, &d.DetectedAt, &d.WindowStart, &d.WindowEnd,
-			&d.Kind, &d.Severity, &d.Score, &d.SourcePrincipal, &d.SourceWorkload, &d.SourceNamespace,
-			&d.DestinationWorkload, &d.DestinationNamespace, &d.Evidence); err != nil {
+		d, err := scanDetection(rows)
+		if err != nil {
 			return nil, fmt.Errorf("recent detections: %w", classify(err))
 		}
-		d.DetectedAt, d.WindowStart, d.WindowEnd = fromDateTime(d.DetectedAt), fromDateTime(d.WindowStart), fromDateTime(d.WindowEnd)
 		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {
