@@ -293,10 +293,7 @@ func (s *shard) close(ctx context.Context, w *window) {
 func (s *shard) edgeStats(out []finding, ew *edgeWin, dw, srcIn *dstWin, dst *nodeState, factor, thr float64) []finding {
 	m := s.det.model
 	st := ew.st
-	x := [edgeFeatures]float64{
-		float64(ew.m.requests), float64(ew.m.c4xx), float64(ew.m.auth), float64(ew.m.c5xx),
-		float64(ew.m.bytesOut), float64(ew.m.bytesIn), float64(ew.m.plaintext), ew.m.latencyP95,
-	}
+	x := ew.m.features()
 	var exp, score [edgeFeatures]float64
 	var model [edgeFeatures]string
 	for f := 0; f < edgeFeatures; f++ {
@@ -514,10 +511,7 @@ func (s *shard) learn(ws int64, edges []edgeWin, srcs map[models.EndpointID]*src
 			st.lastMs = ws
 			continue
 		}
-		x := [edgeFeatures]float64{
-			float64(ew.m.requests), float64(ew.m.c4xx), float64(ew.m.auth), float64(ew.m.c5xx),
-			float64(ew.m.bytesOut), float64(ew.m.bytesIn), float64(ew.m.plaintext), ew.m.latencyP95,
-		}
+		x := ew.m.features()
 		for f := range x {
 			if !ew.fired[f] {
 				m.Learn(&st.base[f], x[f])

@@ -135,6 +135,14 @@ type merged struct {
 	latencyP95                         float64
 }
 
+// features returns m indexed by models.Feature, as the edge baselines are.
+func (m merged) features() [edgeFeatures]float64 {
+	return [edgeFeatures]float64{
+		float64(m.requests), float64(m.c4xx), float64(m.auth), float64(m.c5xx),
+		float64(m.bytesOut), float64(m.bytesIn), float64(m.plaintext), m.latencyP95,
+	}
+}
+
 func (a *edgeAcc) merge() merged {
 	s, d := &a.sides[0], &a.sides[1]
 	m := merged{
