@@ -6,7 +6,7 @@ INFRA   := test/infra/infra.sh
 BIN     := bin/meshguard
 export MESHGUARD_INFRA_DIR ?= /tmp/meshguard-infra
 
-.PHONY: demo test build lint unit infra-up infra-down infra-clean infra-status bench bench-ingest collector-validate bench-nab eval
+.PHONY: demo test test-clock build lint unit infra-up infra-down infra-clean infra-status bench bench-ingest collector-validate bench-nab eval
 
 demo: build
 	./$(BIN) demo
@@ -18,6 +18,16 @@ build:
 # the servers started.
 test: lint infra-up
 	$(GO) test -count=1 -timeout 30m ./...
+
+# The whole suite with the tests' clock moved back across a day
+# (test/testenv.Now, MESHGUARD_TEST_CLOCK_SHIFT): every fixture that
+# depends on the hour of the day runs at another one. See test/README.md.
+CLOCK_SHIFTS ?= -5h -11h -17h -23h
+test-clock: lint infra-up
+	@for s in $(CLOCK_SHIFTS); do \
+		echo "== MESHGUARD_TEST_CLOCK_SHIFT=$$s"; \
+		MESHGUARD_TEST_CLOCK_SHIFT=$$s $(GO) test -count=1 -timeout 30m ./... || exit 1; \
+	done
 
 # Unit tests only: no servers are started; tests that need one skip and
 # say how to start it.

@@ -93,7 +93,7 @@ func readFlows(t *testing.T, store *ClickHouse) []models.Flow {
 func TestConsumeFlowsRoundTrip(t *testing.T) {
 	store, _ := migratedStore(t)
 	ctx := context.Background()
-	want := hostileFlows(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
+	want := hostileFlows(testenv.Recent())
 	want[4].TimestampMs += 999 // the last millisecond of a second stays in that second
 	if err := store.ConsumeFlows(ctx, want); err != nil {
 		t.Fatal(err)
@@ -140,7 +140,7 @@ func TestConsumeFlowsAfterReturnOwnsNothing(t *testing.T) {
 func TestConsumeFlowsOverManyDays(t *testing.T) {
 	store, _ := migratedStore(t)
 	// Event times come from telemetry: one batch may span many days.
-	flows := testFlows(150, time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
+	flows := testFlows(150, testenv.Recent())
 	for i := range flows {
 		flows[i].TimestampMs -= int64(i) * 86_400_000
 	}
@@ -158,7 +158,7 @@ func TestConsumeFlowsOverManyDays(t *testing.T) {
 func TestEdgeMinuteRollup(t *testing.T) {
 	store, _ := migratedStore(t)
 	ctx := context.Background()
-	minute := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	minute := testenv.Recent()
 
 	// Two edges over two minutes, sent in several batches so that the
 	// rollup holds partial rows the query has to merge.
@@ -268,7 +268,7 @@ func TestEdgeMinuteRollup(t *testing.T) {
 func TestDetectionUpdates(t *testing.T) {
 	store, _ := migratedStore(t)
 	ctx := context.Background()
-	t0 := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	t0 := testenv.Recent()
 	d := DetectionRow{
 		DetectionID: `det-1'); DROP TABLE detections; --`,
 		Version:     1,
@@ -336,7 +336,7 @@ func TestDetectionUpdates(t *testing.T) {
 func TestWriteAction(t *testing.T) {
 	store, _ := migratedStore(t)
 	ctx := context.Background()
-	at := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	at := testenv.Recent()
 	actions := []ActionRow{
 		{ActionID: "a1", At: at, DetectionID: "det-1", Kind: "deny", Mode: "dry-run", State: "planned", Actor: "meshguard",
 			Reason: "credential stuffing\n'quoted'", Target: "cluster.local/ns/shop/sa/cart",

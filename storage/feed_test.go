@@ -4,12 +4,14 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/meshguard/meshguard/test/testenv"
 )
 
 func TestDetectionsSince(t *testing.T) {
 	ch, _ := migratedStore(t)
 	ctx := context.Background()
-	at := time.Date(2026, 11, 16, 9, 0, 0, 0, time.UTC)
+	at := testenv.Last(time.Monday, 9)
 	for _, s := range []feedStore{ch, NewMemory(1)} {
 		for i, id := range []string{"a", "b", "a"} {
 			if err := s.WriteDetection(ctx, DetectionRow{DetectionID: id, Version: uint64(100 + i), DetectedAt: at, Kind: "scan", Severity: "high", Evidence: `{"n":` + string(rune('0'+i)) + `}`}); err != nil {

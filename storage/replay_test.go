@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/models"
+	"github.com/meshguard/meshguard/test/testenv"
 )
 
 // Flows read back for a replay are the flows stored, field for field, in
@@ -14,7 +15,7 @@ import (
 func TestReadFlowsRoundTrip(t *testing.T) {
 	store, _ := migratedStore(t)
 	ctx := context.Background()
-	start := time.Date(2026, 11, 16, 9, 0, 0, 0, time.UTC)
+	start := testenv.Last(time.Monday, 9)
 	in := testFlows(3000, start)
 	if err := store.ConsumeFlows(ctx, in); err != nil {
 		t.Fatal(err)

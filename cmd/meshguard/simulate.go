@@ -12,7 +12,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
-	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/test/scenario"
@@ -139,10 +138,6 @@ func (o simulateOptions) parse(now time.Time) (simulation, error) {
 	return s, err
 }
 
-// maxMessageBytes keeps every message under Kafka's default 1 MB limit
-// (message.max.bytes) with room for the record's framing.
-const maxMessageBytes = 1000_000 - 16<<10
-
 func runSimulate(ctx context.Context, o simulateOptions, out io.Writer) error {
 	s, err := o.parse(time.Now())
 	if err != nil {
@@ -193,7 +188,7 @@ func runSimulate(ctx context.Context, o simulateOptions, out io.Writer) error {
 			return stopped()
 		}
 		ld := s.gen.Next(step)
-		values, err := marshalBelow(ld, maxMessageBytes)
+		values, err := scenario.Marshal(ld, 500)
 		if err != nil {
 			return err
 		}
@@ -267,22 +262,4 @@ func printSchedule(out io.Writer, start time.Time, attacks []scenario.Attack) {
 			a.Start.Format(time.RFC3339), a.End.Format(time.RFC3339), a.Start.Sub(start), a.Strength)
 	}
 	tw.Flush()
-}
-
-// marshalBelow encodes ld as otlp_proto export requests of at most
-// maxBytes each: 500 records a message, fewer when records are large.
-func marshalBelow(ld plog.Logs, maxBytes int) ([][]byte, error) {
-	for per := 500; ; per /= 2 {
-		values, err := scenario.Marshal(ld, max(per, 1))
-		if err != nil {
-			return nil, err
-		}
-		fits := true
-		for _, v := range values {
-			fits = fits && len(v) <= maxBytes
-		}
-		if fits || per <= 1 {
-			return values, nil
-		}
-	}
 }

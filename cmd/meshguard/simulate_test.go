@@ -12,6 +12,7 @@ import (
 
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/models"
+	"github.com/meshguard/meshguard/test/scenario"
 	"github.com/meshguard/meshguard/test/testenv"
 )
 
@@ -52,7 +53,7 @@ func TestSimulateProducesDecodableTelemetryWithTheAttacks(t *testing.T) {
 	for p := 0; p < partitions; p++ {
 		for _, m := range readPartition(t, brokers[0], topic, p) {
 			messages++
-			if len(m.Value) > maxMessageBytes {
+			if len(m.Value) > scenario.MaxMessageBytes {
 				t.Errorf("message of %d bytes, over the 1 MB limit", len(m.Value))
 			}
 			flows, err = dec.Decode(ingest.SignalLogs, m.Value, models.FlowIDBase{}, flows)

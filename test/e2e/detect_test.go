@@ -56,7 +56,7 @@ func TestServeDetectsAttacksFromKafka(t *testing.T) {
 	os.WriteFile(tokens, []byte("viewer-token-0123456789 viewer alice\n"), 0o600)
 	env = append(env, "MESHGUARD_SERVER_LISTEN="+apiAddr, "MESHGUARD_SERVER_AUTH_MODE=token", "MESHGUARD_SERVER_AUTH_TOKENS_FILE="+tokens)
 
-	start := time.Date(2026, 11, 16, 9, 0, 0, 0, time.UTC)
+	start := testenv.Last(time.Monday, 9)
 	kinds := []models.DetectionKind{models.LateralMovement, models.CredentialStuffing}
 	attacks, err := scenario.Schedule(kinds, start.Add(15*time.Minute), 5*time.Minute, 2*time.Minute, 1)
 	if err != nil {

@@ -23,7 +23,7 @@ type producer struct {
 func produce(t *testing.T, brokers []string, topic string, messages int, pace time.Duration) *producer {
 	t.Helper()
 	p := &producer{records: make(chan int, 1)}
-	gen := scenario.New(scenario.DefaultMesh(), time.Date(2026, 11, 18, 14, 0, 0, 0, time.UTC), 42)
+	gen := scenario.New(scenario.DefaultMesh(), testenv.Last(time.Wednesday, 14), 42)
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.RoundRobin{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	go func() {

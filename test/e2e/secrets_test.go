@@ -17,7 +17,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/test/scenario"
@@ -96,14 +95,20 @@ server:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ld := scenario.New(scenario.DefaultMesh(), time.Now().Add(-time.Hour).UTC().Truncate(time.Minute), 11).Next(time.Second)
-	value, err := (&plog.ProtoMarshaler{}).MarshalLogs(ld)
+	// One second of the mesh: at the evening peak that is more than one
+	// message may hold, so it is split as every producer splits.
+	ld := scenario.New(scenario.DefaultMesh(), testenv.Now().Add(-time.Hour).Truncate(time.Minute), 11).Next(time.Second)
+	values, err := scenario.Marshal(ld, 500)
 	if err != nil {
 		t.Fatal(err)
 	}
+	msgs := make([]kafka.Message, len(values))
+	for i, v := range values {
+		msgs[i].Value = v
+	}
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: "otlp_logs", Transport: transport, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	err = w.WriteMessages(ctx, kafka.Message{Value: value})
+	err = w.WriteMessages(ctx, msgs...)
 	cancel()
 	w.Close()
 	if err != nil {

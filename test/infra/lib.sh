@@ -73,8 +73,12 @@ stop_pid() {
 	rm -f "$f"
 }
 
-# apt_install PKG...: install Debian packages that are missing. Waits for
-# another apt holding the lock instead of failing.
+# apt_install PKG...: install Debian packages that are missing. infra.sh
+# starts the servers in parallel, and apt's own lock timeout does not cover
+# the package lists that "apt-get update" writes (a second update fails at
+# once with "Could not get lock /var/lib/apt/lists/lock"), so the scripts
+# take turns on a lock of their own; apt's timeout still waits for an apt
+# that is not ours.
 apt_install() {
 	local missing=() p
 	for p in "$@"; do
@@ -84,11 +88,19 @@ apt_install() {
 	local sudo=
 	[ "$(id -u)" -eq 0 ] || sudo=sudo
 	command -v apt-get >/dev/null || die "need packages ${missing[*]} and there is no apt-get; install them by hand"
-	log "installing ${missing[*]} from Debian"
-	$sudo apt-get -o DPkg::Lock::Timeout=600 update -qq ||
-		die "apt-get update failed; check the network to Debian's mirrors"
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
-		die "apt-get install ${missing[*]} failed; run it by hand to see why"
+	(
+		flock -w 1800 9 || die "waited 30 minutes for another meshguard script's apt-get; see ${TMPDIR:-/tmp}/meshguard-apt.lock"
+		missing=()
+		for p in "$@"; do
+			dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+		done
+		[ ${#missing[@]} -eq 0 ] && exit 0
+		log "installing ${missing[*]} from Debian"
+		$sudo apt-get -o DPkg::Lock::Timeout=600 update -qq ||
+			die "apt-get update failed; check the network to Debian's mirrors"
+		DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
+			die "apt-get install ${missing[*]} failed; run it by hand to see why"
+	) 9>"${TMPDIR:-/tmp}/meshguard-apt.lock" || exit 1
 }
 
 # write_env NAME KEY=VALUE...: the server's env file, read by the Go test

@@ -419,16 +419,45 @@ func Split(ld plog.Logs, max int) []plog.Logs {
 	return out
 }
 
-// Marshal splits an export request as Split does and encodes each part
-// as otlp_proto, ready to be a Kafka message value.
+// MaxMessageBytes bounds every message value the project's producers
+// build. The broker refuses a record batch over message.max.bytes
+// (1048588 by default) and kafka-go's Writer one over BatchBytes (1 MiB by
+// default); the margin leaves room for the key, headers and framing.
+const MaxMessageBytes = 1_000_000 - 16<<10
+
+// Marshal splits an export request as Split does and encodes each part as
+// otlp_proto, ready to be a Kafka message value. A part still larger than
+// MaxMessageBytes (a peak hour's records, long bodies) is halved until it
+// fits, so no producer depends on the hour of the day to stay under the
+// broker's limit.
 func Marshal(ld plog.Logs, max int) ([][]byte, error) {
 	var out [][]byte
-	for _, part := range Split(ld, max) {
-		v, err := (&plog.ProtoMarshaler{}).MarshalLogs(part)
+	var enc plog.ProtoMarshaler
+	var add func(part plog.Logs) error
+	add = func(part plog.Logs) error {
+		v, err := enc.MarshalLogs(part)
 		if err != nil {
+			return err
+		}
+		if len(v) <= MaxMessageBytes {
+			out = append(out, v)
+			return nil
+		}
+		n := part.LogRecordCount()
+		if n <= 1 {
+			return fmt.Errorf("one log record encodes to %d bytes, over the %d a Kafka message may hold", len(v), MaxMessageBytes)
+		}
+		for _, half := range Split(part, (n+1)/2) {
+			if err := add(half); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, part := range Split(ld, max) {
+		if err := add(part); err != nil {
 			return nil, err
 		}
-		out = append(out, v)
 	}
 	return out, nil
 }
