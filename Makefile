@@ -67,7 +67,7 @@ bench-ingest: infra-up
 collector-validate:
 	bash test/bench/otelcol.sh validate
 
-# NAB: detect.Univariate over the 58 files of ../shared/nab, scored by
+# NAB: nab.Univariate over the 58 files of ../shared/nab, scored by
 # test/nab under the three profiles (and by ../shared/nab/score.py when
 # python3 exists). Figures in BENCHMARKS.md.
 bench-nab:

@@ -10,12 +10,13 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/models"
 )
 
 // Detector windows flows by event time, scores every window against the
-// baselines and raises detections. It implements storage.FlowConsumer:
-// put it last in a storage.Fanout, after the store, because it never
+// baselines and raises detections. It implements consumer.Flows:
+// put it last in a consumer.FanoutFlows, after the store, because it never
 // fails a batch (a redelivered batch would be counted twice).
 //
 // State is sharded by the Kafka partition each flow arrived on, so that
@@ -29,7 +30,7 @@ import (
 type Detector struct {
 	cfg      Config
 	model    Model
-	sink     Sink
+	sink     consumer.Detections
 	log      *slog.Logger
 	now      func() time.Time
 	windowMs int64
@@ -68,7 +69,7 @@ func WithClock(now func() time.Time) Option { return func(d *Detector) { d.now =
 func WithModel(m Model) Option { return func(d *Detector) { d.model = m } }
 
 // New builds a detector from a validated config. sink may be nil.
-func New(cfg Config, sink Sink, log *slog.Logger, opts ...Option) (*Detector, error) {
+func New(cfg Config, sink consumer.Detections, log *slog.Logger, opts ...Option) (*Detector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -76,7 +77,7 @@ func New(cfg Config, sink Sink, log *slog.Logger, opts ...Option) (*Detector, er
 		log = slog.New(slog.DiscardHandler)
 	}
 	if sink == nil {
-		sink = SinkFunc(func(context.Context, models.Detection) error { return nil })
+		sink = consumer.DetectionsFunc(func(context.Context, models.Detection) error { return nil })
 	}
 	d := &Detector{
 		cfg: cfg, model: DefaultModel(), sink: sink, log: log, now: time.Now,

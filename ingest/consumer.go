@@ -11,8 +11,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/models"
-	"github.com/meshguard/meshguard/storage"
 )
 
 // Consumer reads OTLP telemetry from Kafka in a consumer group, decodes it
@@ -37,7 +37,7 @@ import (
 type Consumer struct {
 	kcfg    KafkaConfig
 	icfg    IngestConfig
-	next    storage.FlowConsumer
+	next    consumer.Flows
 	log     *slog.Logger
 	rcfg    kafka.ReaderConfig
 	reader  *kafka.Reader // made by Run once a broker accepted the credentials
@@ -70,7 +70,7 @@ type consumerStats struct {
 
 // NewConsumer builds a consumer from validated config. next receives the
 // batches; log receives what an operator must see.
-func NewConsumer(kcfg KafkaConfig, icfg IngestConfig, next storage.FlowConsumer, log *slog.Logger) (*Consumer, error) {
+func NewConsumer(kcfg KafkaConfig, icfg IngestConfig, next consumer.Flows, log *slog.Logger) (*Consumer, error) {
 	if err := errors.Join(kcfg.Validate(), icfg.Validate()); err != nil {
 		return nil, err
 	}
@@ -308,7 +308,7 @@ func (c *Consumer) store(ctx context.Context, b *batch) bool {
 				"flows", len(b.flows), "messages", b.messages)
 			return false
 		}
-		if storage.IsPermanent(err) {
+		if consumer.IsPermanent(err) {
 			// Retrying the same batch will fail the same way until an
 			// operator fixes the cause (usually the schema): wait long,
 			// say so loudly, lose nothing.

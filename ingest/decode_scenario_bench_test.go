@@ -8,7 +8,7 @@ import (
 
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/models"
-	"github.com/meshguard/meshguard/test/scenario"
+	"github.com/meshguard/meshguard/scenario"
 )
 
 // BenchmarkDecodeLogsLabelsAndBody decodes what the proxies configured by

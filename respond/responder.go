@@ -16,17 +16,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/models"
 	"github.com/meshguard/meshguard/storage"
 )
-
-// ActionSink is told about every decision respond makes (applied,
-// skipped, alerted, promoted, extended, expired, revoked, failed); the
-// Slack alerter is one. HandleAction must return quickly (queue, do not
-// send inline): respond calls it while it decides. Its error is logged.
-type ActionSink interface {
-	HandleAction(ctx context.Context, a models.Action, d models.Detection) error
-}
 
 // Deps are what a Responder works with. Kube is needed for the istio and
 // networkpolicy backends, pod lookups and leader election; Backend and
@@ -44,7 +37,7 @@ type Deps struct {
 	Logger *slog.Logger
 	// Clock defaults to time.Now.
 	Clock func() time.Time
-	Sink  ActionSink
+	Sink  consumer.Actions
 	// Identity names this replica in the Lease; defaults to the host name.
 	Identity string
 }
@@ -66,7 +59,7 @@ type Responder struct {
 	blast    storage.BlastQuerier
 	log      *slog.Logger
 	now      func() time.Time
-	sink     ActionSink
+	sink     consumer.Actions
 	identity string
 
 	leading       atomic.Bool
@@ -594,11 +587,7 @@ func (r *Responder) record(ctx context.Context, a models.Action, d models.Detect
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if r.audit != nil {
-		if err := r.audit.WriteAction(actx, storage.ActionRow{
-			ActionID: a.ID, At: a.At, DetectionID: a.DetectionID, Kind: string(a.Kind), Mode: string(a.Mode),
-			State: string(a.State), Actor: a.Actor, Reason: a.Reason, Target: a.Target,
-			PolicyName: a.PolicyName, PolicyNamespace: a.PolicyNamespace, ExpiresAt: a.ExpiresAt,
-		}); err != nil {
+		if err := r.audit.WriteAction(actx, storage.ActionToRow(a)); err != nil {
 			r.auditFailures.Add(1)
 			r.log.Error("respond: audit write failed", "action_id", a.ID, "state", a.State, "err", err)
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/test/testenv"
 )
 
@@ -126,7 +127,7 @@ func TestClickHouseCredentialsAndTLS(t *testing.T) {
 			if !strings.Contains(msg, tc.want) || !strings.Contains(msg, tc.mention) {
 				t.Fatalf("error %q; want it to name %s and %s", msg, tc.mention, tc.want)
 			}
-			if tc.perm && !IsPermanent(err) {
+			if tc.perm && !consumer.IsPermanent(err) {
 				t.Fatalf("error %q is retryable; a refused password must fail Migrate at once", msg)
 			}
 			if strings.Contains(msg, password) || strings.Contains(msg, "wrong-pw-77") {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/meshguard/meshguard/consumer"
 )
 
 // BlastQuery describes the traffic a deny policy would stop, for the
@@ -83,7 +85,7 @@ LIMIT 1`
 func (c *ClickHouse) BlastRadius(ctx context.Context, q BlastQuery) (BlastRadius, error) {
 	cond, args, err := blastCondition(q)
 	if err != nil {
-		return BlastRadius{}, Permanent(err)
+		return BlastRadius{}, consumer.Permanent(err)
 	}
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
@@ -108,7 +110,7 @@ func (c *ClickHouse) BlastRadius(ctx context.Context, q BlastQuery) (BlastRadius
 // BlastRadius counts the same over the flows kept, as edge_minute would.
 func (m *Memory) BlastRadius(_ context.Context, q BlastQuery) (BlastRadius, error) {
 	if _, _, err := blastCondition(q); err != nil {
-		return BlastRadius{}, Permanent(err)
+		return BlastRadius{}, consumer.Permanent(err)
 	}
 	type caller struct{ principal, workload, namespace, ip string }
 	from, to := q.From.UnixMilli(), q.To.UnixMilli()

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/models"
 )
 
@@ -66,7 +67,7 @@ func TestBlastRadiusClickHouseAndMemory(t *testing.T) {
 			}
 		}
 	}
-	if _, err := store.BlastRadius(ctx, BlastQuery{From: from, To: to}); !IsPermanent(err) {
+	if _, err := store.BlastRadius(ctx, BlastQuery{From: from, To: to}); !consumer.IsPermanent(err) {
 		t.Errorf("a query naming no source: %v", err)
 	}
 }

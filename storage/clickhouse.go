@@ -18,6 +18,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/models"
 )
 
@@ -138,7 +139,7 @@ func (c *ClickHouseConfig) options() (*clickhouse.Options, error) {
 }
 
 // ClickHouse stores flows, detections and actions in ClickHouse. It is a
-// FlowConsumer, DetectionWriter and ActionWriter, safe for concurrent use.
+// consumer.Flows, DetectionWriter and ActionWriter, safe for concurrent use.
 type ClickHouse struct {
 	conn          driver.Conn
 	db            string
@@ -301,7 +302,7 @@ func (c *ClickHouse) ConsumeFlows(ctx context.Context, flows []models.Flow) erro
 			if err := batch.Column(i).Append(v); err != nil {
 				// Appending does no I/O: it fails only when the table's
 				// column cannot hold what meshguard sends, every time.
-				return Permanent(fmt.Errorf("insert %d flows: column %s: %w", len(flows), flowColumnNames[i], err))
+				return consumer.Permanent(fmt.Errorf("insert %d flows: column %s: %w", len(flows), flowColumnNames[i], err))
 			}
 		}
 		if end < len(flows) {
@@ -332,13 +333,13 @@ func (c *ClickHouse) WriteDetection(ctx context.Context, d DetectionRow) error {
 // prepareDetection checks d and fills its defaults; Memory uses it too.
 func prepareDetection(d DetectionRow) (DetectionRow, error) {
 	if d.DetectionID == "" {
-		return d, Permanent(errors.New("write detection: empty detection id"))
+		return d, consumer.Permanent(errors.New("write detection: empty detection id"))
 	}
 	if d.Evidence == "" {
 		d.Evidence = "{}"
 	}
 	if !json.Valid([]byte(d.Evidence)) {
-		return d, Permanent(fmt.Errorf("write detection %s: evidence is not JSON", d.DetectionID))
+		return d, consumer.Permanent(fmt.Errorf("write detection %s: evidence is not JSON", d.DetectionID))
 	}
 	if d.Version == 0 {
 		d.Version = uint64(time.Now().UnixNano())
@@ -351,7 +352,7 @@ var errEmptyActionID = errors.New("write action: empty action id")
 // WriteAction appends a to the actions audit log.
 func (c *ClickHouse) WriteAction(ctx context.Context, a ActionRow) error {
 	if a.ActionID == "" {
-		return Permanent(errEmptyActionID)
+		return consumer.Permanent(errEmptyActionID)
 	}
 	return c.insertRow(ctx, "actions",
 		"action_id, at, detection_id, kind, mode, state, actor, reason, target, policy_name, policy_namespace, expires_at",
@@ -417,7 +418,7 @@ func brokenConn(err error) bool {
 // caller that retries them.
 func (c *ClickHouse) insertRow(ctx context.Context, table, columns string, values ...any) error {
 	err := c.insertRowOnce(ctx, table, columns, values...)
-	if err != nil && !IsPermanent(err) && brokenConn(err) && ctx.Err() == nil {
+	if err != nil && !consumer.IsPermanent(err) && brokenConn(err) && ctx.Err() == nil {
 		err = c.insertRowOnce(ctx, table, columns, values...)
 	}
 	return err
@@ -432,7 +433,7 @@ func (c *ClickHouse) insertRowOnce(ctx context.Context, table, columns string, v
 	}
 	defer batch.Abort()
 	if err := batch.Append(values...); err != nil {
-		return Permanent(fmt.Errorf("insert into %s: %w", table, err)) // no I/O: a type mismatch
+		return consumer.Permanent(fmt.Errorf("insert into %s: %w", table, err)) // no I/O: a type mismatch
 	}
 	if err := batch.Send(); err != nil {
 		return fmt.Errorf("insert into %s: %w", table, classify(err))
@@ -565,20 +566,20 @@ var permanentCodes = map[int32]bool{
 // exception with a permanentCodes code, or the client finding that the
 // table's column types do not take what meshguard sends.
 func classify(err error) error {
-	if err == nil || IsPermanent(err) {
+	if err == nil || consumer.IsPermanent(err) {
 		return err
 	}
 	var exc *clickhouse.Exception
 	if errors.As(err, &exc) {
 		if permanentCodes[exc.Code] {
-			return Permanent(err)
+			return consumer.Permanent(err)
 		}
 		return err
 	}
 	var conv *column.ColumnConverterError
 	var unsupported *column.UnsupportedColumnTypeError
 	if errors.As(err, &conv) || errors.As(err, &unsupported) {
-		return Permanent(err)
+		return consumer.Permanent(err)
 	}
 	return err
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/models"
 	"github.com/meshguard/meshguard/test/testenv"
 )
@@ -310,7 +311,7 @@ func TestDetectionUpdates(t *testing.T) {
 	}
 
 	for _, bad := range []DetectionRow{{}, {DetectionID: "x", Evidence: "{not json"}} {
-		if err := store.WriteDetection(ctx, bad); !IsPermanent(err) {
+		if err := store.WriteDetection(ctx, bad); !consumer.IsPermanent(err) {
 			t.Errorf("WriteDetection(%+v) = %v, want a permanent error", bad, err)
 		}
 	}
@@ -367,7 +368,7 @@ func TestWriteAction(t *testing.T) {
 	if !reflect.DeepEqual(got, actions) {
 		t.Fatalf("actions read back:\n got %+v\nwant %+v", got, actions)
 	}
-	if err := store.WriteAction(ctx, ActionRow{}); !IsPermanent(err) {
+	if err := store.WriteAction(ctx, ActionRow{}); !consumer.IsPermanent(err) {
 		t.Errorf("action without id: %v, want a permanent error", err)
 	}
 }
@@ -472,7 +473,7 @@ func TestErrorClassification(t *testing.T) {
 			t.Fatal(err)
 		}
 		err := newStore(t, db, 0).ConsumeFlows(ctx, flows)
-		if !IsPermanent(err) {
+		if !consumer.IsPermanent(err) {
 			t.Fatalf("insert into wrongly typed table: %v, want a permanent error", err)
 		}
 		t.Log(err)
@@ -483,7 +484,7 @@ func TestErrorClassification(t *testing.T) {
 			t.Fatal(err)
 		}
 		err := newStore(t, db, 0).ConsumeFlows(ctx, flows)
-		if !IsPermanent(err) {
+		if !consumer.IsPermanent(err) {
 			t.Fatalf("insert with unknown columns: %v, want a permanent error", err)
 		}
 		t.Log(err)
@@ -491,7 +492,7 @@ func TestErrorClassification(t *testing.T) {
 	t.Run("missing table is permanent", func(t *testing.T) {
 		_, db := testenv.ClickHouse(t)
 		err := newStore(t, db, 0).ConsumeFlows(ctx, flows)
-		if !IsPermanent(err) {
+		if !consumer.IsPermanent(err) {
 			t.Fatalf("insert into missing table: %v, want a permanent error", err)
 		}
 	})
@@ -505,10 +506,10 @@ func TestErrorClassification(t *testing.T) {
 		}
 		defer store.Close()
 		err = store.ConsumeFlows(ctx, flows)
-		if err == nil || IsPermanent(err) {
+		if err == nil || consumer.IsPermanent(err) {
 			t.Fatalf("insert to a closed port: %v, want a retryable error", err)
 		}
-		if err := store.Ping(ctx); err == nil || IsPermanent(err) {
+		if err := store.Ping(ctx); err == nil || consumer.IsPermanent(err) {
 			t.Fatalf("ping a closed port: %v, want a retryable error", err)
 		}
 	})
@@ -517,7 +518,7 @@ func TestErrorClassification(t *testing.T) {
 		canceled, cancel := context.WithCancel(ctx)
 		cancel()
 		err := store.ConsumeFlows(canceled, flows)
-		if err == nil || IsPermanent(err) || !errors.Is(err, context.Canceled) {
+		if err == nil || consumer.IsPermanent(err) || !errors.Is(err, context.Canceled) {
 			t.Fatalf("insert with a canceled context: %v, want a retryable context.Canceled", err)
 		}
 	})

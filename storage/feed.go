@@ -3,8 +3,13 @@ package storage
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
+	"time"
+
+	"github.com/meshguard/meshguard/consumer"
+	"github.com/meshguard/meshguard/models"
 )
 
 // DetectionFeed reads detections written after a version (Unix
@@ -61,4 +66,71 @@ func (m *Memory) DetectionsSince(_ context.Context, version uint64, limit int) (
 		out = out[:limit]
 	}
 	return out, nil
+}
+
+// Feed hands detections written to the store, by any replica, to a sink:
+// respond and alert replicas act on every partition's detections while
+// detect replicas each see only theirs. Detections are delivered at least
+// once, in write order; sinks are idempotent per detection id.
+type Feed struct {
+	Store DetectionFeed
+	Sink  consumer.Detections
+	// Active, when set, gates delivery: a follower replica keeps its
+	// place in the feed but hands nothing on.
+	Active func() bool
+	Every  time.Duration
+	Log    *slog.Logger
+}
+
+// Run polls until ctx ends, starting with detections written in the
+// lookback before now, so that a restart does not miss what was raised
+// while it was down.
+func (f *Feed) Run(ctx context.Context, lookback time.Duration) error {
+	after := uint64(time.Now().Add(-lookback).UnixNano())
+	every := f.Every
+	if every <= 0 {
+		every = 2 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		rows, err := f.Store.DetectionsSince(ctx, after, 1000)
+		if err != nil && ctx.Err() == nil {
+			f.Log.Warn("reading new detections failed; retrying", "err", err)
+		}
+		for _, r := range rows {
+			after = max(after, r.Version)
+			if f.Active != nil && !f.Active() {
+				continue
+			}
+			d, err := DetectionFromRow(r)
+			if err != nil {
+				f.Log.Warn("unreadable detection skipped", "detection_id", r.DetectionID, "err", err)
+				continue
+			}
+			if err := f.Sink.HandleDetection(ctx, d); err != nil {
+				f.Log.Warn("detection not handled", "detection_id", d.ID, "err", err)
+			}
+		}
+		if len(rows) == 1000 {
+			continue // more waiting
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// DetectionSink writes each detection (and each update, which replaces the
+// row of the same id) to the detections table.
+func DetectionSink(w DetectionWriter) consumer.Detections {
+	return consumer.DetectionsFunc(func(ctx context.Context, d models.Detection) error {
+		row, err := DetectionToRow(d)
+		if err != nil {
+			return err
+		}
+		return w.WriteDetection(ctx, row)
+	})
 }

@@ -4,10 +4,11 @@ import (
 	"context"
 	"sync"
 
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/models"
 )
 
-// Memory is an in-memory store for tests and the demo: a FlowConsumer,
+// Memory is an in-memory store for tests and the demo: a consumer.Flows,
 // DetectionWriter and ActionWriter, safe for concurrent use. It keeps the
 // newest flows up to a fixed capacity, dropping (and counting) the oldest,
 // every detection's newest version, and every action.
@@ -130,7 +131,7 @@ func (m *Memory) Detection(_ context.Context, id string) (DetectionRow, bool, er
 // WriteAction appends a.
 func (m *Memory) WriteAction(_ context.Context, a ActionRow) error {
 	if a.ActionID == "" {
-		return Permanent(errEmptyActionID)
+		return consumer.Permanent(errEmptyActionID)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -6,14 +6,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/models"
 )
 
 var (
-	_ FlowConsumer    = (*Memory)(nil)
+	_ consumer.Flows  = (*Memory)(nil)
 	_ DetectionWriter = (*Memory)(nil)
 	_ ActionWriter    = (*Memory)(nil)
-	_ FlowConsumer    = (*ClickHouse)(nil)
+	_ consumer.Flows  = (*ClickHouse)(nil)
 	_ DetectionWriter = (*ClickHouse)(nil)
 	_ ActionWriter    = (*ClickHouse)(nil)
 )
@@ -107,10 +108,10 @@ func TestMemoryDetectionsAndActions(t *testing.T) {
 	if _, ok, _ := m.Detection(ctx, "x"); ok {
 		t.Error("unknown detection found")
 	}
-	if err := m.WriteDetection(ctx, DetectionRow{DetectionID: "e", Evidence: "nope"}); !IsPermanent(err) {
+	if err := m.WriteDetection(ctx, DetectionRow{DetectionID: "e", Evidence: "nope"}); !consumer.IsPermanent(err) {
 		t.Errorf("invalid evidence: %v, want permanent", err)
 	}
-	if err := m.WriteAction(ctx, ActionRow{}); !IsPermanent(err) {
+	if err := m.WriteAction(ctx, ActionRow{}); !consumer.IsPermanent(err) {
 		t.Errorf("action without id: %v, want permanent", err)
 	}
 	if err := m.WriteAction(ctx, ActionRow{ActionID: "a"}); err != nil || len(m.Actions()) != 1 {

@@ -18,6 +18,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/meshguard/meshguard/consumer"
 )
 
 // DefaultDatabase is the database meshguard's tables live in unless
@@ -235,7 +237,7 @@ func migrate(ctx context.Context, conn driver.Conn, opts MigrateOptions) error {
 		db = DefaultDatabase
 	}
 	if opts.RetentionDays < 0 {
-		return Permanent(fmt.Errorf("migrate: retention days %d: want 0 (keep forever) or more", opts.RetentionDays))
+		return consumer.Permanent(fmt.Errorf("migrate: retention days %d: want 0 (keep forever) or more", opts.RetentionDays))
 	}
 	v, err := serverVersion(conn)
 	if err != nil {
@@ -243,7 +245,7 @@ func migrate(ctx context.Context, conn driver.Conn, opts MigrateOptions) error {
 	}
 	migrations, err := RenderMigrations(v, db)
 	if err != nil {
-		return Permanent(fmt.Errorf("migrate: %w", err))
+		return consumer.Permanent(fmt.Errorf("migrate: %w", err))
 	}
 
 	for _, stmt := range bootstrapStatements(db) {
@@ -285,8 +287,8 @@ var accessCodes = map[int32]bool{192: true, 193: true, 497: true, 516: true}
 // writer keeps its batch until someone fixes them.
 func classifyMigrate(err error) error {
 	var exc *clickhouse.Exception
-	if errors.As(err, &exc) && accessCodes[exc.Code] && !IsPermanent(err) {
-		return Permanent(err)
+	if errors.As(err, &exc) && accessCodes[exc.Code] && !consumer.IsPermanent(err) {
+		return consumer.Permanent(err)
 	}
 	return classify(err)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/test/testenv"
 )
 
@@ -259,10 +260,10 @@ func TestMigrateErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	conn, db := testenv.ClickHouse(t)
-	if err := Migrate(ctx, conn, MigrateOptions{Database: "no-such;db"}); !IsPermanent(err) {
+	if err := Migrate(ctx, conn, MigrateOptions{Database: "no-such;db"}); !consumer.IsPermanent(err) {
 		t.Errorf("invalid database name: %v, want permanent", err)
 	}
-	if err := Migrate(ctx, conn, MigrateOptions{Database: db, RetentionDays: -1}); !IsPermanent(err) {
+	if err := Migrate(ctx, conn, MigrateOptions{Database: db, RetentionDays: -1}); !consumer.IsPermanent(err) {
 		t.Errorf("negative retention: %v, want permanent", err)
 	}
 
@@ -273,13 +274,13 @@ func TestMigrateErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	if err := store.Migrate(ctx); !IsPermanent(err) {
+	if err := store.Migrate(ctx); !consumer.IsPermanent(err) {
 		t.Errorf("unknown user: %v, want permanent (waiting cannot fix credentials)", err)
 	} else {
 		t.Log(err)
 	}
 	// A writer keeps its batch instead: someone may fix the credentials.
-	if err := store.ConsumeFlows(ctx, testFlows(1, time.Now())); err == nil || IsPermanent(err) {
+	if err := store.ConsumeFlows(ctx, testFlows(1, time.Now())); err == nil || consumer.IsPermanent(err) {
 		t.Errorf("insert as an unknown user: %v, want retryable", err)
 	}
 
@@ -289,7 +290,7 @@ func TestMigrateErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer down.Close()
-	if err := down.Migrate(ctx); err == nil || IsPermanent(err) {
+	if err := down.Migrate(ctx); err == nil || consumer.IsPermanent(err) {
 		t.Errorf("server down: %v, want retryable", err)
 	}
 }

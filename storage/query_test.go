@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/models"
 )
 
@@ -14,7 +15,7 @@ import (
 type queryStore interface {
 	DetectionWriter
 	ActionWriter
-	FlowConsumer
+	consumer.Flows
 	RecentDetections(ctx context.Context, limit int) ([]DetectionRow, error)
 	RecentActions(ctx context.Context, limit int) ([]ActionRow, error)
 	EdgeSummary(ctx context.Context, since time.Time) ([]EdgeSummary, error)

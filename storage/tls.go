@@ -12,6 +12,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/internal/secret"
 )
 
@@ -96,7 +97,7 @@ func (c *ClickHouse) explain(err error) error {
 	var recordHeader tls.RecordHeaderError
 	switch {
 	case errors.As(err, &exc) && authCodes[exc.Code]:
-		return Permanent(fmt.Errorf("clickhouse %s: %w (the server refused user %q: check clickhouse.password (or clickhouse.password_file, MESHGUARD_CLICKHOUSE_PASSWORD) and clickhouse.username, or the dsn's credentials)", where, err, c.user))
+		return consumer.Permanent(fmt.Errorf("clickhouse %s: %w (the server refused user %q: check clickhouse.password (or clickhouse.password_file, MESHGUARD_CLICKHOUSE_PASSWORD) and clickhouse.username, or the dsn's credentials)", where, err, c.user))
 	case errors.As(err, &unknownCA):
 		return fmt.Errorf("clickhouse %s: %w (the server's certificate is not signed by a CA in clickhouse.tls.ca_file: check clickhouse.tls.ca_file)", where, err)
 	case errors.As(err, &hostname):

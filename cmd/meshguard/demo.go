@@ -20,13 +20,14 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/meshguard/meshguard/cmd/meshguard/api"
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/detect"
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/models"
 	"github.com/meshguard/meshguard/respond"
 	"github.com/meshguard/meshguard/respond/alert"
+	"github.com/meshguard/meshguard/scenario"
 	"github.com/meshguard/meshguard/storage"
-	"github.com/meshguard/meshguard/test/scenario"
 )
 
 type demoOptions struct {
@@ -136,24 +137,19 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	defer st.close()
 
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	alerter, err := demoAlerter(o, st.actions, log)
-	if err != nil {
-		return err
-	}
-	go alerter.Run(context.WithoutCancel(ctx))
 	board := newDemoBoard(out, attacks, "")
-	resp, respName, err := demoResponder(o, st.actions, actionSinks{board, alerter}, log)
-	if err != nil {
-		return err
-	}
-	dcfg := detect.DefaultConfig()
-	dcfg.LearningPeriod = o.learning
-	det, err := detect.New(dcfg, detect.Sinks(detect.StorageSink(st.detections), board, resp, alerter), log)
-	if err != nil {
-		return err
-	}
-
 	tally := newTally()
+	spec, respName, err := demoSpec(o, st, board, tally, log)
+	if err != nil {
+		return err
+	}
+	p, err := buildPipeline(spec)
+	if err != nil {
+		return err
+	}
+	det, resp := p.Detector, p.Responder
+	go p.Alerter.Run(context.WithoutCancel(ctx))
+
 	kcfg := ingest.DefaultKafkaConfig()
 	kcfg.Brokers = brokers
 	kcfg.Topics = ingest.Topics{Logs: demoTopic}
@@ -161,7 +157,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	icfg := ingest.DefaultIngestConfig()
 	icfg.BatchSize = 20_000
 	icfg.BatchTimeout = 250 * time.Millisecond
-	consumer, err := ingest.NewConsumer(kcfg, icfg, storage.Fanout(st.flows, tally, det), log)
+	ing, err := ingest.NewConsumer(kcfg, icfg, p.Flows, log)
 	if err != nil {
 		return err
 	}
@@ -182,7 +178,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	defer stop()
 	consumed := make(chan error, 1)
 	consumerCtx, stopConsumer := context.WithCancel(context.WithoutCancel(ctx))
-	go func() { consumed <- consumer.Run(consumerCtx) }()
+	go func() { consumed <- ing.Run(consumerCtx) }()
 
 	prod := &demoProducer{brokers: brokers, gen: gen, speed: o.speed, fastUntil: start.Add(o.learning), end: end}
 	produced := make(chan error, 1)
@@ -225,7 +221,7 @@ loop:
 	det.Flush(context.WithoutCancel(ctx))
 	report()
 	board.summary(prod.eventTime())
-	tally.summary(out, prod.records(), consumer.Stats())
+	tally.summary(out, prod.records(), ing.Stats())
 	if o.slackWebhook != "" {
 		fmt.Fprintf(out, "Alerts were posted to the Slack webhook.\n")
 	}
@@ -268,46 +264,41 @@ func demoServer(ctx context.Context, listen string, st demoStore, resp *respond.
 	return nil
 }
 
-// demoAlerter posts to a Slack webhook when given one; otherwise it is
-// the alerter with Slack unset, which accepts and discards.
-func demoAlerter(o demoOptions, actions storage.ActionWriter, log *slog.Logger) (*alert.Alerter, error) {
-	cfg := alert.DefaultConfig()
-	cfg.Slack.WebhookURL = o.slackWebhook
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("--slack-webhook: %w", err)
+// demoSpec is the demo's pipeline, all in one process: flows to the demo
+// store and the scoreboard, detections straight to respond (dry-run:
+// YAML files by default, or a real cluster's Istio when a kubeconfig is
+// given) and alert (a Slack webhook when given one; otherwise the alerter
+// with Slack unset, which accepts and discards).
+func demoSpec(o demoOptions, st demoStore, board *demoBoard, tally *tally, log *slog.Logger) (pipelineSpec, string, error) {
+	dcfg := detect.DefaultConfig()
+	dcfg.LearningPeriod = o.learning
+	acfg := alert.DefaultConfig()
+	acfg.Slack.WebhookURL = o.slackWebhook
+	if err := acfg.Validate(); err != nil {
+		return pipelineSpec{}, "", fmt.Errorf("--slack-webhook: %w", err)
 	}
-	return alert.New(cfg, alert.Deps{Log: log, Actions: actions})
-}
-
-// demoResponder acts in dry-run: YAML files by default, or a real
-// cluster's Istio when a kubeconfig is given.
-func demoResponder(o demoOptions, actions storage.ActionWriter, sink respond.ActionSink, log *slog.Logger) (*respond.Responder, string, error) {
-	cfg := respond.DefaultConfig()
-	cfg.Mode = models.ModeDryRun
-	cfg.BlastRadiusMaxRequests = 0
-	cfg.LeaderElection.Enabled = false
-	deps := respond.Deps{Actions: actions, Logger: log, Sink: sink}
-	name := ""
+	rcfg := respond.DefaultConfig()
+	rcfg.Mode = models.ModeDryRun
+	rcfg.BlastRadiusMaxRequests = 0
+	rcfg.LeaderElection.Enabled = false
+	spec := pipelineSpec{
+		Detect: &dcfg, Respond: &rcfg, Alert: &acfg, InProcess: true,
+		Store: st.flows, Detections: st.detections, Actions: st.actions,
+		FlowTaps: []consumer.Flows{tally}, DetectionTaps: []consumer.Detections{board}, ActionTaps: []consumer.Actions{board},
+		Log: log,
+	}
 	if o.kubeconfig != "" {
 		kc, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
 		if err != nil {
-			return nil, "", fmt.Errorf("--kubeconfig: %w", err)
+			return spec, "", fmt.Errorf("--kubeconfig: %w", err)
 		}
-		deps.Kube = kc
-		cfg.Backend = respond.BackendIstio
-		name = "Istio AuthorizationPolicies (dry-run) in the cluster of " + o.kubeconfig
-	} else {
-		cfg.Backend = respond.BackendGitOps
-		cfg.GitOpsDir = o.policiesDir
-		deps.Backend = respond.NewGitOpsBackend(o.policiesDir)
-		deps.Resolver = respond.ConventionResolver
-		name = "AuthorizationPolicy YAML (dry-run) written to " + o.policiesDir + "/"
+		spec.RespondDeps.Kube = kc
+		rcfg.Backend = respond.BackendIstio
+		return spec, "Istio AuthorizationPolicies (dry-run) in the cluster of " + o.kubeconfig, nil
 	}
-	if err := cfg.Validate(); err != nil {
-		return nil, "", err
-	}
-	r, err := respond.New(cfg, deps)
-	return r, name, err
+	rcfg.Backend = respond.BackendGitOps
+	rcfg.GitOpsDir = o.policiesDir
+	return spec, "AuthorizationPolicy YAML (dry-run) written to " + o.policiesDir + "/", nil
 }
 
 // demoProducer plays the generator into Kafka like an OpenTelemetry
@@ -656,7 +647,7 @@ func (t *tally) summary(out io.Writer, produced int, st ingest.Stats) {
 // demoStore is the embedded in-memory store, or a real ClickHouse (schema
 // migrated) when a DSN is given.
 type demoStore struct {
-	flows      storage.FlowConsumer
+	flows      consumer.Flows
 	detections storage.DetectionWriter
 	actions    storage.ActionWriter
 	name       string

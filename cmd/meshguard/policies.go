@@ -145,25 +145,25 @@ audited in ClickHouse with the actor (--actor, default cli:$USER).`,
 func newCLIResponder(cfg Config, logTo io.Writer) (*respond.Responder, func(), error) {
 	rc := cfg.Respond
 	rc.LeaderElection.Enabled = false
-	deps := respond.Deps{Logger: newLogger(cfg.Log, logTo)}
+	spec := pipelineSpec{Respond: &rc, Log: newLogger(cfg.Log, logTo)}
 	if rc.Backend != respond.BackendGitOps || cfg.Kubernetes.Kubeconfig != "" {
 		kube, err := cfg.Kubernetes.RESTConfig()
 		if err != nil {
 			return nil, nil, err
 		}
-		deps.Kube = kube
+		spec.RespondDeps.Kube = kube
 	}
 	store, err := storage.NewClickHouse(cfg.ClickHouse)
 	if err != nil {
 		return nil, nil, err
 	}
-	deps.Actions, deps.Blast = store, store
-	r, err := respond.New(rc, deps)
+	spec.Actions, spec.Blast = store, store
+	p, err := buildPipeline(spec)
 	if err != nil {
 		store.Close()
 		return nil, nil, err
 	}
-	return r, func() { store.Close() }, nil
+	return p.Responder, func() { store.Close() }, nil
 }
 
 func printActions(w io.Writer, actions []models.Action) {

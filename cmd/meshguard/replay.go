@@ -15,6 +15,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/detect"
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/models"
@@ -63,10 +64,11 @@ func runReplay(ctx context.Context, o replayOptions, files []string, out, errOut
 	rep := &replayReport{out: out, seen: map[string]models.Detection{}}
 	// No warm start and no saved baselines: a backtest starts from what
 	// it replays, so the first learning_period of it only learns.
-	det, err := detect.New(cfg.Detect, rep, nil)
+	p, err := buildPipeline(pipelineSpec{Detect: &cfg.Detect, DetectionTaps: []consumer.Detections{rep}})
 	if err != nil {
 		return err
 	}
+	det := p.Detector
 	bar := func(max int64, desc string) *progressbar.ProgressBar {
 		return progressbar.NewOptions64(max, progressbar.OptionSetWriter(errOut), progressbar.OptionSetDescription(desc),
 			progressbar.OptionSetVisibility(!o.quiet), progressbar.OptionShowCount(), progressbar.OptionThrottle(200*time.Millisecond),

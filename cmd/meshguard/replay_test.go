@@ -12,7 +12,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/meshguard/meshguard/models"
-	"github.com/meshguard/meshguard/test/scenario"
+	"github.com/meshguard/meshguard/scenario"
 )
 
 // A recorded hour with a credential-stuffing attack at its end replays to

@@ -14,10 +14,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/detect"
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/respond"
-	"github.com/meshguard/meshguard/respond/alert"
 	"github.com/meshguard/meshguard/storage"
 )
 
@@ -99,23 +99,19 @@ func serve(ctx context.Context, cfg Config, stages stageSet) error {
 	}
 
 	var g run.Group
-	var next storage.FlowConsumer
 	kcfg := cfg.Kafka
-	if stages["ingest"] {
-		next = store
+	spec, err := serveSpec(cfg, stages, store, reg, log)
+	if err != nil {
+		return err
 	}
-	if stages["detect"] {
-		det, err := newDetector(ctx, cfg.Detect, detect.Sinks(detect.StorageSink(store), countDetections(reg)), store, log)
-		if err != nil {
-			return err
-		}
+	p, err := buildPipeline(spec)
+	if err != nil {
+		return err
+	}
+	if det := p.Detector; det != nil {
+		restoreDetector(ctx, det, cfg.Detect.History, store, log)
 		registerDetector(reg, det)
-		// The detector goes last: it never fails a batch, so a store
-		// retry cannot make it count the batch twice.
-		if next != nil {
-			next = storage.Fanout(next, det)
-		} else {
-			next = det
+		if !stages["ingest"] {
 			kcfg.GroupID += "-detect"
 		}
 		ctx, cancel := context.WithCancel(ctx)
@@ -123,24 +119,21 @@ func serve(ctx context.Context, cfg Config, stages stageSet) error {
 		tctx, tcancel := context.WithCancel(ctx)
 		g.Add(func() error { return det.RunTicker(tctx) }, func(error) { tcancel() })
 	}
-	if stages["respond"] || stages["alert"] {
-		resp, alerter, err := addResponse(ctx, &g, cfg, stages, store, reg, log)
-		if err != nil {
-			return err
-		}
-		wiring.set(resp, alerter)
+	if p.Handlers != nil {
+		addResponse(ctx, &g, cfg, p, store, log)
+		wiring.set(p.Responder, p.Alerter)
 	}
-	if next != nil {
-		consumer, err := ingest.NewConsumer(kcfg, cfg.Ingest, next, log)
+	if p.Flows != nil {
+		ing, err := ingest.NewConsumer(kcfg, cfg.Ingest, p.Flows, log)
 		if err != nil {
 			return err
 		}
-		registerConsumer(reg, consumer)
-		ready.setConsumer(consumer)
+		registerConsumer(reg, ing)
+		ready.setConsumer(ing)
 		// Ingest: on interrupt it stops fetching and drains into the
 		// store, which is still open (it closes after the group returns).
 		ctx, cancel := context.WithCancel(ctx)
-		g.Add(func() error { return consumer.Run(ctx) }, func(error) { cancel() })
+		g.Add(func() error { return ing.Run(ctx) }, func(error) { cancel() })
 	}
 	if stages["ingest"] {
 		// Retention: 18.16 has no TTL, so old day partitions are dropped
@@ -166,59 +159,51 @@ func runGroup(g *run.Group, log *slog.Logger, cfg Config, kcfg ingest.KafkaConfi
 	return err
 }
 
-// addResponse adds the respond and alert stages: a feed of every
+// serveSpec is the pipeline the stages of this replica make up.
+func serveSpec(cfg Config, stages stageSet, store *storage.ClickHouse, reg *prometheus.Registry, log *slog.Logger) (pipelineSpec, error) {
+	spec := pipelineSpec{Actions: store, Blast: store, Log: log, Registerer: reg}
+	if stages["ingest"] {
+		spec.Store = store
+	}
+	if stages["detect"] {
+		spec.Detect, spec.Detections = &cfg.Detect, store
+		spec.DetectionTaps = []consumer.Detections{countDetections(reg)}
+	}
+	if stages["respond"] {
+		kube, err := kubeFor(cfg)
+		if err != nil {
+			return spec, fmt.Errorf("respond needs the Kubernetes API: %w", err)
+		}
+		spec.Respond = &cfg.Respond
+		spec.RespondDeps = respond.Deps{Kube: kube, Identity: os.Getenv("POD_NAME")}
+		spec.ActionTaps = []consumer.Actions{countActions(reg)}
+	}
+	if stages["alert"] {
+		spec.Alert = &cfg.Alert
+	}
+	return spec, nil
+}
+
+// addResponse runs the respond and alert stages: a feed of every
 // replica's detections from ClickHouse into the responder (policies) and
 // the alerter (Slack), gated on leadership so that one replica acts.
-func addResponse(ctx context.Context, g *run.Group, cfg Config, stages stageSet, store *storage.ClickHouse, reg *prometheus.Registry, log *slog.Logger) (*respond.Responder, *alert.Alerter, error) {
-	var sinks []detect.Sink
-	var alerter *alert.Alerter
-	if stages["alert"] {
-		var err error
-		alerter, err = alert.New(cfg.Alert, alert.Deps{Log: log, Actions: store, Registerer: reg})
-		if err != nil {
-			return nil, nil, err
-		}
+func addResponse(ctx context.Context, g *run.Group, cfg Config, p *pipeline, store *storage.ClickHouse, log *slog.Logger) {
+	if a := p.Alerter; a != nil {
 		ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		// The alerter drains last: it is interrupted after the group's
 		// other actors, and drains within its own bound.
-		g.Add(func() error { return alerter.Run(ctx) }, func(error) { cancel() })
+		g.Add(func() error { return a.Run(ctx) }, func(error) { cancel() })
 	}
-	var resp *respond.Responder
-	if stages["respond"] {
-		kube, err := cfg.Kubernetes.RESTConfig()
-		if err != nil && cfg.Respond.Backend != respond.BackendGitOps {
-			return nil, nil, fmt.Errorf("respond needs the Kubernetes API: %w", err)
-		}
-		deps := respond.Deps{Kube: kube, Actions: store, Blast: store, Logger: log, Identity: os.Getenv("POD_NAME")}
-		decisions := actionSinks{countActions(reg)}
-		if alerter != nil {
-			decisions = append(decisions, alerter)
-		}
-		deps.Sink = decisions
-		if cfg.Respond.Backend == respond.BackendGitOps {
-			deps.Backend = respond.NewGitOpsBackend(cfg.Respond.GitOpsDir)
-			if kube == nil {
-				deps.Resolver = respond.ConventionResolver
-			}
-		}
-		resp, err = respond.New(cfg.Respond, deps)
-		if err != nil {
-			return nil, nil, err
-		}
-		sinks = append(sinks, resp)
+	feed := &storage.Feed{Store: store, Sink: p.Handlers, Log: log}
+	if r := p.Responder; r != nil {
 		ctx, cancel := context.WithCancel(ctx)
-		g.Add(func() error { return resp.Run(ctx) }, func(error) { cancel() })
-	}
-	if alerter != nil {
-		sinks = append(sinks, alerter)
-	}
-	feed := &detect.Feed{Store: store, Sink: detect.Sinks(sinks...), Log: log}
-	if resp != nil && cfg.Respond.LeaderElection.Enabled {
-		feed.Active = resp.Leading
+		g.Add(func() error { return r.Run(ctx) }, func(error) { cancel() })
+		if cfg.Respond.LeaderElection.Enabled {
+			feed.Active = r.Leading
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	g.Add(func() error { return feed.Run(ctx, cfg.Detect.Hold) }, func(error) { cancel() })
-	return resp, alerter, nil
 }
 
 func (s stageSet) String() string {
@@ -231,29 +216,24 @@ func (s stageSet) String() string {
 	return strings.Join(out, ",")
 }
 
-// newDetector builds the detector and gives it its memory back: the saved
-// baselines first, then edge_minute history for edges they lack. Neither is
-// worth failing start-up for: without them the detector relearns.
-func newDetector(ctx context.Context, cfg detect.Config, sink detect.Sink, store *storage.ClickHouse, log *slog.Logger) (*detect.Detector, error) {
-	det, err := detect.New(cfg, sink, log)
-	if err != nil {
-		return nil, err
-	}
+// restoreDetector gives the detector its memory back: the saved
+// baselines first, then edge_minute history for edges they lack. Neither
+// is worth failing start-up for: without them the detector relearns.
+func restoreDetector(ctx context.Context, det *detect.Detector, history time.Duration, store *storage.ClickHouse, log *slog.Logger) {
 	if n, err := det.Restore(ctx, store); err != nil {
 		log.Warn("saved baselines not restored; relearning", "err", err)
 	} else {
 		log.Info("baselines restored", "edges", n)
 	}
-	if cfg.History > 0 {
+	if history > 0 {
 		now := time.Now()
-		rows, err := store.EdgeMinutes(ctx, now.Add(-cfg.History), now)
+		rows, err := store.EdgeMinutes(ctx, now.Add(-history), now)
 		if err != nil {
 			log.Warn("no warm start from edge_minute", "err", err)
 		} else {
 			log.Info("baselines warm-started from history", "edges", det.WarmStart(rows), "minutes", len(rows))
 		}
 	}
-	return det, nil
 }
 
 // migrateWhenReachable migrates the schema, waiting for a ClickHouse that
@@ -268,7 +248,7 @@ func migrateWhenReachable(ctx context.Context, store *storage.ClickHouse, log *s
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
-		if storage.IsPermanent(err) {
+		if consumer.IsPermanent(err) {
 			wait = time.Minute
 			log.Error("ClickHouse refused the schema migration; fix the setting named below, retrying", "err", err, "attempt", attempt, "retry_in", wait)
 		} else {

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/meshguard/meshguard/cmd/meshguard/api"
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/detect"
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/models"
@@ -61,11 +62,11 @@ func registerDetector(reg *prometheus.Registry, d *detect.Detector) {
 }
 
 // countDetections counts new detections by kind and severity.
-func countDetections(reg *prometheus.Registry) detect.Sink {
+func countDetections(reg *prometheus.Registry) consumer.Detections {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshguard_detections_total",
 		Help: "Detections raised (updates of an ongoing one not counted)."}, []string{"kind", "severity"})
 	reg.MustRegister(c)
-	return detect.SinkFunc(func(_ context.Context, d models.Detection) error {
+	return consumer.DetectionsFunc(func(_ context.Context, d models.Detection) error {
 		if d.Updates == 1 {
 			c.WithLabelValues(string(d.Kind), d.Severity.String()).Inc()
 		}
@@ -74,31 +75,14 @@ func countDetections(reg *prometheus.Registry) detect.Sink {
 }
 
 // countActions counts the responder's decisions by state and action.
-func countActions(reg *prometheus.Registry) respond.ActionSink {
+func countActions(reg *prometheus.Registry) consumer.Actions {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshguard_actions_total",
 		Help: "Responder decisions by state (applied, skipped, promoted, expired, revoked, failed, ...)."}, []string{"state", "action"})
 	reg.MustRegister(c)
-	return actionSinkFunc(func(_ context.Context, a models.Action, _ models.Detection) error {
+	return consumer.ActionsFunc(func(_ context.Context, a models.Action, _ models.Detection) error {
 		c.WithLabelValues(string(a.State), string(a.Kind)).Inc()
 		return nil
 	})
-}
-
-type actionSinkFunc func(ctx context.Context, a models.Action, d models.Detection) error
-
-func (f actionSinkFunc) HandleAction(ctx context.Context, a models.Action, d models.Detection) error {
-	return f(ctx, a, d)
-}
-
-// actionSinks hands each decision to every sink.
-type actionSinks []respond.ActionSink
-
-func (s actionSinks) HandleAction(ctx context.Context, a models.Action, d models.Detection) error {
-	var errs []error
-	for _, x := range s {
-		errs = append(errs, x.HandleAction(ctx, a, d))
-	}
-	return errors.Join(errs...)
 }
 
 // readiness is /readyz: ClickHouse answers, the pipeline is built (schema

@@ -12,7 +12,7 @@ import (
 
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/models"
-	"github.com/meshguard/meshguard/test/scenario"
+	"github.com/meshguard/meshguard/scenario"
 	"github.com/meshguard/meshguard/test/testenv"
 )
 

@@ -176,10 +176,10 @@ func (a *Alerter) click(ctx context.Context, cb slack.InteractionCallback, ba *s
 		if id == "" {
 			id = "unknown"
 		}
-		a.audit(ctx, storage.ActionRow{ActionID: id, State: StateRefused, Actor: actor, Reason: "slack " + verb + ": the button carries no action id"})
+		a.audit(ctx, models.Action{ID: id, State: StateRefused, Actor: actor, Reason: "slack " + verb + ": the button carries no action id"})
 		return
 	}
-	row := storage.ActionRow{ActionID: v.ActionID, DetectionID: v.DetectionID, Actor: actor}
+	row := models.Action{ID: v.ActionID, DetectionID: v.DetectionID, Actor: actor}
 	if ok, why := a.mayAct(ctx, cb.User); !ok {
 		a.m.interactions.WithLabelValues("refused").Inc()
 		row.State, row.Reason = StateRefused, "slack "+verb+" refused: "+why
@@ -209,18 +209,16 @@ func (a *Alerter) click(ctx context.Context, cb slack.InteractionCallback, ba *s
 	}
 	if err != nil {
 		a.m.interactions.WithLabelValues("failed").Inc()
-		row.State, row.Reason = string(models.StateFailed), "slack "+verb+" failed: "+err.Error()
+		row.State, row.Reason = models.StateFailed, "slack "+verb+" failed: "+err.Error()
 		a.audit(ctx, row)
 		a.log.Warn("Slack click failed", "actor", actor, "verb", verb, "action_id", v.ActionID, "err", err)
 		_ = a.push(event{kind: evEphemeral, responseURL: cb.ResponseURL, text: fmt.Sprintf("❌ %s failed: %s", verb, code(err.Error()))})
 		return
 	}
 	a.m.interactions.WithLabelValues("done").Inc()
-	a.audit(ctx, storage.ActionRow{
-		ActionID: res.ID, DetectionID: res.DetectionID, Kind: string(res.Kind), Mode: string(res.Mode),
-		State: string(res.State), Actor: actor, Reason: "slack " + verb + " clicked", Target: res.Target,
-		PolicyName: res.PolicyName, PolicyNamespace: res.PolicyNamespace, ExpiresAt: res.ExpiresAt,
-	})
+	done := res
+	done.Actor, done.Reason = actor, "slack "+verb+" clicked"
+	a.audit(ctx, done)
 	a.log.Info("Slack click applied", "actor", actor, "verb", verb, "action_id", res.ID, "state", res.State, "mode", res.Mode)
 	if res.DetectionID == "" {
 		res.DetectionID = v.DetectionID
@@ -230,16 +228,16 @@ func (a *Alerter) click(ctx context.Context, cb slack.InteractionCallback, ba *s
 
 // audit writes a click to the actions table. A write that fails is logged
 // as an error; the click's effect (if any) is already done.
-func (a *Alerter) audit(ctx context.Context, row storage.ActionRow) {
+func (a *Alerter) audit(ctx context.Context, row models.Action) {
 	row.At = a.clock.Now()
 	if row.Kind == "" {
 		row.Kind = "slack_click"
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := a.deps.Actions.WriteAction(ctx, row); err != nil {
+	if err := a.deps.Actions.WriteAction(ctx, storage.ActionToRow(row)); err != nil {
 		a.m.errors.WithLabelValues("audit").Inc()
-		a.log.Error("auditing a Slack click failed", "actor", row.Actor, "action_id", row.ActionID, "state", row.State, "err", err)
+		a.log.Error("auditing a Slack click failed", "actor", row.Actor, "action_id", row.ID, "state", row.State, "err", err)
 	}
 }
 

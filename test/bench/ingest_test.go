@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/compress"
 
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/models"
 	"github.com/meshguard/meshguard/storage"
@@ -50,13 +51,13 @@ func BenchmarkIngest(b *testing.B) {
 	}
 
 	b.Run("clickhouse", func(b *testing.B) {
-		benchIngest(b, brokers, topic, records, func(b *testing.B, op int) storage.FlowConsumer {
+		benchIngest(b, brokers, topic, records, func(b *testing.B, op int) consumer.Flows {
 			return migratedStore(b, admin, addr, fmt.Sprintf("%s_%d", sanitize(topic), op))
 		})
 	})
 	b.Run("discard", func(b *testing.B) {
-		benchIngest(b, brokers, topic, records, func(*testing.B, int) storage.FlowConsumer {
-			return storage.ConsumeFlowsFunc(func(context.Context, []models.Flow) error { return nil })
+		benchIngest(b, brokers, topic, records, func(*testing.B, int) consumer.Flows {
+			return consumer.FlowsFunc(func(context.Context, []models.Flow) error { return nil })
 		})
 	})
 }
@@ -65,7 +66,7 @@ func BenchmarkIngest(b *testing.B) {
 // needs a group (and database) nobody used.
 var ops atomic.Int64
 
-func benchIngest(b *testing.B, brokers []string, topic string, records int, newStore func(*testing.B, int) storage.FlowConsumer) {
+func benchIngest(b *testing.B, brokers []string, topic string, records int, newStore func(*testing.B, int) consumer.Flows) {
 	var flows, busy, cpu, firsts float64
 	for b.Loop() {
 		b.StopTimer()
@@ -74,7 +75,7 @@ func benchIngest(b *testing.B, brokers []string, topic string, records int, newS
 		var stored atomic.Int64
 		all := make(chan struct{})
 		var allOnce sync.Once
-		counting := storage.ConsumeFlowsFunc(func(ctx context.Context, fs []models.Flow) error {
+		counting := consumer.FlowsFunc(func(ctx context.Context, fs []models.Flow) error {
 			err := store.ConsumeFlows(ctx, fs)
 			if err == nil && stored.Add(int64(len(fs))) >= int64(records) {
 				allOnce.Do(func() { close(all) })

@@ -15,7 +15,7 @@ import (
 	"github.com/segmentio/kafka-go/compress"
 	"go.opentelemetry.io/collector/pdata/plog"
 
-	"github.com/meshguard/meshguard/test/scenario"
+	"github.com/meshguard/meshguard/scenario"
 )
 
 // CreateTopic creates topic with partitions and waits until every

@@ -27,7 +27,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/meshguard/meshguard/models"
-	"github.com/meshguard/meshguard/test/scenario"
+	"github.com/meshguard/meshguard/scenario"
 	"github.com/meshguard/meshguard/test/testenv"
 )
 

@@ -10,7 +10,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/meshguard/meshguard/test/scenario"
+	"github.com/meshguard/meshguard/scenario"
 	"github.com/meshguard/meshguard/test/testenv"
 )
 

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/models"
-	"github.com/meshguard/meshguard/test/scenario"
+	"github.com/meshguard/meshguard/scenario"
 )
 
 // A shorter `make eval`: 20 minutes of learning, then every attack class

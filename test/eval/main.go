@@ -1,5 +1,5 @@
 // Command eval measures meshguard's detectors on a generated mesh
-// (`make eval`): the realistic scenario of test/scenario, with each attack
+// (`make eval`): the realistic scenario of scenario/, with each attack
 // class injected once after the learning period, goes through ingest's
 // decoder into detect, and the report says per class whether and how fast
 // it was detected, and how many false detections the benign traffic
@@ -14,7 +14,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/meshguard/meshguard/test/scenario"
+	"github.com/meshguard/meshguard/scenario"
 )
 
 func main() {

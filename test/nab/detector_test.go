@@ -2,11 +2,9 @@ package nab
 
 import (
 	"testing"
-
-	"github.com/meshguard/meshguard/detect"
 )
 
-// TestUnivariateOnNAB runs detect.Univariate with its default
+// TestUnivariateOnNAB runs Univariate with its default
 // configuration over the whole corpus and guards the recorded figures
 // (BENCHMARKS.md) against regressions. `make bench-nab` prints the table.
 func TestUnivariateOnNAB(t *testing.T) {
@@ -14,8 +12,8 @@ func TestUnivariateOnNAB(t *testing.T) {
 		t.Skip("the corpus run takes a few seconds")
 	}
 	c := testCorpus(t)
-	cfg := detect.DefaultUnivariate()
-	scores := c.Run(func() Detector { return detect.NewUnivariate(cfg) }, 0)
+	cfg := DefaultUnivariate()
+	scores := c.Run(func() Detector { return NewUnivariate(cfg) }, 0)
 	results, err := c.Score(scores)
 	if err != nil {
 		t.Fatal(err)

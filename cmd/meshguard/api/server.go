@@ -486,7 +486,7 @@ func (s *Server) operate(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such operation " + strconv.Quote(verb) + "; use approve, revoke or extend"})
 		return
 	}
-	row := storage.ActionRow{ActionID: id}
+	row := models.Action{ID: id}
 	refused := func(status int, actor, why string) {
 		row.State, row.Actor, row.Reason = "refused", actor, "api "+verb+" refused: "+why
 		s.audit(r.Context(), row)
@@ -537,7 +537,7 @@ func (s *Server) operate(w http.ResponseWriter, r *http.Request) {
 		res, err = s.deps.Operator.Extend(ctx, id, who.Name, by)
 	}
 	if err != nil {
-		row.State, row.Actor, row.Reason = string(models.StateFailed), who.Name, "api "+verb+" failed: "+err.Error()
+		row.State, row.Actor, row.Reason = models.StateFailed, who.Name, "api "+verb+" failed: "+err.Error()
 		s.audit(ctx, row)
 		s.log.Warn("api: operator request failed", "actor", who.Name, "verb", verb, "action_id", id, "err", err)
 		if errors.Is(err, respond.ErrNotFound) {
@@ -547,8 +547,8 @@ func (s *Server) operate(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadGateway, map[string]string{"error": verb + " failed: " + err.Error()})
 		return
 	}
-	s.audit(ctx, storage.ActionRow{
-		ActionID: id, DetectionID: res.DetectionID, Mode: string(res.Mode), State: string(res.State),
+	s.audit(ctx, models.Action{
+		ID: id, DetectionID: res.DetectionID, Mode: res.Mode, State: res.State,
 		Actor: who.Name, Reason: "api " + verb + " by " + who.Name, Target: res.Target,
 		PolicyName: res.PolicyName, PolicyNamespace: res.PolicyNamespace, ExpiresAt: res.ExpiresAt,
 	})
@@ -558,7 +558,7 @@ func (s *Server) operate(w http.ResponseWriter, r *http.Request) {
 
 // audit writes an operator request to the actions log (kind "api"). A
 // failed write is logged and counted; the request's outcome stands.
-func (s *Server) audit(ctx context.Context, row storage.ActionRow) {
+func (s *Server) audit(ctx context.Context, row models.Action) {
 	if s.deps.ActionWriter == nil {
 		return
 	}
@@ -566,14 +566,14 @@ func (s *Server) audit(ctx context.Context, row storage.ActionRow) {
 	if row.Kind == "" {
 		row.Kind = "api"
 	}
-	if row.ActionID == "" {
-		row.ActionID = "unknown"
+	if row.ID == "" {
+		row.ID = "unknown"
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := s.deps.ActionWriter.WriteAction(ctx, row); err != nil {
+	if err := s.deps.ActionWriter.WriteAction(ctx, storage.ActionToRow(row)); err != nil {
 		s.m.auditErrors.Inc()
-		s.log.Error("api: audit write failed", "actor", row.Actor, "action_id", row.ActionID, "state", row.State, "err", err)
+		s.log.Error("api: audit write failed", "actor", row.Actor, "action_id", row.ID, "state", row.State, "err", err)
 	}
 }
 

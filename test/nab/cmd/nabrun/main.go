@@ -1,4 +1,4 @@
-// Command nabrun runs meshguard's univariate detector (detect.Univariate)
+// Command nabrun runs meshguard's univariate detector (nab.Univariate)
 // over the NAB corpus, writes its results in NAB's layout, scores them with
 // the project's scorer (test/nab) under the three profiles and prints the
 // table; when python3 is installed it also scores the same files with
@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/meshguard/meshguard/detect"
 	"github.com/meshguard/meshguard/test/nab"
 )
 
@@ -28,7 +27,7 @@ var verbose bool
 func main() {
 	nabDir := flag.String("nab", "", "NAB directory (default ../shared/nab beside the repository)")
 	out := flag.String("out", "", "results directory (default a new temporary directory)")
-	config := flag.String("config", "", "JSON merged over detect.DefaultUnivariate() (for experiments; the reported figures use the default)")
+	config := flag.String("config", "", "JSON merged over nab.DefaultUnivariate() (for experiments; the reported figures use the default)")
 	python := flag.Bool("python", true, "cross-check with python3 ../shared/nab/score.py when python3 exists")
 	flag.BoolVar(&verbose, "v", false, "print the standard profile's score per file")
 	flag.Parse()
@@ -48,7 +47,7 @@ func run(nabDir, out, config string, python bool) error {
 			return err
 		}
 	}
-	cfg := detect.DefaultUnivariate()
+	cfg := nab.DefaultUnivariate()
 	if config != "" {
 		if err := json.Unmarshal([]byte(config), &cfg); err != nil {
 			return fmt.Errorf("-config: %w", err)
@@ -62,7 +61,7 @@ func run(nabDir, out, config string, python bool) error {
 		return err
 	}
 	start := time.Now()
-	scores := c.Run(func() nab.Detector { return detect.NewUnivariate(cfg) }, 0)
+	scores := c.Run(func() nab.Detector { return nab.NewUnivariate(cfg) }, 0)
 	elapsed := time.Since(start)
 	if out == "" {
 		if out, err = os.MkdirTemp("", "meshguard-nab-"); err != nil {
@@ -76,7 +75,7 @@ func run(nabDir, out, config string, python bool) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("NAB v1.1, %d files, %d windows; detector %s (detect.Univariate), %s to run\n", len(c.Files), c.Windows(), detectorName, elapsed.Round(time.Millisecond))
+	fmt.Printf("NAB v1.1, %d files, %d windows; detector %s (nab.Univariate), %s to run\n", len(c.Files), c.Windows(), detectorName, elapsed.Round(time.Millisecond))
 	fmt.Printf("results: %s\n\n", filepath.Join(out, detectorName))
 	fmt.Printf("%-20s %10s %10s %12s %5s %5s %9s\n", "profile", "score", "threshold", "raw", "TP", "FP", "windows")
 	for _, r := range results {

@@ -1,4 +1,4 @@
-package detect
+package storage
 
 import (
 	"context"
@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/models"
-	"github.com/meshguard/meshguard/storage"
 )
 
 func sampleDetection() models.Detection {
@@ -26,11 +26,11 @@ func sampleDetection() models.Detection {
 
 func TestRowRoundTrip(t *testing.T) {
 	d := sampleDetection()
-	r, err := Row(d)
+	r, err := DetectionToRow(d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := FromRow(r)
+	got, err := DetectionFromRow(r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,15 +42,15 @@ func TestRowRoundTrip(t *testing.T) {
 // The feed delivers what any replica wrote, once per version, and a
 // follower (inactive) keeps its place without delivering.
 func TestFeedDeliversStoredDetections(t *testing.T) {
-	store := storage.NewMemory(1)
+	store := NewMemory(1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := StorageSink(store).HandleDetection(ctx, sampleDetection()); err != nil {
+	if err := DetectionSink(store).HandleDetection(ctx, sampleDetection()); err != nil {
 		t.Fatal(err)
 	}
 	got := make(chan models.Detection, 10)
 	f := &Feed{Store: store, Every: 10 * time.Millisecond, Log: discard(),
-		Sink: SinkFunc(func(_ context.Context, d models.Detection) error { got <- d; return nil })}
+		Sink: consumer.DetectionsFunc(func(_ context.Context, d models.Detection) error { got <- d; return nil })}
 	go f.Run(ctx, time.Minute)
 	select {
 	case d := <-got:

@@ -1,4 +1,4 @@
-package detect
+package nab
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/meshguard/meshguard/detect"
 	"github.com/meshguard/meshguard/models"
 )
 
@@ -17,7 +18,7 @@ type UnivariateConfig struct {
 	// Model is the baseline model every feature uses; its MinRate is
 	// overridden per feature (Rates for the value, the slowest rate for
 	// the others).
-	Model Model
+	Model detect.Model
 	// Rates are the learning-rate floors of the time scales: each scale is
 	// the same robust level/spread model with a memory of about 1/rate
 	// points.
@@ -58,7 +59,7 @@ type UnivariateConfig struct {
 
 // DefaultUnivariate is the configuration used on the NAB corpus.
 func DefaultUnivariate() UnivariateConfig {
-	m := DefaultModel()
+	m := detect.DefaultModel()
 	m.SpreadFloor = 0
 	return UnivariateConfig{
 		Model:     m,
@@ -87,14 +88,14 @@ type feature struct {
 }
 
 // Univariate is a streaming anomaly detector for one series of numbers,
-// built on the same baseline model (Model) as the mesh detectors. Several
-// features of the stream each keep a Model series: the value (one per
+// built on the same baseline model (detect.Model) as the mesh detectors. Several
+// features of the stream each keep a detect.Model series: the value (one per
 // rate in Rates), a short average of the value against that level (a level
 // shift), the step |v - previous v| and its short average (spikes, a
 // change in noise, a flat line), the value against its time-of-day bucket
 // and the short average of that residual (a day unlike the others). A
 // point's surprise under each feature (-log10 of the two-sided tail
-// probability, from Model.Surprise) is ranked against that feature's last
+// probability, from detect.Model.Surprise) is ranked against that feature's last
 // History surprises, with an exponential tail fitted beyond the top Tail
 // of them, giving its rarity L (-log10 of how often a surprise that large
 // occurs); the score is L/(Scale+L) for the rarest feature. After a score

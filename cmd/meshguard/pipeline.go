@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/rest"
+
+	"github.com/meshguard/meshguard/consumer"
+	"github.com/meshguard/meshguard/detect"
+	"github.com/meshguard/meshguard/models"
+	"github.com/meshguard/meshguard/respond"
+	"github.com/meshguard/meshguard/respond/alert"
+	"github.com/meshguard/meshguard/storage"
+)
+
+// pipelineSpec says which stages a command runs and what they write to.
+// serve, demo and replay each fill one and call buildPipeline, so the
+// stages are wired one way: flows to the store and then the detector;
+// detections to the detections table, then respond and alert; decisions
+// to the alerter.
+type pipelineSpec struct {
+	// Detect, Respond and Alert configure the stages; nil leaves a stage
+	// out.
+	Detect  *detect.Config
+	Respond *respond.Config
+	Alert   *alert.Config
+
+	// Store receives every flow before anything else sees it (nil: flows
+	// are not stored). Detections and Actions are the detections table
+	// and the audit log; Blast answers the responder's blast-radius
+	// previews. Each may be nil.
+	Store      consumer.Flows
+	Detections storage.DetectionWriter
+	Actions    storage.ActionWriter
+	Blast      storage.BlastQuerier
+
+	// RespondDeps are the responder's cluster-facing parts (Kube, or a
+	// Backend and Resolver); Actions, Blast, Sink and Logger are set here.
+	RespondDeps respond.Deps
+
+	// InProcess hands detections from the detector straight to respond
+	// and alert (the demo, one process). Without it they reach respond and
+	// alert through the detections table (serve's storage.Feed), so that
+	// every replica's detections are acted on by the leader.
+	InProcess bool
+
+	// Taps see what passes, after the stages' own consumers: the demo's
+	// scoreboard, replay's report, serve's metrics.
+	FlowTaps      []consumer.Flows
+	DetectionTaps []consumer.Detections
+	ActionTaps    []consumer.Actions
+
+	Log        *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// pipeline is what buildPipeline wired. Flows is ingest's next consumer
+// (nil when nothing takes flows); Handlers takes detections for respond
+// and alert (nil when neither runs).
+type pipeline struct {
+	Detector  *detect.Detector
+	Responder *respond.Responder
+	Alerter   *alert.Alerter
+	Flows     consumer.Flows
+	Handlers  consumer.Detections
+}
+
+// buildPipeline builds the stages spec names, validating each stage's
+// config, and wires them.
+func buildPipeline(spec pipelineSpec) (*pipeline, error) {
+	p := &pipeline{}
+	// The responder is built before the alerter (which needs it to act on
+	// clicks) but tells it of every decision: the decisions only flow once
+	// both run.
+	if spec.Respond != nil {
+		deps := spec.RespondDeps
+		deps.Actions, deps.Blast, deps.Logger = spec.Actions, spec.Blast, spec.Log
+		taps := append([]consumer.Actions(nil), spec.ActionTaps...)
+		taps = append(taps, consumer.ActionsFunc(func(ctx context.Context, a models.Action, d models.Detection) error {
+			if p.Alerter == nil {
+				return nil
+			}
+			return p.Alerter.HandleAction(ctx, a, d)
+		}))
+		deps.Sink = consumer.FanoutActions(taps...)
+		r, err := respond.New(*spec.Respond, deps)
+		if err != nil {
+			return nil, err
+		}
+		p.Responder = r
+	}
+	if spec.Alert != nil {
+		deps := alert.Deps{Log: spec.Log, Actions: spec.Actions, Registerer: spec.Registerer}
+		// Buttons only where clicks can come back: a signing secret
+		// verifies them. Without one a message offers nothing to click.
+		sc := spec.Alert.Slack
+		if p.Responder != nil && (sc.SigningSecret != "" || sc.SigningSecretFile != "") {
+			deps.Controller = p.Responder
+		}
+		a, err := alert.New(*spec.Alert, deps)
+		if err != nil {
+			return nil, err
+		}
+		p.Alerter = a
+	}
+	var handlers []consumer.Detections
+	if p.Responder != nil {
+		handlers = append(handlers, p.Responder)
+	}
+	if p.Alerter != nil {
+		handlers = append(handlers, p.Alerter)
+	}
+	if len(handlers) > 0 {
+		p.Handlers = consumer.FanoutDetections(handlers...)
+	}
+
+	var flows []consumer.Flows
+	if spec.Store != nil {
+		flows = append(flows, spec.Store)
+	}
+	flows = append(flows, spec.FlowTaps...)
+	if spec.Detect != nil {
+		var sinks []consumer.Detections
+		if spec.Detections != nil {
+			sinks = append(sinks, storage.DetectionSink(spec.Detections))
+		}
+		sinks = append(sinks, spec.DetectionTaps...)
+		if spec.InProcess && p.Handlers != nil {
+			sinks = append(sinks, p.Handlers)
+		}
+		det, err := detect.New(*spec.Detect, consumer.FanoutDetections(sinks...), spec.Log)
+		if err != nil {
+			return nil, err
+		}
+		p.Detector = det
+		// The detector goes last: it never fails a batch, so a store
+		// retry cannot make it count the batch twice.
+		flows = append(flows, det)
+	}
+	switch len(flows) {
+	case 0:
+	case 1:
+		p.Flows = flows[0]
+	default:
+		p.Flows = consumer.FanoutFlows(flows...)
+	}
+	return p, nil
+}
+
+// kubeFor is the Kubernetes config the responder needs: none for the
+// gitops backend without a cluster, else the configured one.
+func kubeFor(cfg Config) (*rest.Config, error) {
+	kube, err := cfg.Kubernetes.RESTConfig()
+	if err != nil && cfg.Respond.Backend == respond.BackendGitOps {
+		return nil, nil
+	}
+	return kube, err
+}
