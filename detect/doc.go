@@ -3,7 +3,9 @@
 // scan, request_flood, credential_stuffing, error_surge, exfiltration,
 // mtls_downgrade, unusual_path) and the detections they raise.
 //
-// detect imports models and storage; it hands detections onward through a
-// small interface that respond implements, so detect never imports respond
-// and respond never imports detect (data flows detect -> respond).
+// detect imports models, consumer and storage (for baselines and
+// history). It takes flows as a consumer.Flows and hands detections on
+// through a consumer.Detections, which the detections table (storage), the
+// responder and the alerter implement, so detect never imports respond or
+// alert and they never import detect.
 package detect

@@ -2,8 +2,9 @@
 // (alert, block an edge, quarantine a workload), the guardrails (dry-run,
 // TTL, budgets, protected namespaces, blast radius), the policy backends
 // (Istio AuthorizationPolicy through the Kubernetes API, NetworkPolicy,
-// GitOps files) and the alerts to humans.
+// GitOps files). Alerts to humans are package alert's.
 //
-// respond imports models and storage; it consumes detections, never the
-// detectors, so it does not import detect or ingest.
+// respond imports models, consumer and storage; it takes detections as a
+// consumer.Detections and tells of its decisions through a
+// consumer.Actions, so it imports neither detect, ingest nor alert.
 package respond

@@ -3,8 +3,9 @@
 // narrow query interfaces that detect and respond read baselines, history
 // and blast radius through.
 //
-// storage imports models only. ingest, detect and respond import storage;
-// storage imports none of them.
+// storage imports models and consumer only. detect, respond and alert
+// import storage; storage imports none of them. The row codec (codec.go)
+// is the one place that turns detections and actions into rows and back.
 //
 // # Schema
 //

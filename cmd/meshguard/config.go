@@ -14,11 +14,11 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/meshguard/meshguard/alert"
 	"github.com/meshguard/meshguard/cmd/meshguard/api"
 	"github.com/meshguard/meshguard/detect"
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/respond"
-	"github.com/meshguard/meshguard/respond/alert"
 	"github.com/meshguard/meshguard/storage"
 )
 

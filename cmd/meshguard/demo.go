@@ -19,13 +19,13 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/meshguard/meshguard/alert"
 	"github.com/meshguard/meshguard/cmd/meshguard/api"
 	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/detect"
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/models"
 	"github.com/meshguard/meshguard/respond"
-	"github.com/meshguard/meshguard/respond/alert"
 	"github.com/meshguard/meshguard/scenario"
 	"github.com/meshguard/meshguard/storage"
 )

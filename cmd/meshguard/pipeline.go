@@ -7,11 +7,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/rest"
 
+	"github.com/meshguard/meshguard/alert"
 	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/detect"
 	"github.com/meshguard/meshguard/models"
 	"github.com/meshguard/meshguard/respond"
-	"github.com/meshguard/meshguard/respond/alert"
 	"github.com/meshguard/meshguard/storage"
 )
 

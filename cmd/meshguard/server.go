@@ -14,13 +14,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"k8s.io/client-go/rest"
 
+	"github.com/meshguard/meshguard/alert"
 	"github.com/meshguard/meshguard/cmd/meshguard/api"
 	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/detect"
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/models"
 	"github.com/meshguard/meshguard/respond"
-	"github.com/meshguard/meshguard/respond/alert"
 	"github.com/meshguard/meshguard/storage"
 )
 
