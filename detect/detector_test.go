@@ -62,7 +62,7 @@ func flow(ts int64, src, dst, path string, code uint16) models.Flow {
 		Source:      models.Source{Workload: sw, Namespace: sns, Principal: "cluster.local/ns/" + sns + "/sa/" + sw},
 		Destination: models.Destination{Workload: dw, Namespace: dns, Service: dw + "." + dns + ".svc.cluster.local", Port: 8080},
 		Method:      "GET", Path: path, PathTemplate: path, ResponseCode: code,
-		BytesSent: 2000, BytesReceived: 300, DurationMs: 12, MTLS: true, Count: 1,
+		BytesSent: 2000, BytesReceived: 300, DurationMs: 12, TLS: models.TLSMutual, Count: 1,
 		RequestID: fmt.Sprintf("req-%d", ts),
 	}
 }
@@ -198,7 +198,7 @@ func TestEachAttackIsDetectedInItsWindow(t *testing.T) {
 		}},
 		{models.MTLSDowngrade, func(ws int64) []models.Flow {
 			f := flow(ws+1, "shop/cart", "data/db", "/query", 200)
-			f.MTLS = false
+			f.TLS = models.TLSPlaintext
 			f.Source.Principal = ""
 			return []models.Flow{f}
 		}},
@@ -271,7 +271,7 @@ func TestPlaintextDetectedFromFirstWindowInStrictNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := flow(1_700_000_000_000, "shop/cart", "data/db", "/query", 200)
-	f.MTLS = false
+	f.TLS = models.TLSPlaintext
 	f.Source.Principal = ""
 	f.Source.Workload = ""
 	f.Source.IP = netip.MustParseAddr("10.0.0.9")
@@ -303,7 +303,7 @@ func TestTickClosesWindowsOfIdlePartitions(t *testing.T) {
 	d.cfg = cfg
 	d.strict["data"] = true
 	f := flow(1_700_000_000_000, "shop/cart", "data/db", "/q", 200)
-	f.MTLS = false
+	f.TLS = models.TLSPlaintext
 	d.ConsumeFlows(context.Background(), []models.Flow{f})
 	d.Tick(context.Background())
 	if len(c.got) != 0 {
@@ -313,5 +313,54 @@ func TestTickClosesWindowsOfIdlePartitions(t *testing.T) {
 	d.Tick(context.Background())
 	if k := c.kinds(); k[models.MTLSDowngrade] != 1 {
 		t.Fatalf("after the idle time: %v, want the window closed and its mtls_downgrade raised", k)
+	}
+}
+
+// Records that carry no TLS evidence (Istio's text format on the client
+// side) are neither mTLS nor plaintext: a mesh seen only through them
+// raises no downgrade, and neither does later plaintext on an edge that
+// never showed mTLS. The same plaintext after mTLS history is one.
+func TestUnknownTLSIsNotADowngrade(t *testing.T) {
+	unknown := func(fl []models.Flow) []models.Flow {
+		for i := range fl {
+			fl[i].TLS = models.TLSUnknown
+		}
+		return fl
+	}
+	plaintext := func(ws int64) models.Flow {
+		f := flow(ws+1, "shop/cart", "data/db", "/query", 200)
+		f.TLS, f.Source.Principal = models.TLSPlaintext, ""
+		return f
+	}
+	for _, tt := range []struct {
+		name     string
+		history  func([]models.Flow) []models.Flow
+		attack   bool
+		wantDown int
+	}{
+		{"unknown only", unknown, false, 0},
+		{"plaintext after unknown history", unknown, true, 0},
+		{"plaintext after mTLS history", func(fl []models.Flow) []models.Flow { return fl }, true, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &collector{}
+			d, err := New(DefaultConfig(), c, nil, WithClock(func() time.Time { return time.Unix(0, 0) }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := newMini(3)
+			ctx := context.Background()
+			for i := 0; i < trainWindows+30; i++ {
+				fl := tt.history(m.window(i))
+				if tt.attack && i == trainWindows+5 {
+					fl = append(fl, plaintext(m.start+int64(i)*m.win))
+				}
+				d.ConsumeFlows(ctx, fl)
+			}
+			d.Flush(ctx)
+			if got := c.kinds()[models.MTLSDowngrade]; got != tt.wantDown {
+				t.Errorf("%d mtls_downgrade, want %d (all: %v)", got, tt.wantDown, c.kinds())
+			}
+		})
 	}
 }

@@ -214,7 +214,7 @@ func (s *shard) close(ctx context.Context, w *window) {
 		if ew.m.plaintext > 0 && d.strict[ew.e.Destination.Namespace] {
 			f := s.edgeFinding(models.MTLSDowngrade, models.SeverityCritical, rareSeverityScore, ew, []models.FeatureEvidence{{
 				Feature: "plaintext", Expected: 0, Observed: float64(ew.m.plaintext), Score: rareSeverityScore, Model: "rule"}})
-			f.evidence.Summary = fmt.Sprintf("%d plaintext requests into strict-mTLS namespace %s", ew.m.plaintext, ew.e.Destination.Namespace)
+			f.evidence.Summary = fmt.Sprintf("%d plaintext requests into strict-mTLS namespace %s%s", ew.m.plaintext, ew.e.Destination.Namespace, tlsKnown(ew.m))
 			findings = append(findings, f)
 			ew.fired[models.FeatPlaintext] = true
 		}
@@ -355,10 +355,10 @@ func (s *shard) edgeStats(out []finding, ew *edgeWin, dw, srcIn *dstWin, dst *no
 		add(models.Exfiltration, sev, score[b],
 			fmt.Sprintf("%s received %s from %s in one window, %s expected", e.Source, humanBytes(x[b]), e.Destination, humanBytes(exp[b])), b, models.FeatRequests)
 	}
-	if p := models.FeatPlaintext; !ew.fired[p] && x[p] > 0 && st.base[p].Level < 0.01 && st.base[models.FeatRequests].Level > 0 {
+	if p := models.FeatPlaintext; !ew.fired[p] && x[p] > 0 && st.mtlsSeen && st.base[p].Level < 0.01 && st.base[models.FeatRequests].Level > 0 {
 		f := s.edgeFinding(models.MTLSDowngrade, models.SeverityHigh, rareSeverityScore, ew, []models.FeatureEvidence{{
 			Feature: p.String(), Expected: round3(exp[p]), Observed: x[p], Score: rareSeverityScore, Model: "rule"}})
-		f.evidence.Summary = fmt.Sprintf("%.0f plaintext requests from %s to %s, which always used mTLS", x[p], e.Source, e.Destination)
+		f.evidence.Summary = fmt.Sprintf("%.0f plaintext requests from %s to %s, which always used mTLS%s", x[p], e.Source, e.Destination, tlsKnown(ew.m))
 		out = append(out, f)
 		ew.fired[p] = true
 	}
@@ -520,6 +520,9 @@ func (s *shard) learn(ws int64, edges []edgeWin, srcs map[models.EndpointID]*src
 		if !ew.fired[models.FeatRequests] {
 			st.learnPeak(x[models.FeatRequests], max(1, (ws-st.lastMs)/s.det.windowMs))
 		}
+		if ew.m.mtls > 0 && !ew.fired[models.FeatPlaintext] {
+			st.mtlsSeen = true
+		}
 		st.lastMs = ws
 		dst := s.dests[ew.e.Destination]
 		for _, pc := range ew.a.paths {
@@ -629,6 +632,15 @@ func (s *shard) seasonalFactor(dst *nodeState, ws int64) float64 {
 func hourOfWeek(ms int64) int {
 	t := time.UnixMilli(ms).UTC()
 	return int(t.Weekday())*24 + t.Hour()
+}
+
+// tlsKnown says how much of a window's traffic carried TLS evidence, so
+// that a reader of a downgrade sees what it rests on.
+func tlsKnown(m merged) string {
+	if unknown := m.requests - min(m.requests, m.plaintext+m.mtls); unknown > 0 {
+		return fmt.Sprintf(" (%d with mTLS, %d with no TLS evidence)", m.mtls, unknown)
+	}
+	return ""
 }
 
 // maxDetectionScore caps a detection's score where the count tails stop (p 1e-300):

@@ -29,6 +29,9 @@ type snapEdge struct {
 	Paths   []uint32
 	Methods uint16
 	Peak    float32
+	// MTLSSeen is absent from snapshots written before TLS had three
+	// states: gob leaves it false, so those edges relearn it.
+	MTLSSeen bool
 }
 
 type snapNode struct {
@@ -56,7 +59,7 @@ func (s *shard) snapshot() snapShard {
 	out := snapShard{Version: snapshotVersion, MaxTs: s.maxTs, ClosedTo: s.closedTo}
 	out.Edges = make([]snapEdge, 0, len(s.edges))
 	for k, e := range s.edges {
-		out.Edges = append(out.Edges, snapEdge{k, e.base, e.firstMs, e.lastMs, e.suspectUntil, e.paths, e.methods, e.peak})
+		out.Edges = append(out.Edges, snapEdge{k, e.base, e.firstMs, e.lastMs, e.suspectUntil, e.paths, e.methods, e.peak, e.mtlsSeen})
 	}
 	node := func(m map[models.EndpointID]*nodeState) []snapNode {
 		ns := make([]snapNode, 0, len(m))
@@ -78,7 +81,7 @@ func (s *shard) snapshot() snapShard {
 func (s *shard) restore(in snapShard) {
 	s.maxTs, s.closedTo = in.MaxTs, in.ClosedTo
 	for _, e := range in.Edges {
-		s.edges[e.Key] = &edgeState{base: e.Base, firstMs: e.First, lastMs: e.Last, suspectUntil: e.Suspect, paths: e.Paths, methods: e.Methods, peak: e.Peak}
+		s.edges[e.Key] = &edgeState{base: e.Base, firstMs: e.First, lastMs: e.Last, suspectUntil: e.Suspect, paths: e.Paths, methods: e.Methods, peak: e.Peak, mtlsSeen: e.MTLSSeen}
 	}
 	node := func(dst map[models.EndpointID]*nodeState, src []snapNode) {
 		for _, sn := range src {

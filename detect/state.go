@@ -23,6 +23,10 @@ type edgeState struct {
 	// paths holds hashes of the path templates seen, sorted, bounded.
 	paths   []uint32
 	methods uint16 // bit per known method
+	// mtlsSeen: a window learned from showed mTLS. Only then can plaintext
+	// be a downgrade: an edge whose records never said (TLS unknown) has
+	// no "always used mTLS" to fall from.
+	mtlsSeen bool
 	// suspectUntil: the edge was created by an attack window; it stays
 	// suspect (not part of the baseline) until then.
 	suspectUntil int64

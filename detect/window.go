@@ -18,7 +18,8 @@ type side struct {
 	failed    uint64 // no response: connection failures, resets, no route
 	bytesOut  uint64 // request bytes
 	bytesIn   uint64 // response bytes
-	plaintext uint64
+	plaintext uint64 // requests with evidence of no mTLS
+	mtls      uint64 // requests with evidence of mTLS; the rest are unknown
 	// latency: a log2 histogram of milliseconds.
 	latency [16]uint32
 }
@@ -71,8 +72,11 @@ func (a *edgeAcc) add(f *models.Flow) {
 	}
 	s.bytesOut += f.BytesReceived
 	s.bytesIn += f.BytesSent
-	if !f.MTLS {
+	switch f.TLS {
+	case models.TLSPlaintext:
 		s.plaintext += n
+	case models.TLSMutual:
+		s.mtls += n
 	}
 	if n > 0 {
 		s.latency[latencyBucket(f.DurationMs)] += f.Count
@@ -131,7 +135,7 @@ func latencyBucket(ms uint32) int {
 type merged struct {
 	requests, c4xx, auth, c5xx, failed uint64
 	bytesOut, bytesIn                  uint64
-	plaintext                          uint64
+	plaintext, mtls                    uint64 // requests - both: TLS unknown
 	latencyP95                         float64
 }
 
@@ -155,12 +159,12 @@ func (a *edgeAcc) merge() merged {
 		bytesIn:  max(s.bytesIn, d.bytesIn),
 	}
 	// The destination proxy sees the client certificate; it is the
-	// authority on plaintext whenever it reported.
-	if d.requests > 0 {
-		m.plaintext = d.plaintext
-	} else {
-		m.plaintext = s.plaintext
+	// authority on TLS whenever its records said anything of it.
+	tls := s
+	if d.plaintext+d.mtls > 0 {
+		tls = d
 	}
+	m.plaintext, m.mtls = tls.plaintext, tls.mtls
 	h := s.latency
 	if d.requests > s.requests {
 		h = d.latency

@@ -70,7 +70,10 @@ func TestParseAccessLogText(t *testing.T) {
 		DurationMs:   3,
 		UserAgent:    "curl/7.73.0-DEV",
 		RequestID:    "84961386-6d84-929d-98bd-c5aee93b5c88",
-		Count:        1,
+		// No certificate field in the stock format: Istio's inbound SNI
+		// says the client proxy originated mTLS.
+		TLS:   models.TLSMutual,
+		Count: 1,
 	}
 	diffFlows(t, []models.Flow{f}, []models.Flow{want})
 }

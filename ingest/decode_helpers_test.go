@@ -108,7 +108,7 @@ func exampleFlow() models.Flow {
 		ResponseCode: 418,
 		BytesSent:    135,
 		DurationMs:   3,
-		MTLS:         true,
+		TLS:          models.TLSMutual,
 		TLSVersion:   "TLSv1.3",
 		UserAgent:    "curl/7.73.0-DEV",
 		RequestID:    "84961386-6d84-929d-98bd-c5aee93b5c88",

@@ -485,16 +485,51 @@ func (d *Decoder) fillLog(r *rawLog, res *resourceInfo, f *models.Flow) string {
 	f.Destination.Namespace = d.identity(r.v[fDestinationNamespace], false)
 	fillReporter(f, res)
 
-	// mTLS: the destination proxy saw a client certificate (a source
-	// principal), or the source proxy logged a TLS version together with
-	// the upstream peer's principal. A TLS version alone on the
-	// destination side is TLS without a client certificate.
-	f.MTLS = f.Source.Principal != "" ||
-		(f.Reporter == models.ReporterSource && f.TLSVersion != "" && f.Destination.Principal != "")
+	f.TLS = logTLS(f, r, sni)
 
 	f.TraceID = r.traceID
 	f.Count = 1
 	return ""
+}
+
+// logTLS reads a record's evidence of transport security. Unknown unless
+// the record carries the fields that would show it:
+//   - the destination proxy: a client certificate (source_principal,
+//     DOWNSTREAM_PEER_URI_SAN) is mTLS, and that field logged empty is
+//     plaintext. Without it, Istio's inbound SNI outbound_.PORT_._.HOST,
+//     which Istio's client proxy sets when it originates mTLS, is mTLS,
+//     and any other SNI or none is plaintext. Istio's stock text format
+//     always carries the SNI, so its inbound records are never unknown.
+//   - the source proxy: a TLS version with the upstream peer's principal
+//     (UPSTREAM_TLS_VERSION, UPSTREAM_PEER_URI_SAN) is mTLS; an empty TLS
+//     version field is plaintext; a record without the field (the stock
+//     text format) is unknown.
+func logTLS(f *models.Flow, r *rawLog, sni string) models.TLS {
+	carries := func(i int) bool { return r.v[i].kind == kindStr }
+	switch f.Reporter {
+	case models.ReporterDestination:
+		switch {
+		case f.Source.Principal != "":
+			return models.TLSMutual
+		case carries(fSourcePrincipal):
+			// The certificate field is the authority: the SNI is the
+			// client's to choose, so it counts only where no certificate
+			// field was logged.
+			return models.TLSPlaintext
+		case strings.HasPrefix(sni, "outbound_."):
+			return models.TLSMutual
+		case carries(fRequestedServerName):
+			return models.TLSPlaintext
+		}
+	case models.ReporterSource:
+		if f.TLSVersion != "" && f.Destination.Principal != "" {
+			return models.TLSMutual
+		}
+		if carries(fTLSVersion) && f.TLSVersion == "" {
+			return models.TLSPlaintext
+		}
+	}
+	return models.TLSUnknown
 }
 
 func (d *Decoder) badNumber(name string, v rawValue) string {

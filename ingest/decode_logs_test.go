@@ -67,7 +67,7 @@ func TestDecodeLogs(t *testing.T) {
 					Source:      models.Source{Workload: "sleep", Namespace: "bar", IP: netip.MustParseAddr("10.44.1.23")},
 					Destination: models.Destination{Principal: "cluster.local/ns/foo/sa/httpbin", Service: "httpbin.foo.svc.cluster.local", Port: 8000},
 					Protocol:    "HTTP/1.1", Method: "GET", Path: "/status/418?x=1", PathTemplate: "/status/{id}", ResponseCode: 418,
-					MTLS: true, TLSVersion: "TLSv1.3", Count: 1,
+					TLS: models.TLSMutual, TLSVersion: "TLSv1.3", Count: 1,
 				}
 			}},
 
@@ -80,6 +80,7 @@ func TestDecodeLogs(t *testing.T) {
 				Destination: models.Destination{Workload: "httpbin", Namespace: "foo", Service: "httpbin.foo.svc.cluster.local", Port: 8000},
 				Protocol:    "HTTP/1.1", Method: "GET", Path: "/status/418", PathTemplate: "/status/{id}", ResponseCode: 418,
 				BytesSent: 135, DurationMs: 3, UserAgent: "curl/7.73.0-DEV", RequestID: "84961386-6d84-929d-98bd-c5aee93b5c88", Count: 1,
+				TLS: models.TLSMutual, // Istio's inbound SNI
 			}
 		}},
 
@@ -94,7 +95,7 @@ func TestDecodeLogs(t *testing.T) {
 				Destination: models.Destination{Workload: "httpbin", Service: "httpbin.foo.svc.cluster.local", Port: 8000},
 				Protocol:    "HTTP/1.1", Method: "GET", Path: "/status/418", PathTemplate: "/status/{id}", ResponseCode: 418,
 				BytesSent: 135, DurationMs: 3, UserAgent: "curl/7.73.0-DEV", RequestID: "84961386-6d84-929d-98bd-c5aee93b5c88",
-				MTLS: true, Count: 1,
+				TLS: models.TLSMutual, Count: 1,
 			}
 		}},
 
@@ -134,13 +135,29 @@ func TestDecodeLogs(t *testing.T) {
 			lr.Attributes().PutStr("tls_version", "-")
 			lr.Attributes().PutStr("response_flags", "UAEX")
 		}), func(f *models.Flow) {
-			f.Source.Principal, f.Destination.Principal, f.TLSVersion, f.MTLS, f.ResponseFlags = "", "", "", false, "UAEX"
+			f.Source.Principal, f.Destination.Principal, f.TLSVersion, f.TLS, f.ResponseFlags = "", "", "", models.TLSPlaintext, "UAEX"
 		}},
 
-		{"destination-side TLS version without a client principal is not mTLS", oneLog(nil, func(lr plog.LogRecord) {
+		{"destination side without the principal field: Istio's inbound SNI shows its client proxy's mTLS", oneLog(nil, func(lr plog.LogRecord) {
 			istioAttrs(lr.Attributes())
 			lr.Attributes().Remove("source_principal")
-		}), func(f *models.Flow) { f.Source.Principal, f.MTLS = "", false }},
+		}), func(f *models.Flow) { f.Source.Principal, f.TLS = "", models.TLSMutual }},
+
+		{"destination side, no client certificate and no Istio SNI: plaintext", oneLog(nil, func(lr plog.LogRecord) {
+			istioAttrs(lr.Attributes())
+			lr.Attributes().Remove("source_principal")
+			lr.Attributes().PutStr("requested_server_name", "-")
+		}), func(f *models.Flow) {
+			f.Source.Principal, f.Destination.Service, f.TLS = "", "httpbin", models.TLSPlaintext
+		}},
+
+		{"destination side with no TLS fields at all: unknown, not plaintext", oneLog(nil, func(lr plog.LogRecord) {
+			istioAttrs(lr.Attributes())
+			lr.Attributes().Remove("source_principal")
+			lr.Attributes().Remove("requested_server_name")
+		}), func(f *models.Flow) {
+			f.Source.Principal, f.Destination.Service, f.TLS = "", "httpbin", models.TLSUnknown
+		}},
 	}
 	for _, tt := range tests {
 		for _, e := range encodings {

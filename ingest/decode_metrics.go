@@ -192,7 +192,16 @@ func (d *Decoder) appendPoint(dst []models.Flow, b *tally, id models.FlowIDBase,
 	f.Protocol = d.internStr(protocolName(d.text(r.protocol, d.cfg.MaxFieldBytes)))
 	f.ResponseCode = uint16(code)
 	f.ResponseFlags = d.internStr(d.text(r.flags, d.cfg.MaxFieldBytes))
-	f.MTLS = r.security.kind == kindStr && r.security.s == "mutual_tls"
+	// connection_security_policy: "mutual_tls", "none", or "unknown"
+	// (unset, read as absent) when the reporter cannot tell.
+	if r.security.kind == kindStr {
+		switch r.security.s {
+		case "mutual_tls":
+			f.TLS = models.TLSMutual
+		case "none":
+			f.TLS = models.TLSPlaintext
+		}
+	}
 	f.Source.Workload = d.identity(r.srcWorkload, true)
 	f.Source.Namespace = d.identity(r.srcNamespace, true)
 	f.Source.Principal = d.principal(r.srcPrincipal, true)

@@ -79,7 +79,7 @@ func metricFlow(id int, ts time.Time, series string) models.Flow {
 		Reporter:    models.ReporterDestination,
 		Source:      models.Source{Principal: "cluster.local/ns/bar/sa/sleep", Workload: "sleep", Namespace: "bar"},
 		Destination: models.Destination{Workload: series, Namespace: "foo", Service: "httpbin.foo.svc.cluster.local"},
-		MTLS:        true,
+		TLS:         models.TLSMutual,
 	}
 }
 
@@ -250,5 +250,29 @@ func TestDecodeMetricsSeriesKey(t *testing.T) {
 	_, _ = d.Decode(SignalMetrics, encodings[0].met(mk([]string{"reporter", "source_workload"}, "b")), testID, nil)
 	if s := d.Stats(); s.SeriesTracked != 2 || s.StalePoints != 1 {
 		t.Errorf("tracked %d stale %d, want 2 series (order ignored, resource counted) and 1 stale", s.SeriesTracked, s.StalePoints)
+	}
+}
+
+// connection_security_policy is the metrics' only TLS evidence: none is
+// plaintext, Istio's "unknown" (or no label) stays unknown.
+func TestDecodeMetricsTLSStates(t *testing.T) {
+	for _, tt := range []struct {
+		policy string
+		want   models.TLS
+	}{{"mutual_tls", models.TLSMutual}, {"none", models.TLSPlaintext}, {"unknown", models.TLSUnknown}, {"", models.TLSUnknown}} {
+		md := istioMetrics(point{"istio_requests_total", "a", t0.Add(-10 * time.Second), t0, 3})
+		a := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Sum().DataPoints().At(0).Attributes()
+		if tt.policy == "" {
+			a.Remove("connection_security_policy")
+		} else {
+			a.PutStr("connection_security_policy", tt.policy)
+		}
+		got, err := NewDecoder(DecoderConfig{}).Decode(SignalMetrics, encodings[0].met(md), testID, nil)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("%q: %d flows, %v", tt.policy, len(got), err)
+		}
+		if got[0].TLS != tt.want {
+			t.Errorf("connection_security_policy %q: TLS %v, want %v", tt.policy, got[0].TLS, tt.want)
+		}
 	}
 }

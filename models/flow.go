@@ -93,7 +93,9 @@ type Flow struct {
 	BytesReceived uint64
 	DurationMs    uint32
 
-	MTLS       bool
+	// TLS is what the record showed of transport security: mTLS,
+	// plaintext, or unknown when it carried no evidence.
+	TLS        TLS
 	TLSVersion string
 
 	UserAgent string

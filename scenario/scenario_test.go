@@ -189,7 +189,7 @@ func TestEachAttackShowsInItsWindowOnly(t *testing.T) {
 			case models.Exfiltration:
 				hit = f.BytesSent > 100_000
 			case models.MTLSDowngrade:
-				hit = !f.MTLS
+				hit = f.TLS == models.TLSPlaintext
 			case models.UnusualPath:
 				hit = strings.HasPrefix(f.Path, "/.") || strings.Contains(f.Path, "admin") ||
 					strings.Contains(f.Path, "debug") || strings.Contains(f.Path, "actuator") ||

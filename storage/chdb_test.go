@@ -194,10 +194,7 @@ func insertFlowsSQL(db string, flows []models.Flow, settings clickhouse.Settings
 		if f.Source.IP.IsValid() {
 			ip = f.Source.IP.String()
 		}
-		mtls := 0
-		if f.MTLS {
-			mtls = 1
-		}
+		mtls := int(f.TLS)
 		fmt.Fprintf(&b, "(%d, %d, unhex('%s'), %s, %s, %s, %s, %s, %s, %s, %s, %s, %d, %s, %s, %s, %s, %d, %s, %d, %d, %d, %d, %s, %s, %s, unhex('%s'), %d)",
 			f.TimestampMs/1000, f.TimestampMs, hex.EncodeToString(f.ID[:]), q(f.Reporter.String()),
 			q(f.Source.Principal), q(f.Source.Workload), q(f.Source.Namespace), q(ip),

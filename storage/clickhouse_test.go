@@ -82,7 +82,7 @@ func readFlows(t *testing.T, store *ClickHouse) []models.Flow {
 		if ip != "" {
 			f.Source.IP = netip.MustParseAddr(ip)
 		}
-		f.MTLS = mtls == 1
+		f.TLS = models.TLS(mtls)
 		out = append(out, f)
 	}
 	if err := rows.Err(); err != nil {

@@ -101,10 +101,7 @@ func (c *flowColumns) fill(flows []models.Flow) {
 		c.responseCode[i], c.responseFlags[i] = f.ResponseCode, f.ResponseFlags
 		c.bytesSent[i], c.bytesRecv[i] = f.BytesSent, f.BytesReceived
 		c.durationMs[i], c.count[i] = f.DurationMs, f.Count
-		c.mtls[i] = 0
-		if f.MTLS {
-			c.mtls[i] = 1
-		}
+		c.mtls[i] = uint8(f.TLS) // 0 unknown, 1 mTLS, 2 plaintext (models.TLS)
 		c.tlsVersion[i], c.userAgent[i], c.requestID[i] = f.TLSVersion, f.UserAgent, f.RequestID
 	}
 	c.fillIPs(flows)

@@ -76,7 +76,7 @@ func testFlows(n int, start time.Time) []models.Flow {
 			BytesSent:     uint64(100 + i%5000),
 			BytesReceived: uint64(20 + i%300),
 			DurationMs:    uint32(1 + i%250),
-			MTLS:          i%7 != 0,
+			TLS:           models.TLS(i % 3),
 			TLSVersion:    "TLSv1.3",
 			UserAgent:     "Mozilla/5.0 (X11; Linux x86_64) curl/8.5.0",
 			RequestID:     fmt.Sprintf("84961386-6d84-929d-98bd-%012d", i),

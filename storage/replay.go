@@ -50,7 +50,7 @@ func (c *ClickHouse) ReadFlows(ctx context.Context, from, to time.Time, slice ti
 			copy(f.ID[:], id)
 			copy(f.TraceID[:], trace)
 			f.Reporter = models.ParseReporter(reporter)
-			f.MTLS = mtls != 0
+			f.TLS = models.TLS(mtls)
 			if ip, err := netip.ParseAddr(srcIP); err == nil {
 				f.Source.IP = ip
 			}

@@ -79,7 +79,7 @@ func TestSimulateProducesDecodableTelemetryWithTheAttacks(t *testing.T) {
 						n++
 					}
 				case models.MTLSDowngrade:
-					if !f.MTLS {
+					if f.TLS == models.TLSPlaintext {
 						n++
 					}
 				case models.CredentialStuffing:
