@@ -54,7 +54,8 @@ func TestKubeForgedIdentitiesNeverEnforce(t *testing.T) {
 	e.serviceAccount(t, other, "web")
 	e.serviceAccount(t, e.app, "istio-ingressgateway-service-account")
 	cfg := e.config(models.ModeEnforce)
-	cfg.ProtectedCIDRs = append(cfg.ProtectedCIDRs, "10.96.0.0/12", "192.168.49.0/24")
+	cfg.ProtectedCIDRs = append(cfg.ProtectedCIDRs, "172.20.0.0/16", "192.168.49.0/24")
+	cfg.BudgetPerHour = 20 // room for every dry-run below
 	h := e.responder(t, cfg, nil, nil)
 	ctx := context.Background()
 
@@ -83,7 +84,7 @@ func TestKubeForgedIdentitiesNeverEnforce(t *testing.T) {
 			models.StateSkipped, "respond.protected_workloads"},
 		{"workload in the root namespace", src(models.Party{Namespace: e.root, Workload: "istiod"}),
 			models.StateSkipped, "namespace " + e.root},
-		{"service range", src(models.Party{IP: "10.96.0.10"}), models.StateSkipped, "respond.protected_cidrs 10.96.0.0/12"},
+		{"service range", src(models.Party{IP: "172.20.0.10"}), models.StateSkipped, "respond.protected_cidrs 172.20.0.0/16"},
 		{"node range", src(models.Party{IP: "192.168.49.2"}), models.StateSkipped, "respond.protected_cidrs"},
 		{"loopback", src(models.Party{IP: "127.0.0.1"}), models.StateSkipped, "respond.protected_cidrs"},
 		{"ip of a pod in a protected namespace", src(models.Party{IP: rootPodIP}), models.StateSkipped, "in protected namespace " + e.root},
@@ -92,6 +93,8 @@ func TestKubeForgedIdentitiesNeverEnforce(t *testing.T) {
 		// Unprotected, but the cluster does not confirm the claims.
 		{"identity conflict", src(models.Party{Principal: "cluster.local/ns/" + other + "/sa/web", Namespace: e.app, Workload: "web"}),
 			models.StateApplied, "identity conflict: the principal is in namespace " + other},
+		{"workload paired with another's principal", src(models.Party{Principal: e.principal("payments"), Namespace: e.app, Workload: "web"}),
+			models.StateApplied, "workload " + e.app + "/web runs as service account web, not the principal's payments"},
 		{"ip of no pod", src(models.Party{IP: ip()}), models.StateApplied, "is no running pod's"},
 		{"ip of a pod elsewhere than claimed", src(models.Party{IP: otherPodIP, Namespace: e.app, Workload: "web"}),
 			models.StateApplied, "not in the claimed namespace " + e.app},
@@ -121,6 +124,14 @@ func TestKubeForgedIdentitiesNeverEnforce(t *testing.T) {
 	}
 	if a := h.sink.last(); a.State != models.StateApplied || a.Mode != models.ModeEnforce {
 		t.Errorf("the real attacker: %+v", a)
+	}
+	// An address the policy does not name (it names the principal)
+	// shields no one: claiming loopback does not make an attacker safe.
+	if err := h.r.HandleDetection(ctx, src(models.Party{Principal: e.principal("db"), IP: "127.0.0.1"})); err != nil {
+		t.Fatal(err)
+	}
+	if a := h.sink.last(); a.State != models.StateApplied || a.Mode != models.ModeEnforce {
+		t.Errorf("a real principal claiming a protected address: %+v", a)
 	}
 }
 

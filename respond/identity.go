@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/meshguard/meshguard/models"
@@ -118,7 +119,8 @@ func (r *Responder) protected(kind models.ActionKind, src source, dstNS, dstWL s
 	if w := r.wlProtected(src.Workload, src.SA); w != "" {
 		return fmt.Sprintf("protected: source %s is in respond.protected_workloads", w)
 	}
-	if c := r.ipProtected(src.IPBlock); c != "" {
+	// The IP is what the policy names only without a principal.
+	if c := r.ipProtected(src.IPBlock); c != "" && src.Principal == "" {
 		return fmt.Sprintf("protected: source ip %s is in respond.protected_cidrs %s", src.IPBlock, c)
 	}
 	if kind == models.ActionQuarantine {
@@ -163,11 +165,20 @@ func (r *Responder) vet(ctx context.Context, kind models.ActionKind, src source,
 		}
 	}
 	if src.Workload != "" {
-		if _, err := r.resolve(ctx, src.Namespace, src.Workload); err != nil {
+		sel, err := r.resolve(ctx, src.Namespace, src.Workload)
+		switch {
+		case errors.As(err, &perm):
+			return v, err
+		case err != nil:
+			v.unverified = append(v.unverified, "the source workload is not in the cluster: "+err.Error())
+		case src.Principal != "" && src.PrincipalNS == src.Namespace:
+			why, err := r.workloadRunsAs(ctx, src, sel)
 			if errors.As(err, &perm) {
 				return v, err
 			}
-			v.unverified = append(v.unverified, "the source workload is not in the cluster: "+err.Error())
+			if why != "" {
+				v.unverified = append(v.unverified, why)
+			}
 		}
 	}
 	if src.IPBlock != "" && src.Principal == "" {
@@ -231,6 +242,37 @@ func (r *Responder) vetIP(ctx context.Context, src source) (string, error) {
 	}
 	if live == 0 {
 		return fmt.Sprintf("source ip %s is no running pod's", ip), nil
+	}
+	return "", nil
+}
+
+// workloadRunsAs checks that the claimed workload runs as the claimed
+// principal's service account: a record pairing one workload with
+// another's certificate identity would otherwise deny that other.
+func (r *Responder) workloadRunsAs(ctx context.Context, src source, sel map[string]string) (string, error) {
+	var sa string
+	d, err := r.kube.AppsV1().Deployments(src.Namespace).Get(ctx, src.Workload, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		sa = d.Spec.Template.Spec.ServiceAccountName
+	case !apierrors.IsNotFound(err):
+		return "", kubeErr(err, "get", deploymentsGVR, src.Namespace)
+	default:
+		pods, err := r.kube.CoreV1().Pods(src.Namespace).List(ctx, metav1.ListOptions{
+			LabelSelector: labels.SelectorFromSet(sel).String(), Limit: 1})
+		if err != nil {
+			return "", kubeErr(err, "list", podsGVR, src.Namespace)
+		}
+		if len(pods.Items) == 0 {
+			return "", nil
+		}
+		sa = pods.Items[0].Spec.ServiceAccountName
+	}
+	if sa == "" {
+		sa = "default"
+	}
+	if sa != src.SA {
+		return fmt.Sprintf("identity conflict: workload %s/%s runs as service account %s, not the principal's %s", src.Namespace, src.Workload, sa, src.SA), nil
 	}
 	return "", nil
 }

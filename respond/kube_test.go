@@ -87,7 +87,8 @@ func (e *kubeEnv) deployment(t *testing.T, ns, name string) {
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app:1"}}},
+				Spec: corev1.PodSpec{ServiceAccountName: name,
+					Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app:1"}}},
 			},
 		},
 	}
@@ -124,7 +125,8 @@ func (e *kubeEnv) pod(t *testing.T, ns, name, ip, sa string, labels map[string]s
 	}
 }
 
-// ip returns an address no other test uses.
+// ip returns an address no other test uses (in 10.100.0.0-10.199.255.255,
+// clear of the ranges the tests protect).
 func ip() string {
 	var b [3]byte
 	_, _ = rand.Read(b[:])
