@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 )
@@ -28,16 +29,17 @@ type BrakeReader interface {
 	HumanDecisions(ctx context.Context, actionID string, since time.Time) ([]ActionRow, error)
 }
 
-// humanDecisionsQuery selects the revokes and the approvals of one action;
-// ORDER BY at alone would leave rows of one second in any order, so
-// revokes sort after approvals of the same second: the brake wins a tie.
+// humanDecisionsQuery selects the newest revokes and approvals of one
+// action, newest first (the caller reverses them); ORDER BY at alone
+// would leave rows of one second in any order, so a revoke counts as
+// later than an approval of the same second: the brake wins a tie.
 func humanDecisionsQuery(db string) string {
 	return `SELECT action_id, at, detection_id, kind, mode, state, actor, reason, target,
     policy_name, policy_namespace, expires_at
 FROM ` + db + `.actions
 WHERE action_id = ? AND at >= toDateTime(?)
   AND (state = '` + stateRevoked + `' OR (state = '` + statePromoted + `' AND actor != '` + actorAuto + `'))
-ORDER BY at, state = '` + stateRevoked + `'
+ORDER BY at DESC, state = '` + stateRevoked + `' DESC
 LIMIT 1000`
 }
 
@@ -63,6 +65,7 @@ func (c *ClickHouse) HumanDecisions(ctx context.Context, actionID string, since 
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("revokes of %s: %w", actionID, classify(err))
 	}
+	slices.Reverse(out)
 	return out, nil
 }
 
