@@ -311,3 +311,44 @@ func TestKubeRevokeHoldsAcrossReplicasAndRestarts(t *testing.T) {
 		t.Errorf("after respond.revoke_hold: %+v", a)
 	}
 }
+
+func TestConfigValidatesGuardKeys(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ProtectedCIDRs = []string{"10.0.0.0/33", "node-range"}
+	cfg.MaxTTL = 30 * time.Minute
+	cfg.RevokeHold = -time.Hour
+	err := cfg.Validate()
+	for _, want := range []string{`respond.protected_cidrs: "10.0.0.0/33"`, `respond.protected_cidrs: "node-range"`,
+		"respond.max_ttl: 30m0s is less than respond.ttl", "respond.revoke_hold: -1h0m0s"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate = %v, want it to say %q", err, want)
+		}
+	}
+	def := DefaultConfig()
+	for _, ns := range []string{"istio-system", "istio-ingress", "kube-system", "meshguard"} {
+		if !strings.Contains(strings.Join(def.ProtectedNamespaces, ","), ns) {
+			t.Errorf("default protected namespaces %v lack %s", def.ProtectedNamespaces, ns)
+		}
+	}
+}
+
+// meshguard's own namespace is protected whatever the list says.
+func TestOwnNamespaceIsProtected(t *testing.T) {
+	t.Setenv("POD_NAMESPACE", "security-tools")
+	cfg := DefaultConfig()
+	cfg.ProtectedNamespaces = nil
+	cfg.Backend, cfg.GitOpsDir = BackendGitOps, t.TempDir()
+	cfg.LeaderElection.Enabled = false
+	r, err := New(cfg, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := parseSource(models.Party{Principal: "cluster.local/ns/security-tools/sa/meshguard"})
+	if why := r.protected(models.ActionQuarantine, src, "", ""); !strings.Contains(why, "security-tools") {
+		t.Errorf("protected = %q, want meshguard's own namespace refused", why)
+	}
+	src, _ = parseSource(models.Party{Principal: "cluster.local/ns/shop/sa/cart"})
+	if why := r.protected(models.ActionQuarantine, src, "", ""); why != "" {
+		t.Errorf("protected = %q for an ordinary namespace", why)
+	}
+}
