@@ -173,8 +173,11 @@ func (r *Responder) vet(ctx context.Context, kind models.ActionKind, src source,
 			v.unverified = append(v.unverified, "the source workload is not in the cluster: "+err.Error())
 		case src.Principal != "" && src.PrincipalNS == src.Namespace:
 			why, err := r.workloadRunsAs(ctx, src, sel)
-			if errors.As(err, &perm) {
+			switch {
+			case errors.As(err, &perm):
 				return v, err
+			case err != nil:
+				why = "the source workload's service account could not be checked: " + err.Error()
 			}
 			if why != "" {
 				v.unverified = append(v.unverified, why)
