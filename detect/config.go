@@ -17,6 +17,12 @@ type Config struct {
 	// arrive and still be counted in its own window. Later flows are
 	// counted as late and dropped from detection (they are still stored).
 	AllowedLateness time.Duration `yaml:"allowed_lateness"`
+	// MaxFuture is how far ahead of the wall clock an event time may be
+	// and still count: a flow dated later (a skewed clock, or a forged
+	// record dated 2098) would move its partition's watermark past every
+	// real window, making them all late. Such flows are not counted and
+	// never move a watermark.
+	MaxFuture time.Duration `yaml:"max_future"`
 	// StrictMTLSNamespaces are namespaces where any plaintext request is a
 	// detection from the first window (Istio PeerAuthentication STRICT).
 	StrictMTLSNamespaces []string `yaml:"strict_mtls_namespaces"`
@@ -39,6 +45,7 @@ func DefaultConfig() Config {
 		Window:          10 * time.Second,
 		LearningPeriod:  time.Hour,
 		AllowedLateness: 20 * time.Second,
+		MaxFuture:       2 * time.Minute,
 		Threshold:       8,
 		Hold:            5 * time.Minute,
 		History:         3 * time.Hour,
@@ -56,6 +63,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AllowedLateness < 0 || c.AllowedLateness > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("detect.allowed_lateness: %s; use 0 to 24h (default 20s)", c.AllowedLateness))
+	}
+	if c.MaxFuture <= 0 || c.MaxFuture > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("detect.max_future: %s; use more than 0 and at most 24h (default 2m)", c.MaxFuture))
 	}
 	if c.Threshold < 2 || c.Threshold > 100 {
 		errs = append(errs, fmt.Errorf("detect.threshold: %v; use 2 to 100 (default 8, a one in 10^8 surprise)", c.Threshold))

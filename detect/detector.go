@@ -44,7 +44,7 @@ type Detector struct {
 	warmNodes map[models.EndpointID]warmNode
 
 	stats struct {
-		flows, late, windows, raised, updated, sinkErrors atomic.Int64
+		flows, late, future, windows, raised, updated, sinkErrors atomic.Int64
 	}
 }
 
@@ -52,6 +52,7 @@ type Detector struct {
 type Stats struct {
 	Flows      int64 // flows counted into windows
 	Late       int64 // flows older than their shard's watermark, not counted
+	Future     int64 // flows dated more than MaxFuture ahead of the wall clock, not counted
 	Windows    int64 // windows closed, summed over shards
 	Raised     int64 // new detections
 	Updated    int64 // updates of ongoing detections
@@ -97,7 +98,7 @@ func New(cfg Config, sink consumer.Detections, log *slog.Logger, opts ...Option)
 // Stats returns the counters.
 func (d *Detector) Stats() Stats {
 	s := Stats{
-		Flows: d.stats.flows.Load(), Late: d.stats.late.Load(), Windows: d.stats.windows.Load(),
+		Flows: d.stats.flows.Load(), Late: d.stats.late.Load(), Future: d.stats.future.Load(), Windows: d.stats.windows.Load(),
 		Raised: d.stats.raised.Load(), Updated: d.stats.updated.Load(), SinkErrors: d.stats.sinkErrors.Load(),
 	}
 	d.mu.Lock()
@@ -109,22 +110,29 @@ func (d *Detector) Stats() Stats {
 }
 
 // ConsumeFlows counts flows into their windows and closes every window
-// the watermark has passed. It never returns an error: bad flows are
-// counted, sink failures logged.
+// the watermark has passed. Flows dated more than MaxFuture ahead of the
+// wall clock are counted as Future and skipped, so that no record can
+// push a watermark past the windows real traffic is still filling. It
+// never returns an error: bad flows are counted, sink failures logged.
 func (d *Detector) ConsumeFlows(ctx context.Context, flows []models.Flow) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	now := d.now()
+	horizon := now.Add(d.cfg.MaxFuture).UnixMilli()
 	var sh *shard
 	touched := make(map[*shard]struct{}, 1)
 	for i := range flows {
 		f := &flows[i]
+		if f.TimestampMs > horizon {
+			d.stats.future.Add(1)
+			continue
+		}
 		if sh == nil || sh.partition != f.Partition {
 			sh = d.shard(f.Partition)
 			touched[sh] = struct{}{}
 		}
 		sh.add(f)
 	}
-	now := d.now()
 	for sh := range touched {
 		sh.lastWall = now
 		sh.advance(ctx, sh.maxTs-d.cfg.AllowedLateness.Milliseconds())

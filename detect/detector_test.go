@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,7 +126,9 @@ func (c *collector) kinds() map[models.DetectionKind]int {
 func run(t *testing.T, seed uint64, train, total int, attack func(m *mini, i int, ws int64) []models.Flow) *collector {
 	t.Helper()
 	c := &collector{}
-	d, err := New(DefaultConfig(), c, nil, WithClock(func() time.Time { return time.Unix(0, 0) }))
+	// A fixed wall clock after every event time: detected_at is the same
+	// every run, and no flow is in the future.
+	d, err := New(DefaultConfig(), c, nil, WithClock(func() time.Time { return time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,5 +365,44 @@ func TestUnknownTLSIsNotADowngrade(t *testing.T) {
 				t.Errorf("%d mtls_downgrade, want %d (all: %v)", got, tt.wantDown, c.kinds())
 			}
 		})
+	}
+}
+
+// One record dated 2098 must not blind its partition: were it to move the
+// watermark, every later real window would be closed already and its
+// flows late.
+func TestFlowFarInFutureDoesNotMoveTheWatermark(t *testing.T) {
+	wall := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	c := &collector{}
+	cfg := DefaultConfig()
+	cfg.StrictMTLSNamespaces = []string{"data"}
+	d, err := New(cfg, c, nil, WithClock(func() time.Time { return wall }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	base := wall.Add(-time.Minute).UnixMilli()
+	forged := flow(time.Date(2098, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli(), "shop/frontend", "shop/cart", "/", 200)
+	// Just inside max_future still counts: a skewed proxy clock is not an attack.
+	near := flow(wall.Add(cfg.MaxFuture-time.Second).UnixMilli(), "shop/frontend", "shop/cart", "/", 200)
+	d.ConsumeFlows(ctx, []models.Flow{flow(base, "shop/frontend", "shop/cart", "/", 200), forged})
+	plain := flow(base+1000, "shop/cart", "data/db", "/q", 200)
+	plain.TLS = models.TLSPlaintext
+	d.ConsumeFlows(ctx, []models.Flow{plain, near})
+	st := d.Stats()
+	if st.Future != 1 || st.Late != 0 || st.Flows != 3 {
+		t.Fatalf("stats %+v, want the 2098 flow counted as future, nothing late, three flows windowed", st)
+	}
+	d.Flush(ctx)
+	if k := c.kinds(); k[models.MTLSDowngrade] != 1 {
+		t.Fatalf("got %v, want the real plaintext window closed and its mtls_downgrade raised", k)
+	}
+}
+
+func TestMaxFutureMustBePositive(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxFuture = 0
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "detect.max_future") {
+		t.Fatalf("Validate = %v, want an error naming detect.max_future", err)
 	}
 }

@@ -80,6 +80,14 @@ func (s *shard) snapshot() snapShard {
 
 func (s *shard) restore(in snapShard) {
 	s.maxTs, s.closedTo = in.MaxTs, in.ClosedTo
+	// A snapshot saved while a future-dated flow held the watermark would
+	// blind the partition again after every restart: its event time
+	// starts over instead (the baselines are kept).
+	if horizon := s.det.now().Add(s.det.cfg.MaxFuture).UnixMilli(); s.maxTs > horizon || s.closedTo > horizon {
+		s.det.log.Warn("restored watermark is in the future; starting this partition's event time over",
+			"partition", s.partition, "event_time", time.UnixMilli(s.maxTs).UTC(), "max_future", s.det.cfg.MaxFuture)
+		s.maxTs, s.closedTo = 0, 0
+	}
 	for _, e := range in.Edges {
 		s.edges[e.Key] = &edgeState{base: e.Base, firstMs: e.First, lastMs: e.Last, suspectUntil: e.Suspect, paths: e.Paths, methods: e.Methods, peak: e.Peak, mtlsSeen: e.MTLSSeen}
 	}

@@ -98,3 +98,25 @@ func TestWarmStartFromEdgeMinutes(t *testing.T) {
 		t.Fatalf("got %v, want exactly one lateral_movement", k)
 	}
 }
+
+// A snapshot saved by a detector whose watermark a 2098 flow had moved
+// must not blind the partition after the restart.
+func TestRestoredFutureWatermarkStartsOver(t *testing.T) {
+	ctx := context.Background()
+	wall := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	a, _ := New(DefaultConfig(), nil, nil, WithClock(func() time.Time { return wall }))
+	a.shard(0).maxTs = time.Date(2098, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	a.shard(0).closedTo = a.shard(0).maxTs
+	store := storage.NewMemory(1)
+	if err := a.Save(ctx, store); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := New(DefaultConfig(), nil, nil, WithClock(func() time.Time { return wall }))
+	if _, err := b.Restore(ctx, store); err != nil {
+		t.Fatal(err)
+	}
+	b.ConsumeFlows(ctx, []models.Flow{flow(wall.Add(-time.Minute).UnixMilli(), "shop/cart", "data/db", "/q", 200)})
+	if st := b.Stats(); st.Late != 0 || st.Flows != 1 {
+		t.Fatalf("stats %+v: a real flow after restoring a 2098 watermark is late", st)
+	}
+}

@@ -3,6 +3,7 @@ package respond
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"time"
 
@@ -36,11 +37,22 @@ type Config struct {
 	// ProtectedWorkloads are workload (or service account) names never
 	// denied, in any namespace.
 	ProtectedWorkloads []string `yaml:"protected_workloads"`
+	// ProtectedCIDRs are address ranges never denied by IP: the nodes'
+	// and the services' ranges (a node's address is every host-network
+	// pod's). An IP-only source is denied only when it is a pod's that is
+	// not protected.
+	ProtectedCIDRs []string `yaml:"protected_cidrs"`
 	// BudgetPerHour caps new policy actions in any rolling hour; past it
 	// respond alerts only. 0 means no policy action at all.
 	BudgetPerHour int `yaml:"budget_per_hour"`
 	// TTL is how long a policy lives after its latest detection update.
 	TTL time.Duration `yaml:"ttl"`
+	// MaxTTL caps how long repeated detections keep one action alive,
+	// from its creation (a person's extend is not capped).
+	MaxTTL time.Duration `yaml:"max_ttl"`
+	// RevokeHold is how long a revoked action is not re-applied, by any
+	// replica or after a restart, unless a person approves it again.
+	RevokeHold time.Duration `yaml:"revoke_hold"`
 	// PromoteAfter: an action whose mode is enforce starts in dry-run and
 	// is promoted to enforce this long after, unless revoked. 0 enforces
 	// at once.
@@ -108,10 +120,13 @@ func DefaultConfig() Config {
 		Mode:                   models.ModeDryRun,
 		Backend:                BackendIstio,
 		RootNamespace:          "istio-system",
-		ProtectedNamespaces:    []string{"istio-system", "kube-system", "kube-public", "meshguard"},
+		ProtectedNamespaces:    []string{"istio-system", "istio-ingress", "kube-system", "kube-public", "meshguard"},
 		ProtectedWorkloads:     []string{"istio-ingressgateway", "istio-egressgateway"},
+		ProtectedCIDRs:         []string{"127.0.0.0/8", "169.254.0.0/16", "::1/128", "fe80::/10"},
 		BudgetPerHour:          5,
 		TTL:                    time.Hour,
+		MaxTTL:                 24 * time.Hour,
+		RevokeHold:             24 * time.Hour,
 		BlastRadiusMaxRequests: 10000,
 		Actions:                DefaultActions(),
 		Instance:               "meshguard",
@@ -158,11 +173,22 @@ func (c Config) Validate() error {
 			bad("protected_workloads", "%q is not a workload name: %s", w, msgs[0])
 		}
 	}
+	for _, cidr := range c.ProtectedCIDRs {
+		if _, err := netip.ParsePrefix(cidr); err != nil {
+			bad("protected_cidrs", "%q is not an address range such as 10.0.0.0/16: %v", cidr, err)
+		}
+	}
 	if c.BudgetPerHour < 0 {
 		bad("budget_per_hour", "%d: want 0 (alert only) or more", c.BudgetPerHour)
 	}
 	if c.TTL <= 0 {
 		bad("ttl", "%v: want more than 0; every policy expires", c.TTL)
+	}
+	if c.MaxTTL < c.TTL {
+		bad("max_ttl", "%v is less than respond.ttl (%v); want at least the ttl (default 24h)", c.MaxTTL, c.TTL)
+	}
+	if c.RevokeHold < 0 {
+		bad("revoke_hold", "%v: want 0 (a revoke holds for nothing) or more (default 24h)", c.RevokeHold)
 	}
 	if c.PromoteAfter < 0 {
 		bad("promote_after", "%v: want 0 (never staged) or more", c.PromoteAfter)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -29,8 +30,10 @@ func randSuffix() string {
 }
 
 // kubeEnv is one test's corner of the shared apiserver: an application
-// namespace with the Deployments "payments" (app=payments) and "cart"
-// (app=cart), a root namespace, and an instance label of its own.
+// namespace with the Deployments and ServiceAccounts "payments",
+// "cart", "web", "api" and "db" (Deployment x selects app=x), a root
+// namespace, and an instance label of its own. Sources must exist in the
+// cluster to be enforced against: the callers the tests name are there.
 type kubeEnv struct {
 	cfg      *rest.Config
 	cs       kubernetes.Interface
@@ -53,8 +56,9 @@ func newKubeEnv(t *testing.T) *kubeEnv {
 			t.Fatal(err)
 		}
 	}
-	for _, wl := range []string{"payments", "cart"} {
+	for _, wl := range []string{"payments", "cart", "web", "api", "db"} {
 		e.deployment(t, e.app, wl)
+		e.serviceAccount(t, e.app, wl)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -64,6 +68,8 @@ func newKubeEnv(t *testing.T) *kubeEnv {
 			_ = e.dyn.Resource(authorizationPolicies).Namespace(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
 			_ = e.cs.NetworkingV1().NetworkPolicies(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
 			_ = e.cs.AppsV1().Deployments(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
+			_ = e.cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}, metav1.ListOptions{})
+			_ = e.cs.CoreV1().ServiceAccounts(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
 			// No namespace controller runs here: the namespace stays
 			// Terminating, empty.
 			_ = e.cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
@@ -81,13 +87,50 @@ func (e *kubeEnv) deployment(t *testing.T, ns, name string) {
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app:1"}}},
+				Spec: corev1.PodSpec{ServiceAccountName: name,
+					Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app:1"}}},
 			},
 		},
 	}
 	if _, err := e.cs.AppsV1().Deployments(ns).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func (e *kubeEnv) serviceAccount(t *testing.T, ns, name string) {
+	t.Helper()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+	if _, err := e.cs.CoreV1().ServiceAccounts(ns).Create(context.Background(), sa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pod creates a running pod with IP ip, as the kubelet would report it
+// (no kubelet runs here: the test writes the status).
+func (e *kubeEnv) pod(t *testing.T, ns, name, ip, sa string, labels map[string]string, hostNetwork bool) {
+	t.Helper()
+	ctx := context.Background()
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+		Spec: corev1.PodSpec{ServiceAccountName: sa, HostNetwork: hostNetwork, NodeName: "node-1",
+			Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app:1"}}},
+	}
+	p, err := e.cs.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
+	if _, err := e.cs.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ip returns an address no other test uses (in 10.100.0.0-10.199.255.255,
+// clear of the ranges the tests protect).
+func ip() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("10.%d.%d.%d", 100+b[0]%100, b[1], 1+b[2]%250)
 }
 
 // config is a respond config scoped to the test.
@@ -275,16 +318,18 @@ func TestKubeQuarantineAndPlaintext(t *testing.T) {
 		t.Errorf("inbound: rules %v selector %v", rules, sel)
 	}
 
-	// A plaintext caller has no principal: blocked by IP.
+	// A plaintext caller has no principal: blocked by IP, its pod's.
+	addr := ip()
+	e.pod(t, e.app, "web-1", addr, "web", map[string]string{"app": "web"}, false)
 	p := models.Detection{ID: "det-plain", Kind: models.CredentialStuffing, Severity: models.SeverityHigh, Score: 8,
-		Source: models.Party{IP: "10.9.8.7"}, Destination: models.Party{Namespace: e.app, Workload: "payments"}}
+		Source: models.Party{IP: addr}, Destination: models.Party{Namespace: e.app, Workload: "payments"}}
 	if err := h.r.HandleDetection(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	a = h.sink.last()
 	u := e.get(t, a.PolicyNamespace, a.PolicyName)
-	if ips, _, _ := unstructured.NestedStringSlice(firstSource(t, u), "ipBlocks"); len(ips) != 1 || ips[0] != "10.9.8.7/32" {
-		t.Errorf("ipBlocks %v", ips)
+	if ips, _, _ := unstructured.NestedStringSlice(firstSource(t, u), "ipBlocks"); len(ips) != 1 || ips[0] != addr+"/32" || a.Mode != models.ModeEnforce {
+		t.Errorf("ipBlocks %v, mode %s", ips, a.Mode)
 	}
 
 	// Unknown destination: nothing selects it, so nothing is written.

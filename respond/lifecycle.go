@@ -134,11 +134,16 @@ func (r *Responder) lookup(ctx context.Context, id string) ([]Policy, error) {
 	return g, nil
 }
 
-// Approve promotes a dry-run action to enforce on behalf of actor.
+// Approve promotes a dry-run action to enforce on behalf of actor. An
+// action revoked within respond.revoke_hold has no policy to promote:
+// approving it lifts the revoke, so that the next detection applies it.
 func (r *Responder) Approve(ctx context.Context, actionID, actor string) (models.Action, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	g, err := r.lookup(ctx, actionID)
+	if errors.Is(err, ErrNotFound) {
+		return r.liftHold(ctx, actionID, actor)
+	}
 	if err != nil {
 		return models.Action{}, err
 	}
@@ -155,8 +160,9 @@ func (r *Responder) Approve(ctx context.Context, actionID, actor string) (models
 	return a, nil
 }
 
-// Revoke deletes an action's policies on behalf of actor. The same
-// action is not re-applied by repeated detections for one TTL.
+// Revoke deletes an action's policies on behalf of actor. No replica
+// re-applies the same action for respond.revoke_hold (the revoke is read
+// back from the audit log) unless a person approves it again.
 func (r *Responder) Revoke(ctx context.Context, actionID, actor string) (models.Action, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -171,7 +177,7 @@ func (r *Responder) Revoke(ctx context.Context, actionID, actor string) (models.
 	if err := r.deleteAll(ctx, g); err != nil {
 		return a, r.failed(ctx, a, d, "revoke", err)
 	}
-	r.revoked[a.ID] = revocation{actor: actor, until: now.Add(r.cfg.TTL)}
+	r.revoked[a.ID] = revocation{actor: actor, at: now}
 	a.State, a.Reason = models.StateRevoked, "revoked by "+actor
 	r.record(ctx, a, d)
 	return a, nil

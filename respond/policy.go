@@ -35,6 +35,9 @@ const (
 	AnnotationSourceWL      = "meshguard.io/source-workload"
 	AnnotationDestination   = "meshguard.io/destination"
 	AnnotationDryRun        = "istio.io/dry-run"
+	// AnnotationBudget is "none" on actions that spent no budget (their
+	// identities were not confirmed, so they are dry-run only).
+	AnnotationBudget = "meshguard.io/budget"
 
 	// FieldManager owns every field meshguard applies (server-side apply).
 	FieldManager = "meshguard"
@@ -73,6 +76,9 @@ type Meta struct {
 	// PromoteAt is when a staged dry-run policy becomes enforced; zero
 	// means never by itself.
 	PromoteAt time.Time
+	// Unverified: the action's identities were not confirmed by the
+	// cluster; it spent no budget and is never promoted by itself.
+	Unverified bool
 }
 
 // Policy is one object a backend writes: backend-neutral, built only
@@ -100,13 +106,16 @@ func (p Policy) Mode() models.Mode {
 	return models.ModeEnforce
 }
 
-// source is a detection's source, validated.
+// source is a detection's source, validated. The principal's namespace
+// and the workload's are kept apart: a record may claim one workload and
+// another namespace's principal, and each is guarded on its own.
 type source struct {
-	Principal string // "td/ns/NS/sa/SA"
-	IPBlock   string // "1.2.3.4/32"
-	Namespace string
-	Workload  string
-	SA        string
+	Principal   string // "td/ns/NS/sa/SA"
+	PrincipalNS string
+	SA          string
+	IPBlock     string // "1.2.3.4/32"
+	Namespace   string // the workload's
+	Workload    string
 }
 
 // parseSource validates the attacker-influenced strings of p; fields
@@ -116,7 +125,7 @@ func parseSource(p models.Party) (source, []string) {
 	var problems []string
 	if p.Principal != "" {
 		if pr, ok := models.ParsePrincipal(p.Principal); ok && validPrincipal(pr) {
-			s.Principal, s.Namespace, s.SA = pr.String(), pr.Namespace, pr.ServiceAccount
+			s.Principal, s.PrincipalNS, s.SA = pr.String(), pr.Namespace, pr.ServiceAccount
 		} else {
 			problems = append(problems, fmt.Sprintf("source principal %q is not a valid principal", p.Principal))
 		}
@@ -265,6 +274,9 @@ func (p Policy) annotations() map[string]string {
 	if p.DryRun {
 		a[AnnotationDryRun] = "true"
 	}
+	if m.Unverified {
+		a[AnnotationBudget] = "none"
+	}
 	return a
 }
 
@@ -280,6 +292,7 @@ func metaFrom(labels, ann map[string]string) (Meta, bool, error) {
 		Target:         ann[AnnotationTarget],
 		SourceWorkload: ann[AnnotationSourceWL],
 		Destination:    ann[AnnotationDestination],
+		Unverified:     ann[AnnotationBudget] == "none",
 	}
 	var errs []error
 	for key, dst := range map[string]*time.Time{AnnotationCreatedAt: &m.CreatedAt, AnnotationExpiresAt: &m.ExpiresAt, AnnotationPromoteAt: &m.PromoteAt} {

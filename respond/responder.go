@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"sort"
 	"strings"
@@ -30,6 +31,11 @@ type Deps struct {
 	Resolver Resolver
 	// Actions receives the audit log; nil writes none.
 	Actions storage.ActionWriter
+	// Brake reads revokes and approvals back from the audit log, so that
+	// a revoke by any replica, the CLI or before a restart holds; nil
+	// uses Actions when it can (both stores can), else only this
+	// process's revokes hold.
+	Brake storage.BrakeReader
 	// Blast answers blast-radius previews; nil skips them (and then
 	// nothing is enforced at once while blast_radius_max_requests is set:
 	// it stays in dry-run, saying why).
@@ -56,24 +62,30 @@ type Responder struct {
 	resolve  Resolver
 	kube     kubernetes.Interface
 	audit    storage.ActionWriter
+	brake    storage.BrakeReader
 	blast    storage.BlastQuerier
 	log      *slog.Logger
 	now      func() time.Time
 	sink     consumer.Actions
 	identity string
+	ownNS    []string
+	cidrs    []netip.Prefix
 
 	leading       atomic.Bool
 	auditFailures atomic.Uint64
 
 	mu           sync.Mutex // one decision at a time: budget, idempotency
 	budget       []time.Time
+	unspent      []time.Time // dry-runs of unverified identities: no budget, but bounded
 	budgetSeeded bool
 	revoked      map[string]revocation
 }
 
+// revocation is a revoke made by this process: it holds even while the
+// audit log cannot be read.
 type revocation struct {
 	actor string
-	until time.Time
+	at    time.Time
 }
 
 // New validates cfg and builds a Responder; it does no I/O.
@@ -86,12 +98,22 @@ func New(cfg Config, deps Deps) (*Responder, error) {
 		backend:  deps.Backend,
 		resolve:  deps.Resolver,
 		audit:    deps.Actions,
+		brake:    deps.Brake,
 		blast:    deps.Blast,
 		log:      deps.Logger,
 		now:      deps.Clock,
 		sink:     deps.Sink,
 		identity: deps.Identity,
 		revoked:  map[string]revocation{},
+		ownNS:    ownNamespaces(cfg),
+	}
+	if r.brake == nil {
+		r.brake, _ = deps.Actions.(storage.BrakeReader)
+	}
+	for _, c := range cfg.ProtectedCIDRs {
+		if p, err := netip.ParsePrefix(c); err == nil {
+			r.cidrs = append(r.cidrs, p.Masked())
+		}
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -207,14 +229,15 @@ func (r *Responder) HandleDetection(ctx context.Context, d models.Detection) err
 		r.record(ctx, a, d)
 		return fmt.Errorf("respond %s: %w", a.ID, err)
 	}
-	if rv, ok := r.revoked[a.ID]; ok {
-		if now.Before(rv.until) {
-			return skip(fmt.Sprintf("revoked by %s; not re-applied before %s", rv.actor, rv.until.UTC().Format(time.RFC3339)))
-		}
-		delete(r.revoked, a.ID)
-	}
-	if why := r.protected(dec.Kind, src, dstNS, dstWL); why != "" {
+	if why := r.held(ctx, a.ID, now); why != "" {
 		return skip(why)
+	}
+	v, err := r.vet(ctx, dec.Kind, src, dstNS, dstWL)
+	if err != nil {
+		return fail(err)
+	}
+	if v.protected != "" {
+		return skip(v.protected)
 	}
 	existing, err := r.backend.List(ctx, r.cfg.Instance, a.ID)
 	if err != nil && len(existing) == 0 {
@@ -222,6 +245,16 @@ func (r *Responder) HandleDetection(ctx context.Context, d models.Detection) err
 	}
 	if len(existing) > 0 {
 		return r.extendExisting(ctx, a, d, existing, now)
+	}
+	unverified := len(v.unverified) > 0
+	if unverified {
+		why := strings.Join(v.unverified, "; ")
+		r.log.Warn("respond: identities not confirmed: dry-run at most, no budget spent", "action_id", a.ID, "detection_id", d.ID, "why", why)
+		a.Reason = "NOT ENFORCED, " + why + "; " + a.Reason
+		if dec.Mode == models.ModeEnforce {
+			dec.Mode = models.ModeDryRun
+			a.Mode = models.ModeDryRun
+		}
 	}
 	policies, err := r.plan(ctx, a, dec, d, src, dstNS, dstWL, now)
 	if err != nil {
@@ -236,7 +269,15 @@ func (r *Responder) HandleDetection(ctx context.Context, d models.Detection) err
 			return skip(err.Error())
 		}
 	}
-	if used, ok := r.budgetAllows(ctx, now); !ok {
+	if used, ok := r.budgetAllows(ctx, now, unverified); unverified && !ok {
+		// Forged records cannot flood the mesh with dry-run objects
+		// either: those have an allowance of their own, as large.
+		a.State, a.Mode = models.StateAlerted, models.ModeAlert
+		a.Reason = fmt.Sprintf("%d dry-run actions of unconfirmed identities in the last hour (at most respond.budget_per_hour=%d); alert only; %s",
+			used, r.cfg.BudgetPerHour, a.Reason)
+		r.record(ctx, a, d)
+		return nil
+	} else if !ok {
 		a.State, a.Mode = models.StateAlerted, models.ModeAlert
 		a.Reason = fmt.Sprintf("BUDGET EXHAUSTED: %d of respond.budget_per_hour=%d policy actions in the last hour; alert only; %s",
 			used, r.cfg.BudgetPerHour, a.Reason)
@@ -270,6 +311,7 @@ func (r *Responder) HandleDetection(ctx context.Context, d models.Detection) err
 		policies[i].DryRun = dryRun
 		policies[i].Meta.PromoteAt = promoteAt
 		policies[i].Meta.Reason = a.Reason
+		policies[i].Meta.Unverified = unverified
 	}
 	var applied []Policy
 	for _, p := range policies {
@@ -283,7 +325,11 @@ func (r *Responder) HandleDetection(ctx context.Context, d models.Detection) err
 		}
 		applied = append(applied, p)
 	}
-	r.budget = append(r.budget, now)
+	if unverified {
+		r.unspent = append(r.unspent, now)
+	} else {
+		r.budget = append(r.budget, now)
+	}
 	a.State, a.Mode = models.StateApplied, policies[0].Mode()
 	a.PolicyName, a.PolicyNamespace = policies[0].Name, policies[0].Namespace
 	r.record(ctx, a, d)
@@ -295,50 +341,6 @@ func orUnknown(s string) string {
 		return "unknown"
 	}
 	return s
-}
-
-// protected returns why the action may not touch its parties, or "".
-func (r *Responder) protected(kind models.ActionKind, src source, dstNS, dstWL string) string {
-	nsProtected := func(ns string) bool {
-		if ns == r.cfg.RootNamespace {
-			return true
-		}
-		for _, p := range r.cfg.ProtectedNamespaces {
-			if p == ns {
-				return true
-			}
-		}
-		return false
-	}
-	wlProtected := func(names ...string) string {
-		for _, n := range names {
-			if n == "" {
-				continue
-			}
-			for _, p := range r.cfg.ProtectedWorkloads {
-				if n == p || n == p+"-service-account" {
-					return n
-				}
-			}
-		}
-		return ""
-	}
-	if src.Namespace != "" && nsProtected(src.Namespace) {
-		return fmt.Sprintf("protected: source namespace %s is in respond.protected_namespaces", src.Namespace)
-	}
-	if w := wlProtected(src.Workload, src.SA); w != "" {
-		return fmt.Sprintf("protected: source %s is in respond.protected_workloads", w)
-	}
-	if kind == models.ActionQuarantine {
-		return ""
-	}
-	if dstNS != "" && nsProtected(dstNS) {
-		return fmt.Sprintf("protected: destination namespace %s is in respond.protected_namespaces", dstNS)
-	}
-	if w := wlProtected(dstWL); w != "" {
-		return fmt.Sprintf("protected: destination %s is in respond.protected_workloads", w)
-	}
-	return ""
 }
 
 // plan builds the objects of a new action.
@@ -423,28 +425,41 @@ func ipIfNoPrincipal(s source) string {
 }
 
 // budgetAllows reports whether one more action fits in the rolling hour,
-// and how many it holds. It first counts the actions the backend holds
-// that were created in the last hour, so a restart does not reset it.
-func (r *Responder) budgetAllows(ctx context.Context, now time.Time) (int, bool) {
+// and how many it holds: the budget, or for actions of unverified
+// identities (which never spend it) their own allowance. It first counts
+// the actions the backend holds that were created in the last hour, so a
+// restart does not reset it.
+func (r *Responder) budgetAllows(ctx context.Context, now time.Time, unverified bool) (int, bool) {
 	if !r.budgetSeeded {
 		ps, _ := r.backend.List(ctx, r.cfg.Instance, "")
 		seen := map[string]bool{}
 		for _, p := range ps {
 			if !seen[p.Meta.ActionID] && now.Sub(p.Meta.CreatedAt) < time.Hour {
 				seen[p.Meta.ActionID] = true
-				r.budget = append(r.budget, p.Meta.CreatedAt)
+				if p.Meta.Unverified {
+					r.unspent = append(r.unspent, p.Meta.CreatedAt)
+				} else {
+					r.budget = append(r.budget, p.Meta.CreatedAt)
+				}
 			}
 		}
 		r.budgetSeeded = true
 	}
-	kept := r.budget[:0]
-	for _, t := range r.budget {
-		if now.Sub(t) < time.Hour {
-			kept = append(kept, t)
+	prune := func(ts []time.Time) []time.Time {
+		kept := ts[:0]
+		for _, t := range ts {
+			if now.Sub(t) < time.Hour {
+				kept = append(kept, t)
+			}
 		}
+		return kept
 	}
-	r.budget = kept
-	return len(kept), len(kept) < r.cfg.BudgetPerHour
+	r.budget, r.unspent = prune(r.budget), prune(r.unspent)
+	n := len(r.budget)
+	if unverified {
+		n = len(r.unspent)
+	}
+	return n, n < r.cfg.BudgetPerHour
 }
 
 // blastCheck previews what policies would have denied in the 24 hours
@@ -497,10 +512,23 @@ func (r *Responder) blastCheck(ctx context.Context, policies []Policy, windowSta
 	return b, ""
 }
 
-// extendExisting pushes the expiry of an existing action to now+TTL.
+// extendExisting pushes the expiry of an existing action to now+TTL, but
+// never past its creation plus respond.max_ttl: repeated (or replayed,
+// or forged) detections cannot keep a policy forever.
 func (r *Responder) extendExisting(ctx context.Context, a models.Action, d models.Detection, existing []Policy, now time.Time) error {
 	exp := now.Add(r.cfg.TTL)
-	return r.setExpiry(ctx, a, d, existing, exp, "repeated detection extends the TTL")
+	why := "repeated detection extends the TTL"
+	created := existing[0].Meta.CreatedAt
+	for _, p := range existing {
+		if p.Meta.CreatedAt.Before(created) {
+			created = p.Meta.CreatedAt
+		}
+	}
+	if limit := created.Add(r.cfg.MaxTTL); !created.IsZero() && exp.After(limit) {
+		exp = limit
+		why = "repeated detection; the TTL stays at respond.max_ttl from creation (" + limit.UTC().Format(time.RFC3339) + ")"
+	}
+	return r.setExpiry(ctx, a, d, existing, exp, why)
 }
 
 func (r *Responder) setExpiry(ctx context.Context, a models.Action, d models.Detection, existing []Policy, exp time.Time, why string) error {

@@ -55,6 +55,7 @@ func registerDetector(reg *prometheus.Registry, d *detect.Detector) {
 	}
 	counter("meshguard_detect_flows_total", "Flows counted into windows.", func(s detect.Stats) int64 { return s.Flows })
 	counter("meshguard_detect_late_flows_total", "Flows behind their partition's watermark, not counted.", func(s detect.Stats) int64 { return s.Late })
+	counter("meshguard_detect_future_flows_total", "Flows dated more than detect.max_future ahead of the wall clock, not counted and never moving a watermark.", func(s detect.Stats) int64 { return s.Future })
 	counter("meshguard_detect_windows_total", "Windows closed, summed over partitions.", func(s detect.Stats) int64 { return s.Windows })
 	counter("meshguard_detect_sink_errors_total", "Detections a sink failed to take.", func(s detect.Stats) int64 { return s.SinkErrors })
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meshguard_detect_edges", Help: "Edges with a baseline."},

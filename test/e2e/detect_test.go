@@ -42,6 +42,9 @@ func TestServeDetectsAttacksFromKafka(t *testing.T) {
 	kube := testenv.KubeConfig(t)
 	instance := "e2e-" + strings.ReplaceAll(db, "_", "-")
 	prepareCluster(t, kube, instance, map[string]string{"billing": "payments-v1", "identity": "auth-v1"})
+	// The attackers exist too: the responder enforces only against
+	// identities the cluster confirms.
+	prepareSources(t, kube, "shop", map[string]string{"recommendations": "recommendations-v1", "frontend": "frontend-v1"})
 	slack := newWebhookReceiver(t)
 	env := append(serveEnv(brokers, topic, fmt.Sprintf("clickhouse://%s/%s", testenv.ClickHouseAddr(t), db)),
 		"MESHGUARD_DETECT_LEARNING_PERIOD=10m", "MESHGUARD_DETECT_HISTORY=0s",
@@ -205,6 +208,38 @@ func prepareCluster(t *testing.T, kube *rest.Config, instance string, workloads 
 			_ = dyn.Resource(authzGVR).Namespace(ns).DeleteCollection(context.Background(), metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: sel})
 		}
 	})
+}
+
+// prepareSources creates, in ns, the ServiceAccounts (keys) and the
+// Deployments (values) that attacking workloads run as.
+func prepareSources(t *testing.T, kube *rest.Config, ns string, workloads map[string]string) {
+	t.Helper()
+	cs := kubernetes.NewForConfigOrDie(kube)
+	ctx := context.Background()
+	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	for sa, wl := range workloads {
+		_, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+		labels := map[string]string{"app": wl}
+		dep := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: wl, Namespace: ns},
+			Spec: appsv1.DeploymentSpec{
+				Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					Spec:       corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}},
+				},
+			},
+		}
+		if _, err := cs.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
 }
 
 func waitPolicy(t *testing.T, kube *rest.Config, ns, instance string, timeout time.Duration) *unstructured.Unstructured {
