@@ -347,7 +347,7 @@ func TestUnknownTLSIsNotADowngrade(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := &collector{}
-			d, err := New(DefaultConfig(), c, nil, WithClock(func() time.Time { return time.Unix(0, 0) }))
+			d, err := New(DefaultConfig(), c, nil, WithClock(func() time.Time { return time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) }))
 			if err != nil {
 				t.Fatal(err)
 			}
