@@ -8,12 +8,9 @@ import (
 	"sort"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 )
 
 // Backend writes, lists and deletes the policies of actions. Every method
@@ -74,52 +71,6 @@ func kubeErr(err error, verb string, gvr schema.GroupVersionResource, ns string)
 
 var refusedVerb = regexp.MustCompile(`cannot ([a-z]+) resource`)
 
-var authorizationPolicies = schema.GroupVersionResource{Group: istioGroup, Version: "v1", Resource: "authorizationpolicies"}
-
-// istioBackend writes AuthorizationPolicies with server-side apply.
-type istioBackend struct {
-	dyn dynamic.Interface
-}
-
-// NewIstioBackend returns the istio backend on dyn.
-func NewIstioBackend(dyn dynamic.Interface) Backend { return &istioBackend{dyn: dyn} }
-
-func (b *istioBackend) Name() string { return BackendIstio }
-
-func (b *istioBackend) Supports(p Policy) error {
-	if p.Role == RoleIsolate {
-		return errors.New("istio backend: isolate is a NetworkPolicy role")
-	}
-	return nil
-}
-
-func (b *istioBackend) Apply(ctx context.Context, p Policy) error {
-	u, err := p.istioObject()
-	if err != nil {
-		return err
-	}
-	_, err = b.dyn.Resource(authorizationPolicies).Namespace(p.Namespace).Apply(ctx, p.Name, u,
-		metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
-	return kubeErr(err, "patch", authorizationPolicies, p.Namespace)
-}
-
-func (b *istioBackend) Delete(ctx context.Context, p Policy) error {
-	err := b.dyn.Resource(authorizationPolicies).Namespace(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	return kubeErr(err, "delete", authorizationPolicies, p.Namespace)
-}
-
-func (b *istioBackend) List(ctx context.Context, instance, actionID string) ([]Policy, error) {
-	list, err := b.dyn.Resource(authorizationPolicies).Namespace("").List(ctx,
-		metav1.ListOptions{LabelSelector: selectorFor(instance, actionID)})
-	if err != nil {
-		return nil, kubeErr(err, "list", authorizationPolicies, "")
-	}
-	return policiesFromObjects(list.Items)
-}
-
 func policiesFromObjects(items []unstructured.Unstructured) ([]Policy, error) {
 	var out []Policy
 	var errs []error
@@ -151,49 +102,4 @@ func selectorFor(instance, actionID string) string {
 		set[LabelActionID] = actionID
 	}
 	return labels.SelectorFromSet(set).String()
-}
-
-var (
-	deploymentsGVR = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
-	podsGVR        = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
-)
-
-// Resolver returns the labels that select a workload's pods.
-type Resolver func(ctx context.Context, namespace, workload string) (map[string]string, error)
-
-// errNoWorkload: nothing in the cluster is the workload.
-var errNoWorkload = errors.New("workload not found")
-
-// KubeResolver looks the workload up in the cluster: a Deployment of
-// that name (its selector, when it is plain matchLabels), else pods
-// labelled app, app.kubernetes.io/name or service.istio.io/canonical-name
-// with the workload's name (Istio names workloads by these).
-func KubeResolver(cs kubernetes.Interface) Resolver {
-	return func(ctx context.Context, ns, wl string) (map[string]string, error) {
-		d, err := cs.AppsV1().Deployments(ns).Get(ctx, wl, metav1.GetOptions{})
-		switch {
-		case err == nil && d.Spec.Selector != nil && len(d.Spec.Selector.MatchExpressions) == 0 && len(d.Spec.Selector.MatchLabels) > 0:
-			return cloneMap(d.Spec.Selector.MatchLabels), nil
-		case err != nil && !apierrors.IsNotFound(err):
-			return nil, kubeErr(err, "get", deploymentsGVR, ns)
-		}
-		for _, key := range []string{"app", "app.kubernetes.io/name", "service.istio.io/canonical-name"} {
-			sel := map[string]string{key: wl}
-			pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{
-				LabelSelector: labels.SelectorFromSet(sel).String(), Limit: 1})
-			if err != nil {
-				return nil, kubeErr(err, "list", podsGVR, ns)
-			}
-			if len(pods.Items) > 0 {
-				return sel, nil
-			}
-		}
-		return nil, fmt.Errorf("%w: no Deployment %s/%s with a matchLabels selector and no pods labelled app=%s", errNoWorkload, ns, wl, wl)
-	}
-}
-
-// ConventionResolver assumes pods are labelled app=<workload>; for the
-// gitops backend without a cluster to ask.
-func ConventionResolver(_ context.Context, _, wl string) (map[string]string, error) {
-	return map[string]string{"app": wl}, nil
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
-	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/meshguard/meshguard/consumer"
@@ -531,55 +530,4 @@ func (c *ClickHouse) EdgeMinutes(ctx context.Context, from, to time.Time) ([]Edg
 		return nil, fmt.Errorf("edge minutes: %w", classify(err))
 	}
 	return out, nil
-}
-
-// permanentCodes are server error codes that say the request itself is
-// wrong for this table: the same insert fails the same way every time.
-// Anything not listed (timeouts, too many parts, memory limits, a server
-// shutting down, authentication, codes added later) is retryable: when in
-// doubt, keep the batch rather than drop it.
-var permanentCodes = map[int32]bool{
-	6:   true, // CANNOT_PARSE_TEXT
-	8:   true, // THERE_IS_NO_COLUMN
-	10:  true, // NOT_FOUND_COLUMN_IN_BLOCK
-	16:  true, // NO_SUCH_COLUMN_IN_TABLE
-	20:  true, // NUMBER_OF_COLUMNS_DOESNT_MATCH
-	27:  true, // CANNOT_PARSE_INPUT_ASSERTION_FAILED
-	36:  true, // BAD_ARGUMENTS
-	41:  true, // CANNOT_PARSE_DATETIME
-	43:  true, // ILLEGAL_TYPE_OF_ARGUMENT
-	44:  true, // ILLEGAL_COLUMN
-	47:  true, // UNKNOWN_IDENTIFIER
-	50:  true, // UNKNOWN_TYPE
-	53:  true, // TYPE_MISMATCH
-	60:  true, // UNKNOWN_TABLE
-	62:  true, // SYNTAX_ERROR
-	69:  true, // ARGUMENT_OUT_OF_BOUND
-	70:  true, // CANNOT_CONVERT_TYPE
-	72:  true, // CANNOT_PARSE_NUMBER
-	81:  true, // UNKNOWN_DATABASE
-	117: true, // INCORRECT_DATA
-	131: true, // TOO_LARGE_STRING_SIZE
-}
-
-// classify marks err Permanent when retrying cannot help: a server
-// exception with a permanentCodes code, or the client finding that the
-// table's column types do not take what meshguard sends.
-func classify(err error) error {
-	if err == nil || consumer.IsPermanent(err) {
-		return err
-	}
-	var exc *clickhouse.Exception
-	if errors.As(err, &exc) {
-		if permanentCodes[exc.Code] {
-			return consumer.Permanent(err)
-		}
-		return err
-	}
-	var conv *column.ColumnConverterError
-	var unsupported *column.UnsupportedColumnTypeError
-	if errors.As(err, &conv) || errors.As(err, &unsupported) {
-		return consumer.Permanent(err)
-	}
-	return err
 }

@@ -4,15 +4,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
-	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/internal/secret"
 )
 
@@ -80,41 +77,6 @@ func (c *ClickHouseConfig) applySecurity(opts *clickhouse.Options, bad func(key,
 		}
 	}
 	opts.TLS = tc
-}
-
-// explain wraps err, met talking to the server, with its address and,
-// when the cause is a setting (credentials, TLS), the key to fix.
-// Authentication failures are Permanent: retrying with the same password
-// cannot help, and an operator must hear of it at once.
-func (c *ClickHouse) explain(err error) error {
-	if err == nil {
-		return nil
-	}
-	where := strings.Join(c.addrs, ",")
-	var exc *clickhouse.Exception
-	var unknownCA x509.UnknownAuthorityError
-	var hostname x509.HostnameError
-	var recordHeader tls.RecordHeaderError
-	switch {
-	case errors.As(err, &exc) && authCodes[exc.Code]:
-		return consumer.Permanent(fmt.Errorf("clickhouse %s: %w (the server refused user %q: check clickhouse.password (or clickhouse.password_file, MESHGUARD_CLICKHOUSE_PASSWORD) and clickhouse.username, or the dsn's credentials)", where, err, c.user))
-	case errors.As(err, &unknownCA):
-		return fmt.Errorf("clickhouse %s: %w (the server's certificate is not signed by a CA in clickhouse.tls.ca_file: check clickhouse.tls.ca_file)", where, err)
-	case errors.As(err, &hostname):
-		return fmt.Errorf("clickhouse %s: %w (the certificate does not name this address: set clickhouse.tls.server_name)", where, err)
-	case errors.As(err, &recordHeader):
-		return fmt.Errorf("clickhouse %s: %w (this port does not speak TLS: use the server's secure port (tcp_port_secure) or turn clickhouse.tls off)", where, err)
-	}
-	return err
-}
-
-// authCodes are the server's error codes for refused credentials.
-var authCodes = map[int32]bool{
-	192: true, // UNKNOWN_USER
-	193: true, // WRONG_PASSWORD
-	194: true, // REQUIRED_PASSWORD
-	195: true, // IP_ADDRESS_NOT_ALLOWED
-	516: true, // AUTHENTICATION_FAILED (modern servers say only this)
 }
 
 // RedactDSN hides the password in a DSN before it is printed or logged.
