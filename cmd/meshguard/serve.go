@@ -124,7 +124,7 @@ func serve(ctx context.Context, cfg Config, stages stageSet) error {
 		g.Add(func() error { return det.RunTicker(tctx) }, func(error) { tcancel() })
 	}
 	if stages["respond"] || stages["alert"] {
-		resp, alerter, err := addResponse(ctx, &g, cfg, stages, store, reg, log)
+		resp, alerter, err := addResponse(ctx, &g, cfg, stages, store, reg, log, &wiring)
 		if err != nil {
 			return err
 		}
@@ -169,12 +169,21 @@ func runGroup(g *run.Group, log *slog.Logger, cfg Config, kcfg ingest.KafkaConfi
 // addResponse adds the respond and alert stages: a feed of every
 // replica's detections from ClickHouse into the responder (policies) and
 // the alerter (Slack), gated on leadership so that one replica acts.
-func addResponse(ctx context.Context, g *run.Group, cfg Config, stages stageSet, store *storage.ClickHouse, reg *prometheus.Registry, log *slog.Logger) (*respond.Responder, *alert.Alerter, error) {
+func addResponse(ctx context.Context, g *run.Group, cfg Config, stages stageSet, store *storage.ClickHouse, reg *prometheus.Registry, log *slog.Logger, wiring *serverWiring) (*respond.Responder, *alert.Alerter, error) {
 	var sinks []detect.Sink
 	var alerter *alert.Alerter
 	if stages["alert"] {
+		deps := alert.Deps{Log: log, Actions: store, Registerer: reg}
+		if stages["respond"] {
+			// The alerter is built before the responder it reports for
+			// (the responder sends it its decisions), so clicks reach the
+			// responder through the wiring, which has it once it exists.
+			// Without the respond stage here there is nothing to click:
+			// this replica's alerter learns of no action.
+			deps.Controller = modeCeiling{op: wiring, mode: cfg.Respond.Mode}
+		}
 		var err error
-		alerter, err = alert.New(cfg.Alert, alert.Deps{Log: log, Actions: store, Registerer: reg})
+		alerter, err = alert.New(cfg.Alert, deps)
 		if err != nil {
 			return nil, nil, err
 		}
