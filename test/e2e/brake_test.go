@@ -62,20 +62,7 @@ func TestServeSlackRevokeRemovesPolicy(t *testing.T) {
 		Destination: models.Party{Workload: "payments-v1", Namespace: "billing"},
 		Evidence:    models.Evidence{Summary: "frontend called payments-v1 for the first time"},
 	}
-	row, err := detect.Row(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chCfg := storage.DefaultClickHouseConfig()
-	chCfg.Addr, chCfg.Database = []string{testenv.ClickHouseAddr(t)}, db
-	store, err := storage.NewClickHouse(chCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	if err := store.WriteDetection(context.Background(), row); err != nil {
-		t.Fatal(err)
-	}
+	writeDetection(t, db, d)
 
 	pol := waitPolicy(t, kube, "billing", instance, 60*time.Second)
 	actionID := pol.GetLabels()["meshguard.io/action-id"]
@@ -160,6 +147,57 @@ func TestServeSlackRevokeRemovesPolicy(t *testing.T) {
 	srv.terminate(t, 30*time.Second)
 	if strings.Contains(srv.out.String(), secret) {
 		t.Errorf("the signing secret is in serve's log")
+	}
+}
+
+// With Slack's webhook unreachable, serve reports the failure without
+// the webhook URL (a credential) anywhere in its output (issue 13 item 8).
+func TestServeSlackDownLeaksNoWebhookURL(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	_, db := testenv.ClickHouse(t)
+	const marker = "T0MARK/B0MARK/mkWebhookDown4f7"
+	down := freeAddr(t) // nothing listens there
+	apiAddr := freeAddr(t)
+	env := append(serveEnv(brokers, "unused-"+db, fmt.Sprintf("clickhouse://%s/%s", testenv.ClickHouseAddr(t), db)),
+		"MESHGUARD_ALERT_SLACK_WEBHOOK_URL=http://"+down+"/services/"+marker,
+		"MESHGUARD_LOG_LEVEL=debug", "MESHGUARD_SERVER_LISTEN="+apiAddr)
+	srv := startMeshguard(t, env, "serve", "--stages", "alert")
+	waitReady(t, apiAddr, srv)
+	now := time.Now().UTC().Truncate(time.Second)
+	writeDetection(t, db, models.Detection{
+		ID: "down-" + db, DetectedAt: now, UpdatedAt: now, WindowStart: now.Add(-10 * time.Second), WindowEnd: now,
+		Kind: models.Scan, Severity: models.SeverityHigh, Score: 30, Updates: 1,
+		Source: models.Party{Workload: "frontend", Namespace: "shop"},
+	})
+	waitUntil(t, "the failed Slack post in the log", srv, func() bool {
+		return strings.Contains(srv.out.String(), "Slack message not sent")
+	})
+	srv.terminate(t, 30*time.Second)
+	out := srv.out.String()
+	if !strings.Contains(out, "connection refused") {
+		t.Fatalf("the log does not show the unreachable webhook:\n%s", out)
+	}
+	if strings.Contains(out, marker) || strings.Contains(out, "/services/") {
+		t.Errorf("the webhook URL is in serve's output:\n%s", out)
+	}
+}
+
+// writeDetection stores d as the detect stage would.
+func writeDetection(t *testing.T, db string, d models.Detection) {
+	t.Helper()
+	row, err := detect.Row(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chCfg := storage.DefaultClickHouseConfig()
+	chCfg.Addr, chCfg.Database = []string{testenv.ClickHouseAddr(t)}, db
+	store, err := storage.NewClickHouse(chCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if err := store.WriteDetection(context.Background(), row); err != nil {
+		t.Fatal(err)
 	}
 }
 
