@@ -105,7 +105,7 @@ func (s *Server) guardHost(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.hosts.allowed(r.Host) {
 			s.m.refused.WithLabelValues("host").Inc()
-			if ok, _ := s.refusals.admit(s.now()); ok {
+			if ok, _ := s.hostLogs.admit(s.now()); ok {
 				s.log.Warn("api: request for an unknown Host refused (add it to server.public_hosts if it is yours)", "host", r.Host, "path", r.URL.Path, "remote", r.RemoteAddr)
 			}
 			writeJSON(w, http.StatusMisdirectedRequest, map[string]string{

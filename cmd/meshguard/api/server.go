@@ -8,8 +8,12 @@
 // are open; everything else needs `Authorization: Bearer TOKEN` of a
 // viewer, and the POST endpoints an operator's, plus a CSRF defence: the
 // header X-Meshguard-CSRF: 1 and a same-origin request (Sec-Fetch-Site,
-// else Origin against Host). Every operator request, refused ones
-// included, is written to the actions audit log with the identity.
+// else Origin against Host). Every operator request is written to the
+// actions audit log with the identity; refused ones at most 20 a minute
+// (all are counted). Before any of this, the Host header must be a name
+// the server is known by (server.listen, server.public_hosts, an IP):
+// the DNS rebinding defence. An approve never exceeds respond.mode
+// without a named operator's audited override.
 package api
 
 import (
@@ -103,8 +107,9 @@ type Server struct {
 	m       *metrics
 	now     func() time.Time
 	hosts   *hostGuard
-	// refusals bounds the audit rows of refused operator requests.
-	refusals refusalAudit
+	// refusals bounds the audit rows of refused operator requests;
+	// hostLogs the log lines of requests for a foreign Host.
+	refusals, hostLogs refusalAudit
 }
 
 // New validates cfg and builds the server; it does not listen (Run does).
