@@ -46,7 +46,8 @@ const (
 //   - verifies X-Slack-Signature with the signing secret and refuses
 //     requests whose timestamp is more than five minutes off (401, not
 //     audited: the sender is unknown);
-//   - checks the clicking user against allowed_users / allowed_groups;
+//   - checks the click's team against team_id (when set) and the user's
+//     ID against allowed_users / allowed_groups (IDs only, never names);
 //   - calls the Controller (Approve, Revoke, Extend);
 //   - audits every click, refused ones included, in the actions table with
 //     the user as actor ("slack:<name>/<user id>");
