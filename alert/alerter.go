@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,11 @@ type Controller interface {
 	// Extend moves the action's expiry later by `by`.
 	Extend(ctx context.Context, actionID, actor string, by time.Duration) (models.Action, error)
 }
+
+// approveGate is an optional Controller method: a Controller that returns
+// false refuses every Approve (respond.mode below enforce), and the
+// messages offer no Approve button.
+type approveGate interface{ ApproveAllowed() bool }
 
 // Clock is the time source; tests replace it.
 type Clock interface {
@@ -85,7 +91,7 @@ type Alerter struct {
 	m       *metrics
 	off     bool
 	groups  *groupCache
-	allowed map[string]bool // allowed_users: IDs as given, names lower-cased
+	allowed map[string]bool // allowed_users: user IDs
 
 	seenMu     sync.Mutex
 	seenClicks map[string]time.Time // replay guard
@@ -229,6 +235,10 @@ func New(cfg Config, deps Deps) (*Alerter, error) {
 		link, _ = parseLink(sc.LinkTemplate) // checked by Validate
 	}
 	a.rend = renderer{link: link, interactive: sc.SigningSecret != "" && deps.Controller != nil, extendBy: sc.ExtendBy, now: a.clock.Now}
+	if c, ok := deps.Controller.(approveGate); ok && !c.ApproveAllowed() {
+		// A button that can only fail is worse than none.
+		a.rend.noApprove = true
+	}
 	if sc.Bot() {
 		opts := []slack.Option{slack.OptionHTTPClient(deps.HTTPClient)}
 		if sc.APIURL != "" {
@@ -241,9 +251,10 @@ func New(cfg Config, deps Deps) (*Alerter, error) {
 		a.api = slack.New(sc.Token, opts...)
 	}
 	for _, u := range sc.AllowedUsers {
-		u = strings.TrimSpace(u)
-		a.allowed[u] = true
-		a.allowed[strings.ToLower(u)] = true
+		a.allowed[strings.TrimSpace(u)] = true
+	}
+	if sc.SigningSecret != "" && sc.TeamID == "" {
+		a.log.Warn("alert.slack.team_id is not set: clicks are matched by user ID alone; set it to your workspace's ID (T0123ABC) to refuse other teams")
 	}
 	if len(sc.AllowedGroups) > 0 {
 		a.groups = &groupCache{api: a.api, groups: sc.AllowedGroups, clock: a.clock}
@@ -675,7 +686,7 @@ func (a *Alerter) send(ctx context.Context, o op) error {
 	case opReply:
 		n := a.unreported.Swap(0)
 		text := "meshguard: update to " + fallback(inc)
-		blocks := replyBlocks(inc, o.text, a.api == nil, n)
+		blocks := a.rend.replyBlocks(inc, o.text, a.api == nil, n)
 		err := a.call(ctx, "reply", func(ctx context.Context) error {
 			if a.api == nil {
 				return a.webhook(ctx, a.cfg.WebhookURL, &slack.WebhookMessage{Text: text, Blocks: &slack.Blocks{BlockSet: blocks}})
@@ -721,9 +732,43 @@ func msgOpts(text string, blocks []slack.Block) []slack.MsgOption {
 	}
 }
 
-func (a *Alerter) webhook(ctx context.Context, url string, msg *slack.WebhookMessage) error {
-	return slack.PostWebhookCustomHTTPContext(ctx, url, a.http, msg)
+// webhook posts msg to an incoming webhook or a response URL. Both URLs
+// are credentials (whoever has one may post to the channel), and the HTTP
+// client's errors quote the URL ("Post \"https://hooks...\": dial tcp:
+// ..."), so the error is returned with the URL's path cut off.
+func (a *Alerter) webhook(ctx context.Context, u string, msg *slack.WebhookMessage) error {
+	return redactURL(slack.PostWebhookCustomHTTPContext(ctx, u, a.http, msg), u)
 }
+
+// redactURL returns err with every mention of secretURL replaced by its
+// scheme and host. The error's chain (rate limits, status codes) stays
+// intact for errors.As.
+func redactURL(err error, secretURL string) error {
+	if err == nil {
+		return nil
+	}
+	shown := "[redacted URL]"
+	if p, perr := url.Parse(secretURL); perr == nil && p.Host != "" {
+		shown = p.Scheme + "://" + p.Host + "/[redacted]"
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = shown
+	}
+	if msg := err.Error(); secretURL != "" && strings.Contains(msg, secretURL) {
+		return &redactedError{msg: strings.ReplaceAll(msg, secretURL, shown), err: err}
+	}
+	return err
+}
+
+// redactedError shows msg in place of err's text.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
 
 // call runs one Slack call: paced by send_interval, waiting out every 429
 // for its Retry-After (the message is kept), retrying other transient

@@ -45,8 +45,13 @@ type SlackConfig struct {
 	SigningSecret     string `yaml:"signing_secret"`
 	SigningSecretFile string `yaml:"signing_secret_file"`
 	// AllowedUsers may click Approve, Revoke and Extend: Slack user IDs
-	// (U0123ABC, matched exactly) or user names (matched ignoring case).
+	// (U0123ABC or W0123ABC), matched exactly. Names are not accepted: a
+	// user chooses their own name, and another workspace has its own.
 	AllowedUsers []string `yaml:"allowed_users"`
+	// TeamID is the Slack workspace (team) ID, T0123ABC, whose users may
+	// click. When set, a click from any other team is refused, whoever
+	// it names.
+	TeamID string `yaml:"team_id"`
 	// AllowedGroups are Slack user groups (IDs S0123ABC or handles such as
 	// security-oncall) whose members may act. Resolving members needs the
 	// Web API (bot mode, scope usergroups:read); membership is cached for
@@ -144,9 +149,15 @@ func (c *SlackConfig) Validate() error {
 		add("%sallowed_groups: resolving group members needs bot mode (%stoken); use %sallowed_users with a webhook", key, key, key)
 	}
 	for _, u := range c.AllowedUsers {
-		if strings.TrimSpace(u) == "" {
+		switch u = strings.TrimSpace(u); {
+		case u == "":
 			add("%sallowed_users: an empty entry", key)
+		case !slackID(u, "UW"):
+			add("%sallowed_users: %q is not a Slack user ID; list user IDs (U0123ABC: the profile's \"Copy member ID\"), not names", key, u)
 		}
+	}
+	if c.TeamID != "" && !slackID(c.TeamID, "T") {
+		add("%steam_id: %q is not a Slack team ID; use the workspace's ID, T0123ABC (empty: any team)", key, c.TeamID)
 	}
 	if c.LinkTemplate != "" {
 		if _, err := parseLink(c.LinkTemplate); err != nil {
@@ -166,6 +177,20 @@ func (c *SlackConfig) Validate() error {
 		add("%ssend_interval: %s; use 0 to 1m (default 1s)", key, c.SendInterval)
 	}
 	return errors.Join(errs...)
+}
+
+// slackID reports whether s looks like a Slack ID: one of the prefix
+// letters, then upper-case letters and digits.
+func slackID(s, prefixes string) bool {
+	if len(s) < 2 || !strings.ContainsRune(prefixes, rune(s[0])) {
+		return false
+	}
+	for _, r := range s[1:] {
+		if (r < 'A' || r > 'Z') && (r < '0' || r > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // resolved returns c with every *_file secret read into its value.
@@ -199,9 +224,9 @@ func redact(s string) string {
 // String shows the config with every secret replaced by [redacted], so
 // that printing or logging it (%v, %+v) leaks nothing.
 func (c SlackConfig) String() string {
-	return fmt.Sprintf("{webhook_url:%s webhook_url_file:%s token:%s token_file:%s channel:%s api_url:%s signing_secret:%s signing_secret_file:%s allowed_users:%v allowed_groups:%v link_template:%q queue_size:%d group_window:%s extend_by:%s send_interval:%s}",
+	return fmt.Sprintf("{webhook_url:%s webhook_url_file:%s token:%s token_file:%s channel:%s api_url:%s signing_secret:%s signing_secret_file:%s allowed_users:%v team_id:%s allowed_groups:%v link_template:%q queue_size:%d group_window:%s extend_by:%s send_interval:%s}",
 		redact(c.WebhookURL), c.WebhookURLFile, redact(c.Token), c.TokenFile, c.Channel, c.APIURL,
-		redact(c.SigningSecret), c.SigningSecretFile, c.AllowedUsers, c.AllowedGroups, c.LinkTemplate,
+		redact(c.SigningSecret), c.SigningSecretFile, c.AllowedUsers, c.TeamID, c.AllowedGroups, c.LinkTemplate,
 		c.QueueSize, c.GroupWindow, c.ExtendBy, c.SendInterval)
 }
 
@@ -221,6 +246,7 @@ func (c SlackConfig) LogValue() slog.Value {
 		slog.String("signing_secret", redact(c.SigningSecret)),
 		slog.String("signing_secret_file", c.SigningSecretFile),
 		slog.Any("allowed_users", c.AllowedUsers),
+		slog.String("team_id", c.TeamID),
 		slog.Any("allowed_groups", c.AllowedGroups),
 		slog.String("link_template", c.LinkTemplate),
 		slog.Int("queue_size", c.QueueSize),

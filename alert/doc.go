@@ -39,7 +39,8 @@
 //	    token_file: /var/run/secrets/slack/token      # bot mode (or webhook_url_file)
 //	    channel: C0123SECOPS
 //	    signing_secret_file: /var/run/secrets/slack/signing-secret
-//	    allowed_users: [U0123ALICE, bob]               # IDs (exact) or user names
+//	    allowed_users: [U0123ALICE, U0456BOB]          # user IDs, matched exactly (never names)
+//	    team_id: T0123MESH                            # clicks from other workspaces refused
 //	    allowed_groups: [security-oncall]             # user group handles or S... IDs (bot mode)
 //	    link_template: https://grafana.example/d/mesh?var-detection={detection_id}&from={{.FromMillis}}&to={{.ToMillis}}
 //	    queue_size: 1000

@@ -364,7 +364,7 @@ func (h *harness) stop(t *testing.T) {
 func botConfig(f *fakeSlack) SlackConfig {
 	c := DefaultConfig().Slack
 	c.Token, c.Channel, c.APIURL = "xoxb-test-token", "C0ALERTS", f.srv.GetAPIURL()
-	c.SigningSecret, c.AllowedUsers = "s3cr3t-signing", []string{"U0ALICE", "Bob"}
+	c.SigningSecret, c.AllowedUsers = "s3cr3t-signing", []string{"U0ALICE", "U0BOB"}
 	c.LinkTemplate = "https://grafana.example/d/mesh?var-detection={detection_id}&from={{.FromMillis}}&to={{.ToMillis}}"
 	return c
 }
@@ -418,13 +418,19 @@ func signed(secret string, ts time.Time, payload any) *http.Request {
 	return r
 }
 
-// clickPayload is a block_actions payload for one button.
+// clickPayload is a block_actions payload for one button, from team
+// T0MESH.
 func clickPayload(button, actionID, userID, userName, responseURL string) map[string]any {
+	return teamClick(button, actionID, "T0MESH", userID, userName, responseURL)
+}
+
+// teamClick is clickPayload from a user of another team.
+func teamClick(button, actionID, team, userID, userName, responseURL string) map[string]any {
 	v, _ := json.Marshal(buttonValue{ActionID: actionID, DetectionID: "det-1"})
 	return map[string]any{
 		"type":         "block_actions",
-		"user":         map[string]any{"id": userID, "username": userName, "name": userName, "team_id": "T0MESH"},
-		"team":         map[string]any{"id": "T0MESH"},
+		"user":         map[string]any{"id": userID, "username": userName, "name": userName, "team_id": team},
+		"team":         map[string]any{"id": team},
 		"channel":      map[string]any{"id": "C0ALERTS"},
 		"response_url": responseURL,
 		"container":    map[string]any{"type": "message", "message_ts": "1795000000.000001", "channel_id": "C0ALERTS"},

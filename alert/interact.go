@@ -46,7 +46,8 @@ const (
 //   - verifies X-Slack-Signature with the signing secret and refuses
 //     requests whose timestamp is more than five minutes off (401, not
 //     audited: the sender is unknown);
-//   - checks the clicking user against allowed_users / allowed_groups;
+//   - checks the click's team against team_id (when set) and the user's
+//     ID against allowed_users / allowed_groups (IDs only, never names);
 //   - calls the Controller (Approve, Revoke, Extend);
 //   - audits every click, refused ones included, in the actions table with
 //     the user as actor ("slack:<name>/<user id>");
@@ -180,7 +181,7 @@ func (a *Alerter) click(ctx context.Context, cb slack.InteractionCallback, ba *s
 		return
 	}
 	row := models.Action{ID: v.ActionID, DetectionID: v.DetectionID, Actor: actor}
-	if ok, why := a.mayAct(ctx, cb.User); !ok {
+	if ok, why := a.mayAct(ctx, cb); !ok {
 		a.m.interactions.WithLabelValues("refused").Inc()
 		row.State, row.Reason = StateRefused, "slack "+verb+" refused: "+why
 		a.audit(ctx, row)
@@ -241,19 +242,21 @@ func (a *Alerter) audit(ctx context.Context, row models.Action) {
 	}
 }
 
-// mayAct checks the allow-lists: user IDs exactly, user names ignoring
-// case, then membership of an allowed user group.
-func (a *Alerter) mayAct(ctx context.Context, u slack.User) (bool, string) {
+// mayAct checks the team (alert.slack.team_id), then the allow-lists:
+// the user ID exactly, then membership of an allowed user group. Names
+// never count: any user can take any name, in any workspace.
+func (a *Alerter) mayAct(ctx context.Context, cb slack.InteractionCallback) (bool, string) {
+	u := cb.User
 	if u.ID == "" {
 		return false, "the request names no user"
 	}
+	if t := a.cfg.TeamID; t != "" {
+		if cb.Team.ID != t || (u.TeamID != "" && u.TeamID != t) {
+			return false, "the click comes from another Slack team than alert.slack.team_id"
+		}
+	}
 	if a.allowed[u.ID] {
 		return true, ""
-	}
-	for _, n := range []string{u.Username, u.Name} {
-		if n != "" && a.allowed[strings.ToLower(n)] {
-			return true, ""
-		}
 	}
 	if a.groups != nil {
 		ok, err := a.groups.member(ctx, u.ID)

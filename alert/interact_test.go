@@ -83,7 +83,7 @@ func TestInteractionApproveByAllowedUser(t *testing.T) {
 	}
 }
 
-// Revoke by user name (case ignored) and Extend by the configured step.
+// Revoke and Extend (by the configured step) by an allowed user ID.
 func TestInteractionRevokeAndExtend(t *testing.T) {
 	f := newFakeSlack(t)
 	h := newHarness(t, botConfig(f))

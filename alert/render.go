@@ -42,6 +42,7 @@ type buttonValue struct {
 type renderer struct {
 	link        *template.Template // nil: no link button
 	interactive bool               // show Approve/Revoke/Extend
+	noApprove   bool               // the Controller refuses approvals
 	extendBy    time.Duration
 	now         func() time.Time
 }
@@ -320,7 +321,7 @@ func (r *renderer) buttons(a models.Action) []slack.BlockElement {
 	v, _ := json.Marshal(buttonValue{ActionID: a.ID, DetectionID: a.DetectionID})
 	val := string(v)
 	var els []slack.BlockElement
-	if a.Mode == models.ModeDryRun {
+	if a.Mode == models.ModeDryRun && !r.noApprove {
 		els = append(els, slack.NewButtonBlockElement(buttonApprove, val, ptext("Approve (enforce)", 75)).
 			WithStyle(slack.StylePrimary).
 			WithConfirm(slack.NewConfirmationBlockObject(ptext("Enforce this policy?", 100),
@@ -428,12 +429,25 @@ func fallback(inc *incident) string {
 
 // replyBlocks renders a thread reply (or, in webhook mode, a follow-up
 // message that names its incident).
-func replyBlocks(inc *incident, text string, webhook bool, dropped uint64) []slack.Block {
+func (r *renderer) replyBlocks(inc *incident, text string, webhook bool, dropped uint64) []slack.Block {
 	var blocks []slack.Block
 	if webhook {
 		blocks = append(blocks, slack.NewContextBlock("incident", mrkdwn("Update to "+fallback(inc)+" · detection "+code(inc.lead.ID))))
 	}
 	blocks = append(blocks, slack.NewSectionBlock(mrkdwn(text), nil, nil))
+	if webhook {
+		// A webhook cannot edit the first message, so its buttons may be
+		// scrolled far away or show a stale choice: every update carries
+		// the buttons of the incident's actions as they stand now.
+		for i, a := range inc.actions {
+			if i == maxActionsShown {
+				break
+			}
+			if btns := r.buttons(a); len(btns) > 0 {
+				blocks = append(blocks, slack.NewActionBlock(blockID(a.ID), btns...))
+			}
+		}
+	}
 	if dropped > 0 {
 		blocks = append(blocks, dropBlock(dropped))
 	}

@@ -249,7 +249,10 @@ func demoServer(ctx context.Context, listen string, st demoStore, resp *respond.
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
-	srv, err := api.New(cfg, api.Deps{Store: store, Operator: resp, Registry: newRegistry(), ActionWriter: st.actions, Log: log})
+	// The demo acts in dry-run: its page must not take a policy past it
+	// (nobody is authenticated, so no override either).
+	srv, err := api.New(cfg, api.Deps{Store: store, Operator: resp, Registry: newRegistry(), ActionWriter: st.actions, Log: log,
+		RespondMode: models.ModeDryRun})
 	if err != nil {
 		return err
 	}

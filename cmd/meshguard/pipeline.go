@@ -96,8 +96,9 @@ func buildPipeline(spec pipelineSpec) (*pipeline, error) {
 		// Buttons only where clicks can come back: a signing secret
 		// verifies them. Without one a message offers nothing to click.
 		sc := spec.Alert.Slack
+		// Approve is capped by respond.mode (modeCeiling).
 		if p.Responder != nil && (sc.SigningSecret != "" || sc.SigningSecretFile != "") {
-			deps.Controller = p.Responder
+			deps.Controller = modeCeiling{op: p.Responder, mode: spec.Respond.Mode}
 		}
 		a, err := alert.New(*spec.Alert, deps)
 		if err != nil {

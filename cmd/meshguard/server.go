@@ -195,7 +195,7 @@ func startServer(ctx context.Context, cfg Config, store *storage.ClickHouse, reg
 		}
 	}
 	srv, err := api.New(cfg.Server, api.Deps{Store: store, Operator: wiring, Ready: ready.check, Registry: reg,
-		Slack: wiring, ActionWriter: store, Log: log, Kube: kube})
+		Slack: wiring, ActionWriter: store, Log: log, Kube: kube, RespondMode: cfg.Respond.Mode})
 	if err != nil {
 		return err
 	}

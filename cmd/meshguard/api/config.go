@@ -16,9 +16,16 @@ import (
 type Config struct {
 	// Listen is the address of the HTTP listener: ":8080" in a container,
 	// "127.0.0.1:8080" for the demo.
-	Listen string     `yaml:"listen"`
-	TLS    TLSConfig  `yaml:"tls"`
-	Auth   AuthConfig `yaml:"auth"`
+	Listen string `yaml:"listen"`
+	// PublicHosts are the host names (optionally host:port) clients use
+	// to reach the server besides its listen address: the Ingress host
+	// Slack and browsers call, the Service's DNS name. A request whose
+	// Host header names anything else is refused (421): a page on a
+	// rebound DNS name must not drive the API. IP addresses and, on a
+	// loopback listener, localhost are always accepted.
+	PublicHosts []string   `yaml:"public_hosts"`
+	TLS         TLSConfig  `yaml:"tls"`
+	Auth        AuthConfig `yaml:"auth"`
 }
 
 // TLSConfig turns on HTTPS for the listener: set both files or neither.
@@ -70,6 +77,11 @@ func (c *Config) Validate() error {
 	} else if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
 		add(`server.listen: %q is not host:port; e.g. ":8080" or "127.0.0.1:8080"`, c.Listen)
 	}
+	for _, h := range c.PublicHosts {
+		if h = strings.TrimSpace(h); h == "" || strings.ContainsAny(h, "/*@ ") {
+			add("server.public_hosts: %q; list host names as clients type them (meshguard.example.com or meshguard.example.com:8443), no scheme, path or wildcard", h)
+		}
+	}
 	switch {
 	case c.TLS.CertFile != "" && c.TLS.KeyFile == "":
 		add("server.tls.key_file: empty while server.tls.cert_file is set; set both (PEM files) or neither")
@@ -91,6 +103,10 @@ func (c *Config) Validate() error {
 	case AuthKubernetes, AuthNone:
 		if c.Auth.TokensFile != "" {
 			add("server.auth.tokens_file: set, but server.auth.mode is %s, which does not read it; remove it or use mode token", c.Auth.Mode)
+		}
+		if c.Auth.Mode == AuthNone && c.Listen != "" && !loopback(c.Listen) {
+			add("server.auth.mode: none with server.listen %q, which is not a loopback address: anyone who reaches it could approve and revoke actions; "+
+				"set server.listen to 127.0.0.1:PORT, or server.auth.mode to token or kubernetes", c.Listen)
 		}
 	default:
 		add("server.auth.mode: %q; use token, kubernetes or none", c.Auth.Mode)

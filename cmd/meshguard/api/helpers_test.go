@@ -52,12 +52,16 @@ type fakeOperator struct {
 	mu    sync.Mutex
 	calls []call
 	known string
+	fail  error // returned by every call when set
 }
 
 func (f *fakeOperator) do(verb, id, actor string, by time.Duration) (models.Action, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, call{verb, id, actor, by})
+	if f.fail != nil {
+		return models.Action{}, f.fail
+	}
 	if id != f.known {
 		return models.Action{}, fmt.Errorf("%w: %q", respond.ErrNotFound, id)
 	}
@@ -129,6 +133,8 @@ func newEnv(t *testing.T, change func(*Config, *Deps)) *env {
 	seed(t, e.store, e.now)
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
+	// httptest.NewRequest's Host.
+	cfg.PublicHosts = []string{"example.com"}
 	cfg.Auth.TokensFile = writeTokens(t)
 	deps := Deps{
 		Store: e.store, Operator: e.op, Registry: prometheus.NewRegistry(), ActionWriter: e.audit,

@@ -8,8 +8,12 @@
 // are open; everything else needs `Authorization: Bearer TOKEN` of a
 // viewer, and the POST endpoints an operator's, plus a CSRF defence: the
 // header X-Meshguard-CSRF: 1 and a same-origin request (Sec-Fetch-Site,
-// else Origin against Host). Every operator request, refused ones
-// included, is written to the actions audit log with the identity.
+// else Origin against Host). Every operator request is written to the
+// actions audit log with the identity; refused ones at most 20 a minute
+// (all are counted). Before any of this, the Host header must be a name
+// the server is known by (server.listen, server.public_hosts, an IP):
+// the DNS rebinding defence. An approve never exceeds respond.mode
+// without a named operator's audited override.
 package api
 
 import (
@@ -77,6 +81,10 @@ type Deps struct {
 	Log          *slog.Logger
 	// Kube is the client config for server.auth.mode kubernetes.
 	Kube *rest.Config
+	// RespondMode is respond.mode, the ceiling of approvals: below
+	// enforce, approve needs ?override=respond.mode from a named
+	// operator. Empty: no ceiling (the caller enforces its own).
+	RespondMode models.Mode
 }
 
 // ShutdownTimeout bounds how long Run waits for requests in flight once
@@ -98,6 +106,10 @@ type Server struct {
 	cop     *http.CrossOriginProtection
 	m       *metrics
 	now     func() time.Time
+	hosts   *hostGuard
+	// refusals bounds the audit rows of refused operator requests;
+	// hostLogs the log lines of requests for a foreign Host.
+	refusals, hostLogs refusalAudit
 }
 
 // New validates cfg and builds the server; it does not listen (Run does).
@@ -112,7 +124,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, deps: deps, log: log, cop: http.NewCrossOriginProtection(), now: time.Now}
+	s := &Server{cfg: cfg, deps: deps, log: log, cop: http.NewCrossOriginProtection(), now: time.Now, hosts: newHostGuard(cfg)}
 	switch cfg.Auth.Mode {
 	case AuthToken:
 		entries, err := loadTokens(cfg.Auth.TokensFile)
@@ -127,10 +139,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		}
 		s.auth = ka
 	case AuthNone:
+		// Validate allows it on a loopback listener only.
 		s.auth = noAuth{}
-		if !loopback(cfg.Listen) {
-			log.Warn("server.auth.mode is none on a non-loopback address: anyone who reaches it may approve and revoke actions", "listen", cfg.Listen)
-		}
 	}
 	if deps.ActionWriter == nil {
 		log.Warn("api: no ActionWriter; operator requests are not audited")
@@ -239,7 +249,7 @@ func (s *Server) routes() http.Handler {
 	for _, f := range []string{"app.js", "app.css"} {
 		mux.HandleFunc("GET /ui/"+f, s.static(f))
 	}
-	return securityHeaders(mux)
+	return securityHeaders(s.guardHost(mux))
 }
 
 // contentSecurityPolicy: only this origin's own files; no inline script
@@ -488,9 +498,13 @@ func (s *Server) operate(w http.ResponseWriter, r *http.Request) {
 	}
 	row := models.Action{ID: id}
 	refused := func(status int, actor, why string) {
-		row.State, row.Actor, row.Reason = "refused", actor, "api "+verb+" refused: "+why
-		s.audit(r.Context(), row)
-		s.log.Warn("api: operator request refused", "actor", actor, "verb", verb, "action_id", id, "status", status, "why", why, "remote", r.RemoteAddr)
+		if ok, note := s.refusals.admit(s.now()); ok {
+			row.State, row.Actor, row.Reason = "refused", actor, "api "+verb+" refused: "+why+note
+			s.audit(r.Context(), row)
+			s.log.Warn("api: operator request refused", "actor", actor, "verb", verb, "action_id", id, "status", status, "why", why, "remote", r.RemoteAddr)
+		} else {
+			s.m.unaudited.Inc()
+		}
 		s.refuse(w, status, why)
 	}
 	who, status, why := s.check(r, RoleOperator)
@@ -523,6 +537,25 @@ func (s *Server) operate(w http.ResponseWriter, r *http.Request) {
 		refused(http.StatusServiceUnavailable, who.Name, "this meshguard runs no respond stage")
 		return
 	}
+	// respond.mode is the ceiling for the whole installation: an approve
+	// (dry-run to enforce) beyond it needs an operator who says so, by
+	// name (never anonymous), and is audited as an override.
+	override := ""
+	if verb == "approve" && s.deps.RespondMode != "" && s.deps.RespondMode != models.ModeEnforce {
+		switch {
+		case r.URL.Query().Get("override") != "respond.mode":
+			s.m.refused.WithLabelValues("mode").Inc()
+			refused(http.StatusConflict, who.Name, fmt.Sprintf("respond.mode is %s: approving would enforce beyond it; "+
+				"set respond.mode to enforce, or, as a named operator, repeat with ?override=respond.mode (audited)", s.deps.RespondMode))
+			return
+		case who.Name == anonymous:
+			s.m.refused.WithLabelValues("mode").Inc()
+			refused(http.StatusForbidden, who.Name, "overriding respond.mode needs an authenticated operator (server.auth.mode token or kubernetes)")
+			return
+		}
+		override = fmt.Sprintf(" overriding respond.mode %s", s.deps.RespondMode)
+		s.log.Warn("api: operator overrides respond.mode", "actor", who.Name, "action_id", id, "respond_mode", s.deps.RespondMode)
+	}
 	// The change outlives a client that hangs up: it was asked for.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
 	defer cancel()
@@ -537,19 +570,21 @@ func (s *Server) operate(w http.ResponseWriter, r *http.Request) {
 		res, err = s.deps.Operator.Extend(ctx, id, who.Name, by)
 	}
 	if err != nil {
-		row.State, row.Actor, row.Reason = models.StateFailed, who.Name, "api "+verb+" failed: "+err.Error()
+		row.State, row.Actor, row.Reason = models.StateFailed, who.Name, "api "+verb+override+" failed: "+err.Error()
 		s.audit(ctx, row)
 		s.log.Warn("api: operator request failed", "actor", who.Name, "verb", verb, "action_id", id, "err", err)
 		if errors.Is(err, respond.ErrNotFound) {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no action " + strconv.Quote(id)})
 			return
 		}
-		writeJSON(w, http.StatusBadGateway, map[string]string{"error": verb + " failed: " + err.Error()})
+		// The backend's text (API server messages, addresses) stays in
+		// the log and the audit row.
+		writeJSON(w, http.StatusBadGateway, map[string]string{"error": verb + " failed; the reason is in the server log and the audit log"})
 		return
 	}
 	s.audit(ctx, models.Action{
 		ID: id, DetectionID: res.DetectionID, Mode: res.Mode, State: res.State,
-		Actor: who.Name, Reason: "api " + verb + " by " + who.Name, Target: res.Target,
+		Actor: who.Name, Reason: "api " + verb + " by " + who.Name + override, Target: res.Target,
 		PolicyName: res.PolicyName, PolicyNamespace: res.PolicyNamespace, ExpiresAt: res.ExpiresAt,
 	})
 	s.log.Info("api: operator request applied", "actor", who.Name, "verb", verb, "action_id", id, "state", res.State, "mode", res.Mode)
@@ -594,14 +629,19 @@ func text(w http.ResponseWriter, status int, s string) {
 type metrics struct {
 	refused     *prometheus.CounterVec
 	auditErrors prometheus.Counter
+	unaudited   prometheus.Counter
 }
 
 func newMetrics() *metrics {
 	return &metrics{
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meshguard_api_refused_total",
-			Help: "API requests refused, by reason: unauthenticated (401), forbidden (403, role), csrf (403).",
+			Help: "API requests refused, by reason: unauthenticated (401), forbidden (403, role), csrf (403), host (421, Host not in server.public_hosts), mode (approve beyond respond.mode).",
 		}, []string{"reason"}),
+		unaudited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshguard_api_refused_unaudited_total",
+			Help: "Refused operator requests beyond the audit rate (20 a minute) that got no audit row of their own.",
+		}),
 		auditErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "meshguard_api_audit_errors_total",
 			Help: "Operator requests whose audit row could not be written.",
@@ -610,7 +650,7 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.refused, m.auditErrors} {
+	for _, c := range []prometheus.Collector{m.refused, m.auditErrors, m.unaudited} {
 		if err := r.Register(c); err != nil {
 			return err
 		}

@@ -237,13 +237,6 @@ func TestAuthModeNone(t *testing.T) {
 	if len(rows) != 2 || rows[0].Actor != "anonymous" || rows[0].State != "promoted" || rows[1].State != "refused" {
 		t.Errorf("audit %+v", rows)
 	}
-	if strings.Contains(e.logs.String(), "non-loopback") {
-		t.Errorf("warned about 127.0.0.1: %s", e.logs)
-	}
-	wide := newEnv(t, func(c *Config, _ *Deps) { c.Auth = AuthConfig{Mode: AuthNone}; c.Listen = ":8080" })
-	if !strings.Contains(wide.logs.String(), "non-loopback") {
-		t.Errorf("no warning for mode none on all interfaces: %s", wide.logs)
-	}
 }
 
 func TestSecurityHeaders(t *testing.T) {
