@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -48,6 +49,11 @@ type Consumer struct {
 
 	connected      atomic.Bool
 	lastConnectErr atomic.Pointer[error]
+
+	topicClient *kafka.Client // asks which topics exist (topics.go)
+	topicStatus atomic.Pointer[[]TopicStatus]
+	watchEvery  time.Duration
+	group       groupState // assignment and fetches of the current reader (readiness.go)
 }
 
 // Stats is a snapshot of a Consumer's counters.
@@ -61,7 +67,13 @@ type Stats struct {
 	// ConnectFailures counts failed attempts to reach Kafka at start
 	// (refused, TLS or SASL rejected); see Consumer.ConnectError.
 	ConnectFailures int64
-	Decoder         DecoderStats
+	// MissingTopics counts configured topics (the DLQ's included) that do
+	// not exist or are denied; see Consumer.Topics for which.
+	MissingTopics int64
+	// AssignedPartitions is how many partitions the group gave this
+	// consumer in the current generation.
+	AssignedPartitions int64
+	Decoder            DecoderStats
 }
 
 type consumerStats struct {
@@ -113,15 +125,21 @@ func NewConsumer(kcfg KafkaConfig, icfg IngestConfig, next storage.FlowConsumer,
 		WatchPartitionChanges: true,
 		ErrorLogger:           errLog,
 	}
+	transport, err := kcfg.Transport()
+	if err != nil {
+		return nil, err
+	}
 	return &Consumer{
-		kcfg:    kcfg,
-		icfg:    icfg,
-		next:    next,
-		log:     log,
-		rcfg:    rcfg,
-		dlq:     dlq,
-		dec:     NewDecoder(DecoderConfig{Encoding: enc}),
-		signals: signals,
+		topicClient: &kafka.Client{Addr: kafka.TCP(kcfg.Brokers...), Transport: transport},
+		watchEvery:  topicWatchInterval,
+		kcfg:        kcfg,
+		icfg:        icfg,
+		next:        next,
+		log:         log,
+		rcfg:        rcfg,
+		dlq:         dlq,
+		dec:         NewDecoder(DecoderConfig{Encoding: enc}),
+		signals:     signals,
 	}, nil
 }
 
@@ -136,7 +154,20 @@ func (c *Consumer) Stats() Stats {
 		StoreFailures:   c.stats.storeFailures.Load(),
 		CommitErrors:    c.stats.commitErrors.Load(),
 		ConnectFailures: c.stats.connectFailures.Load(),
+
+		MissingTopics:      c.missingTopics(),
+		AssignedPartitions: c.group.assigned.Load(),
 	}
+}
+
+func (c *Consumer) missingTopics() int64 {
+	var n int64
+	for _, s := range c.Topics() {
+		if s.Missing() {
+			n++
+		}
+	}
+	return n
 }
 
 type topicPartition struct {
@@ -161,23 +192,66 @@ func (b *batch) reset() {
 // Run consumes until ctx is cancelled (returns nil) or the reader fails for
 // good (returns the error). See the type's doc for shutdown.
 func (c *Consumer) Run(ctx context.Context) error {
+	defer c.dlq.close()
 	free := make(chan *batch, 2)
 	for range 2 {
 		free <- &batch{flows: make([]models.Flow, 0, c.icfg.BatchSize), last: map[topicPartition]kafka.Message{}}
 	}
-	full := make(chan *batch, 1)
 
 	// The reader joins the group only once a broker accepted the TLS and
 	// SASL settings: until then each attempt logs one clear error, not kafka-go's
 	// own retries of every group request.
 	if !c.waitForKafka(ctx) {
-		c.dlq.close()
 		return nil
 	}
-	c.reader = kafka.NewReader(c.rcfg)
+	var topics []string
+	for {
+		if len(topics) == 0 {
+			var ok bool
+			if topics, ok = c.waitForTopics(ctx); !ok {
+				return nil
+			}
+		}
+		next, err := c.session(ctx, topics, free)
+		if err != nil || ctx.Err() != nil {
+			return err
+		}
+		c.log.Info("kafka topics changed; rejoining the group with the new set", "topics", next, "was", topics)
+		topics = next
+	}
+}
+
+// waitForTopics returns the configured telemetry topics that exist,
+// asking again until at least one does; false when ctx ends first.
+func (c *Consumer) waitForTopics(ctx context.Context) ([]string, bool) {
+	for {
+		if present, _ := c.checkTopics(ctx); len(present) > 0 {
+			return present, true
+		}
+		select {
+		case <-time.After(c.watchEvery):
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
+}
+
+// session consumes topics with one reader (one membership of the group)
+// until ctx ends, the reader fails (the error), or the set of existing
+// topics changes (the new set). Every batch it fetched is stored and
+// committed, or left uncommitted, before it returns, so the next reader
+// starts from the committed offsets.
+func (c *Consumer) session(ctx context.Context, topics []string, free chan *batch) ([]string, error) {
+	rcfg := c.rcfg
+	rcfg.GroupTopics = topics
+	rcfg.Logger = kafka.LoggerFunc(c.group.observe)
+	c.group.reset()
+	c.reader = kafka.NewReader(rcfg)
+	defer c.group.reset()
 
 	// The store keeps working after ctx ends, to flush, for at most
-	// ShutdownTimeout.
+	// ShutdownTimeout. A change of topics only stops the fetching: the
+	// store finishes its batches unbounded, as it would without the change.
 	storeCtx, cancelStore := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelStore()
 	stopTimer := context.AfterFunc(ctx, func() {
@@ -185,6 +259,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 	})
 	defer stopTimer()
 
+	fetchCtx, stopFetch := context.WithCancel(ctx)
+	var next []string
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		next = c.watch(fetchCtx, topics)
+		stopFetch()
+	}()
+
+	full := make(chan *batch, 1)
 	stored := make(chan struct{})
 	go func() {
 		defer close(stored)
@@ -197,17 +281,44 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	}()
 
-	err := c.fetchLoop(ctx, full, free)
+	err := c.fetchLoop(fetchCtx, full, free)
+	stopFetch()
+	<-watched
 	close(full)
 	<-stored
-	c.dlq.close()
 	if cerr := c.reader.Close(); cerr != nil && err == nil {
 		c.log.Warn("closing kafka reader", "err", cerr)
 	}
-	return err
+	return next, err
 }
 
-func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free <-chan *batch) error {
+// watch checks the topics and the reader's fetches until ctx ends (nil)
+// or the set of existing telemetry topics differs from topics (the new
+// set, possibly empty).
+func (c *Consumer) watch(ctx context.Context, topics []string) []string {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lastCheck := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		c.group.poll(c.reader)
+		if time.Since(lastCheck) < c.watchEvery {
+			continue
+		}
+		lastCheck = time.Now()
+		if present, ok := c.checkTopics(ctx); ok && !slices.Equal(present, topics) {
+			return present
+		}
+	}
+}
+
+// fetchLoop fills batches until ctx ends or the reader fails. On return
+// every batch is back in free or handed to full.
+func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free chan *batch) error {
 	var b *batch
 	select {
 	case b = <-free:
@@ -233,9 +344,7 @@ func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free <-cha
 		cancel()
 		switch {
 		case ctx.Err() != nil:
-			if b.messages > 0 {
-				full <- b
-			}
+			c.release(b, full, free)
 			return nil
 		case errors.Is(err, context.DeadlineExceeded):
 			if !flush() {
@@ -243,19 +352,28 @@ func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free <-cha
 			}
 			continue
 		case err != nil:
+			c.release(b, full, free)
 			return fmt.Errorf("ingest: fetch from kafka %v: %w", c.kcfg.Brokers, err)
 		}
+		c.group.fetched.Store(true)
 		if !c.add(ctx, b, m) {
-			// The DLQ could not take the message before shutdown: it and
+			// The DLQ could not take the message before ctx ended: it and
 			// everything after it on its partition stay uncommitted.
-			if b.messages > 0 {
-				full <- b
-			}
+			c.release(b, full, free)
 			return nil
 		}
 		if len(b.flows) >= c.icfg.BatchSize && !flush() {
 			return nil
 		}
+	}
+}
+
+// release hands b to the store when it holds messages, else back to free.
+func (c *Consumer) release(b *batch, full chan<- *batch, free chan<- *batch) {
+	if b.messages > 0 {
+		full <- b
+	} else {
+		free <- b
 	}
 }
 
