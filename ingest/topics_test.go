@@ -190,3 +190,40 @@ func TestConsumerReadsExistingTopicsAndLaterCreatedOnes(t *testing.T) {
 		t.Fatalf("the topic's arrival was not logged:\n%s", log.String())
 	}
 }
+
+// Readiness follows what the consumer achieved: not ready while no
+// configured topic exists (the error names it), ready once the group
+// assigned the created topic's partitions and a fetch from them returned,
+// though the topic holds no message.
+func TestConsumerReadinessFollowsAssignmentAndFetch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: real Kafka not used")
+	}
+	brokers := testenv.Kafka(t)
+	dlq := testenv.NewTopic(t, brokers, 1)
+	logs := dlq + "-logs-created-later"
+	k, i := config(brokers, logs, logs+"-g")
+	k.DLQTopic = dlq
+	c, err := ingest.NewConsumer(k, i, newSink(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ReadyError() == nil {
+		t.Fatal("ready before Run")
+	}
+	r, _ := startLogged(t, k, i, newSink())
+	waitFor(t, "the topics listed", time.Minute, func() bool { return r.c.Topics() != nil })
+	err = r.c.ReadyError()
+	if err == nil || !strings.Contains(err.Error(), "no configured kafka topic is usable") || !strings.Contains(err.Error(), logs) {
+		t.Fatalf("ReadyError with the only topic missing = %v; want it named", err)
+	}
+
+	createTopic(t, brokers, logs, 3)
+	waitFor(t, "ready", 2*time.Minute, func() bool { return r.c.ReadyError() == nil })
+	if got := r.c.AssignedPartitions(); got != 3 {
+		t.Fatalf("ready with %d partitions assigned, want 3", got)
+	}
+	if got := r.c.Stats().Messages; got != 0 {
+		t.Fatalf("%d messages fetched from an empty topic", got)
+	}
+}
