@@ -70,6 +70,12 @@ type Stats struct {
 	// MissingTopics counts configured topics (the DLQ's included) that do
 	// not exist or are denied; see Consumer.Topics for which.
 	MissingTopics int64
+	// DLQFailures counts attempts the DLQ refused for good (topic missing
+	// or denied, even a capped copy too large); DLQBlocked is 1 while a
+	// partition waits on one (kafka.dlq_required); DLQSkipped counts
+	// messages committed without a copy (kafka.dlq_required: false);
+	// DLQCapped counts capped copies of messages too large for the DLQ.
+	DLQFailures, DLQSkipped, DLQCapped, DLQBlocked int64
 	// AssignedPartitions is how many partitions the group gave this
 	// consumer in the current generation.
 	AssignedPartitions int64
@@ -118,7 +124,7 @@ func NewConsumer(kcfg KafkaConfig, icfg IngestConfig, next storage.FlowConsumer,
 		HeartbeatInterval: kcfg.SessionTimeout / 10,
 		// Commits are explicit, one per stored batch.
 		CommitInterval: 0,
-		MaxBytes:       16 << 20,
+		MaxBytes:       readerMaxBytes,
 		// Close waits for in-flight long polls: MaxWait bounds how long
 		// a shutdown takes (kafka-go's 10s default made it ~9s).
 		MaxWait:               time.Second,
@@ -156,8 +162,19 @@ func (c *Consumer) Stats() Stats {
 		ConnectFailures: c.stats.connectFailures.Load(),
 
 		MissingTopics:      c.missingTopics(),
+		DLQFailures:        c.dlq.failures.Load(),
+		DLQSkipped:         c.dlq.skipped.Load(),
+		DLQCapped:          c.dlq.capped.Load(),
+		DLQBlocked:         b2i(c.dlq.blocked.Load()),
 		AssignedPartitions: c.group.assigned.Load(),
 	}
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (c *Consumer) missingTopics() int64 {
@@ -394,10 +411,13 @@ func (c *Consumer) add(ctx context.Context, b *batch, m kafka.Message) bool {
 		if !errors.As(err, &de) { // Decode promises *DecodeError; stay safe if that changes
 			de = &DecodeError{Reason: "decode", Detail: err.Error()}
 		}
-		if !c.dlq.send(ctx, m, de) {
+		commit, kept := c.dlq.send(ctx, m, de)
+		if !commit {
 			return false
 		}
-		c.stats.deadLettered.Add(1)
+		if kept {
+			c.stats.deadLettered.Add(1)
+		}
 	}
 	if b.messages == 0 {
 		b.opened = time.Now()

@@ -99,6 +99,9 @@ func (c *Consumer) ReadyError() error {
 	if !c.group.joined.Load() {
 		return fmt.Errorf("joining consumer group %q: no partitions assigned yet", c.kcfg.GroupID)
 	}
+	if c.dlq.blocked.Load() {
+		return fmt.Errorf("ingest waits: kafka.dlq_topic %q refuses an undecodable message for good (see the log; kafka.dlq_required: true)", c.kcfg.DLQTopic)
+	}
 	if c.group.assigned.Load() > 0 && !c.group.fetched.Load() {
 		return fmt.Errorf("consumer group %q assigned %d partitions; no fetch from them has succeeded yet",
 			c.kcfg.GroupID, c.group.assigned.Load())

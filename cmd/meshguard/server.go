@@ -45,6 +45,9 @@ func registerConsumer(reg *prometheus.Registry, c *ingest.Consumer) {
 	counter("meshguard_ingest_store_failures_total", "Failed attempts to store a batch (each retried).", func(s ingest.Stats) int64 { return s.StoreFailures })
 	counter("meshguard_ingest_commit_errors_total", "Failed offset commits.", func(s ingest.Stats) int64 { return s.CommitErrors })
 	counter("meshguard_ingest_connect_failures_total", "Failed attempts to reach Kafka.", func(s ingest.Stats) int64 { return s.ConnectFailures })
+	counter("meshguard_ingest_dlq_failures_total", "Dead-letter writes refused for good (topic missing or denied, message too large even capped).", func(s ingest.Stats) int64 { return s.DLQFailures })
+	counter("meshguard_ingest_dlq_skipped_total", "Undecodable messages committed without a DLQ copy (kafka.dlq_required: false).", func(s ingest.Stats) int64 { return s.DLQSkipped })
+	counter("meshguard_ingest_dlq_capped_total", "Messages too large for the DLQ, written as a capped copy with their coordinates.", func(s ingest.Stats) int64 { return s.DLQCapped })
 	gauge := func(name, help string, f func(ingest.Stats) int64) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
 			func() float64 { return float64(f(c.Stats())) }))
@@ -53,6 +56,8 @@ func registerConsumer(reg *prometheus.Registry, c *ingest.Consumer) {
 		func(s ingest.Stats) int64 { return s.MissingTopics })
 	gauge("meshguard_ingest_assigned_partitions", "Partitions the consumer group assigned this replica.",
 		func(s ingest.Stats) int64 { return s.AssignedPartitions })
+	gauge("meshguard_ingest_dlq_blocked", "1 while a partition waits on a DLQ that refuses its message for good (kafka.dlq_required: true).",
+		func(s ingest.Stats) int64 { return s.DLQBlocked })
 	reg.MustRegister(topicCollector{c})
 }
 
