@@ -76,6 +76,10 @@ type Stats struct {
 	// messages committed without a copy (kafka.dlq_required: false);
 	// DLQCapped counts capped copies of messages too large for the DLQ.
 	DLQFailures, DLQSkipped, DLQCapped, DLQBlocked int64
+	// OversizeBatches counts reads of a record batch that decompresses
+	// past maxDecompressedBatch (each retry counted): refused instead of
+	// filling memory.
+	OversizeBatches int64
 	// AssignedPartitions is how many partitions the group gave this
 	// consumer in the current generation.
 	AssignedPartitions int64
@@ -84,6 +88,7 @@ type Stats struct {
 
 type consumerStats struct {
 	messages, flows, batches, deadLettered, storeFailures, commitErrors, connectFailures atomic.Int64
+	oversizeBatches                                                                      atomic.Int64
 }
 
 // NewConsumer builds a consumer from validated config. next receives the
@@ -95,6 +100,7 @@ func NewConsumer(kcfg KafkaConfig, icfg IngestConfig, next storage.FlowConsumer,
 	if next == nil {
 		return nil, errors.New("ingest: no next stage to hand flows to")
 	}
+	capCodecs()
 	enc, _ := ParseEncoding(kcfg.Encoding)
 	signals := kcfg.signals()
 	topics := make([]string, 0, len(signals))
@@ -166,6 +172,7 @@ func (c *Consumer) Stats() Stats {
 		DLQSkipped:         c.dlq.skipped.Load(),
 		DLQCapped:          c.dlq.capped.Load(),
 		DLQBlocked:         b2i(c.dlq.blocked.Load()),
+		OversizeBatches:    c.stats.oversizeBatches.Load(),
 		AssignedPartitions: c.group.assigned.Load(),
 	}
 }
@@ -262,6 +269,18 @@ func (c *Consumer) session(ctx context.Context, topics []string, free chan *batc
 	rcfg := c.rcfg
 	rcfg.GroupTopics = topics
 	rcfg.Logger = kafka.LoggerFunc(c.group.observe)
+	rcfg.ErrorLogger = kafka.LoggerFunc(func(msg string, args ...any) {
+		if !isBatchTooLarge(args) {
+			c.rcfg.ErrorLogger.Printf(msg, args...)
+			return
+		}
+		// kafka-go retries the batch about once a second: say it once a minute.
+		if n := c.stats.oversizeBatches.Add(1); n == 1 || n%60 == 0 {
+			c.log.Error("a kafka record batch decompresses past the cap; its partition cannot advance past it (the rest is ingested); "+
+				"find it by the offset below and delete it or move the group's offset past it", "cap_bytes", maxDecompressedBatch,
+				"kafka", fmt.Sprintf(msg, args...), "times", n)
+		}
+	})
 	c.group.reset()
 	c.reader = kafka.NewReader(rcfg)
 	defer c.group.reset()
