@@ -240,7 +240,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if err != nil || ctx.Err() != nil {
 			return err
 		}
-		c.log.Info("kafka topics changed; rejoining the group with the new set", "topics", next, "was", topics)
+		if !slices.Equal(next, topics) {
+			c.log.Info("kafka topics changed; rejoining the group with the new set", "topics", next, "was", topics)
+		}
 		topics = next
 	}
 }
@@ -269,16 +271,25 @@ func (c *Consumer) session(ctx context.Context, topics []string, free chan *batc
 	rcfg := c.rcfg
 	rcfg.GroupTopics = topics
 	rcfg.Logger = kafka.LoggerFunc(c.group.observe)
+	fetchCtx, stopFetch := context.WithCancel(ctx)
+	defer stopFetch()
+	var oversize atomic.Pointer[kafka.Message]
 	rcfg.ErrorLogger = kafka.LoggerFunc(func(msg string, args ...any) {
 		if !isBatchTooLarge(args) {
 			c.rcfg.ErrorLogger.Printf(msg, args...)
 			return
 		}
+		n := c.stats.oversizeBatches.Add(1)
+		if m, ok := oversizeAt(args); ok {
+			if oversize.CompareAndSwap(nil, &m) {
+				stopFetch() // skipped below, once what was fetched is stored
+			}
+			return
+		}
 		// kafka-go retries the batch about once a second: say it once a minute.
-		if n := c.stats.oversizeBatches.Add(1); n == 1 || n%60 == 0 {
-			c.log.Error("a kafka record batch decompresses past the cap; its partition cannot advance past it (the rest is ingested); "+
-				"find it by the offset below and delete it or move the group's offset past it", "cap_bytes", maxDecompressedBatch,
-				"kafka", fmt.Sprintf(msg, args...), "times", n)
+		if n == 1 || n%60 == 0 {
+			c.log.Error("a kafka record batch decompresses past the cap and its offset is unknown; its partition cannot advance past it (the rest is ingested); "+
+				"delete the records or move the group's offset past them", "cap_bytes", maxDecompressedBatch, "kafka", fmt.Sprintf(msg, args...), "times", n)
 		}
 	})
 	c.group.reset()
@@ -295,7 +306,6 @@ func (c *Consumer) session(ctx context.Context, topics []string, free chan *batc
 	})
 	defer stopTimer()
 
-	fetchCtx, stopFetch := context.WithCancel(ctx)
 	var next []string
 	watched := make(chan struct{})
 	go func() {
@@ -322,6 +332,12 @@ func (c *Consumer) session(ctx context.Context, topics []string, free chan *batc
 	<-watched
 	close(full)
 	<-stored
+	if m := oversize.Load(); m != nil && err == nil && ctx.Err() == nil {
+		c.skipOversize(ctx, *m)
+		if next == nil {
+			next = topics // rejoin: the new reader starts past the skipped offset
+		}
+	}
 	if cerr := c.reader.Close(); cerr != nil && err == nil {
 		c.log.Warn("closing kafka reader", "err", cerr)
 	}

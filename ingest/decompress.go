@@ -1,11 +1,15 @@
 package ingest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"strings"
 	"sync"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/compress"
 )
 
@@ -81,4 +85,45 @@ func isBatchTooLarge(args []any) bool {
 		}
 	}
 	return false
+}
+
+// oversizeAt reads the coordinates from kafka-go's report of a failed
+// read, "... reading partition %d of %s at offset %d: %s" (the offset the
+// partition reader asked for, inside or at the start of the batch).
+func oversizeAt(args []any) (kafka.Message, bool) {
+	if len(args) != 4 {
+		return kafka.Message{}, false
+	}
+	p, pok := args[0].(int)
+	t, tok := args[1].(string)
+	o := reflect.ValueOf(args[2])
+	if !pok || !tok || !o.CanInt() || o.Int() < 0 || strings.TrimSpace(t) == "" {
+		return kafka.Message{}, false
+	}
+	return kafka.Message{Topic: t, Partition: p, Offset: o.Int()}, true
+}
+
+// skipOversize sets aside the record at m's coordinates, whose batch
+// decompresses past the cap: a record in the DLQ with the coordinates and
+// the reason (no value: the original stays in its topic for its
+// retention), then its offset committed, so that the next reader starts
+// after it. Everything fetched before it was stored and committed first.
+// A batch of several records is skipped one offset per rejoin.
+func (c *Consumer) skipOversize(ctx context.Context, m kafka.Message) {
+	de := &DecodeError{Reason: "decompressed_too_large",
+		Detail: fmt.Sprintf("the record batch holding this offset decompresses past %d bytes; not read", maxDecompressedBatch)}
+	commit, kept := c.dlq.send(ctx, m, de)
+	if !commit {
+		return
+	}
+	if kept {
+		c.stats.deadLettered.Add(1)
+	}
+	if err := c.reader.CommitMessages(ctx, m); err != nil {
+		c.log.Warn("committing past an oversize record batch failed; it is met again", "err", err,
+			"topic", m.Topic, "partition", m.Partition, "offset", m.Offset)
+		return
+	}
+	c.log.Error("skipped a record that decompresses past the cap (a compression bomb?); dead-lettered with its coordinates",
+		"topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "cap_bytes", maxDecompressedBatch, "dlq_topic", c.kcfg.DLQTopic, "kept", kept)
 }

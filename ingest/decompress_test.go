@@ -10,6 +10,7 @@ import (
 	"github.com/segmentio/kafka-go/compress"
 	"go.opentelemetry.io/collector/pdata/plog"
 
+	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/test/scenario"
 	"github.com/meshguard/meshguard/test/testenv"
 )
@@ -29,8 +30,9 @@ func writeTo(t *testing.T, brokers []string, topic string, partition int, codec 
 }
 
 // A zstd bomb (a few KiB expanding to 96 MiB, past the 64 MiB cap) is
-// refused instead of filling memory: the error names its partition and
-// offset, it is counted, and the other partition is ingested in full.
+// refused instead of filling memory: it is counted, set aside in the DLQ
+// with its coordinates and the reason, and every other record, on its
+// partition too, is ingested.
 func TestConsumerRefusesACompressionBomb(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: real Kafka not used")
@@ -51,10 +53,12 @@ func TestConsumerRefusesACompressionBomb(t *testing.T) {
 		}
 		msgs = append(msgs, kafka.Message{Value: v})
 	}
-	writeTo(t, brokers, topic, 1, compress.Zstd, 16<<20, msgs...)
+	writeTo(t, brokers, topic, 1, compress.Zstd, 16<<20, msgs[:2]...)
+	writeTo(t, brokers, topic, 0, compress.Zstd, 16<<20, msgs[2:]...) // after the bomb
 
 	k, i := config(brokers, topic, topic+"-g")
-	k.DLQTopic = testenv.NewTopic(t, brokers, 1)
+	dlq := testenv.NewTopic(t, brokers, 1)
+	k.DLQTopic = dlq
 	s := newSink()
 	r, log := startLogged(t, k, i, s)
 	waitFor(t, "the other partition's records and the bomb refused", 2*time.Minute, func() bool {
@@ -62,12 +66,17 @@ func TestConsumerRefusesACompressionBomb(t *testing.T) {
 	})
 	r.stop(t)
 	if got := s.distinct(); got != records {
-		t.Fatalf("stored %d flows, want the %d of partition 1", got, records)
+		t.Fatalf("stored %d flows, want the %d of the other messages", got, records)
 	}
-	if st := r.c.Stats(); st.Messages != 4 {
-		t.Fatalf("%d messages fetched, want the 4 of partition 1 (the bomb never decompressed)", st.Messages)
+	if st := r.c.Stats(); st.Messages != 4 || st.DeadLettered != 1 {
+		t.Fatalf("stats %+v: want the 4 other messages fetched (the bomb never decompressed) and one dead letter", st)
 	}
-	if text := log.String(); !strings.Contains(text, "decompresses past the cap") || !strings.Contains(text, "partition 0 of "+topic) {
-		t.Fatalf("the refusal does not name the partition:\n%s", text)
+	if text := log.String(); !strings.Contains(text, "decompresses past the cap") {
+		t.Fatalf("the refusal is not logged:\n%s", text)
+	}
+	m, h := readDLQ(t, brokers, dlq)
+	if h[ingest.HeaderReason] != "decompressed_too_large" || h[ingest.HeaderTopic] != topic || h[ingest.HeaderPartition] != "0" ||
+		h[ingest.HeaderOffset] != "0" || len(m.Value) != 0 {
+		t.Fatalf("dead letter: %d bytes, headers %v; want the bomb's coordinates %s/0/0 and the reason, no value", len(m.Value), h, topic)
 	}
 }
