@@ -227,3 +227,38 @@ func TestConsumerReadinessFollowsAssignmentAndFetch(t *testing.T) {
 		t.Fatalf("%d messages fetched from an empty topic", got)
 	}
 }
+
+// Two replicas of one group each rejoin when the missing topic appears;
+// between them every record of both topics is stored (duplicates from
+// the rebalances absorbed by the flow ids).
+func TestConsumerGroupOfTwoPicksUpACreatedTopic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: real Kafka not used")
+	}
+	brokers := testenv.Kafka(t)
+	logs := testenv.NewTopic(t, brokers, 4)
+	spans := logs + "-spans-created-later"
+	records := produceScenario(t, brokers, logs, 8, 13)
+	k, i := config(brokers, logs, logs+"-g")
+	k.Topics.Spans = spans
+	k.DLQTopic = testenv.NewTopic(t, brokers, 1)
+	s := newSink()
+	a, _ := startLogged(t, k, i, s)
+	b, _ := startLogged(t, k, i, s)
+	waitFor(t, "both replicas assigned", 2*time.Minute, func() bool {
+		return a.c.AssignedPartitions()+b.c.AssignedPartitions() == 4 && s.distinct() >= records
+	})
+
+	createTopic(t, brokers, spans, 2)
+	flows := produceSpans(t, brokers, spans, 30)
+	more := produceScenario(t, brokers, logs, 4, 14)
+	want := records + flows + more
+	waitFor(t, "every record of both topics", 2*time.Minute, func() bool {
+		return s.distinct() >= want && a.c.AssignedPartitions()+b.c.AssignedPartitions() == 6
+	})
+	a.stop(t)
+	b.stop(t)
+	if got := s.distinct(); got != want {
+		t.Fatalf("stored %d distinct flows, produced %d", got, want)
+	}
+}
