@@ -17,6 +17,11 @@ type KafkaConfig struct {
 	Topics  Topics `yaml:"topics"`
 	// DLQTopic receives messages that cannot be decoded, with the reason.
 	DLQTopic string `yaml:"dlq_topic"`
+	// DLQRequired: when the DLQ refuses a message for good (topic
+	// missing, write denied), true (the default) holds its partition until
+	// that is fixed, losing nothing; false commits the message without a
+	// copy, logged with its coordinates, and ingest goes on.
+	DLQRequired bool `yaml:"dlq_required"`
 	// Encoding of the telemetry: auto (per message), otlp_proto, otlp_json.
 	Encoding string `yaml:"encoding"`
 	// SessionTimeout is how long the group waits for a silent member
@@ -59,6 +64,7 @@ func DefaultKafkaConfig() KafkaConfig {
 		GroupID:        "meshguard",
 		Topics:         Topics{Logs: "otlp_logs", Spans: "otlp_spans", Metrics: "otlp_metrics"},
 		DLQTopic:       "meshguard.dlq",
+		DLQRequired:    true,
 		Encoding:       "auto",
 		SessionTimeout: 30 * time.Second,
 	}

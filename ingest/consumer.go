@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -48,6 +49,11 @@ type Consumer struct {
 
 	connected      atomic.Bool
 	lastConnectErr atomic.Pointer[error]
+
+	topicClient *kafka.Client // asks which topics exist (topics.go)
+	topicStatus atomic.Pointer[[]TopicStatus]
+	watchEvery  time.Duration
+	group       groupState // assignment and fetches of the current reader (readiness.go)
 }
 
 // Stats is a snapshot of a Consumer's counters.
@@ -61,11 +67,28 @@ type Stats struct {
 	// ConnectFailures counts failed attempts to reach Kafka at start
 	// (refused, TLS or SASL rejected); see Consumer.ConnectError.
 	ConnectFailures int64
-	Decoder         DecoderStats
+	// MissingTopics counts configured topics (the DLQ's included) that do
+	// not exist or are denied; see Consumer.Topics for which.
+	MissingTopics int64
+	// DLQFailures counts attempts the DLQ refused for good (topic missing
+	// or denied, even a capped copy too large); DLQBlocked is 1 while a
+	// partition waits on one (kafka.dlq_required); DLQSkipped counts
+	// messages committed without a copy (kafka.dlq_required: false);
+	// DLQCapped counts capped copies of messages too large for the DLQ.
+	DLQFailures, DLQSkipped, DLQCapped, DLQBlocked int64
+	// OversizeBatches counts reads of a record batch that decompresses
+	// past maxDecompressedBatch (each retry counted): refused instead of
+	// filling memory.
+	OversizeBatches int64
+	// AssignedPartitions is how many partitions the group gave this
+	// consumer in the current generation.
+	AssignedPartitions int64
+	Decoder            DecoderStats
 }
 
 type consumerStats struct {
 	messages, flows, batches, deadLettered, storeFailures, commitErrors, connectFailures atomic.Int64
+	oversizeBatches                                                                      atomic.Int64
 }
 
 // NewConsumer builds a consumer from validated config. next receives the
@@ -77,6 +100,7 @@ func NewConsumer(kcfg KafkaConfig, icfg IngestConfig, next consumer.Flows, log *
 	if next == nil {
 		return nil, errors.New("ingest: no next stage to hand flows to")
 	}
+	capCodecs()
 	enc, _ := ParseEncoding(kcfg.Encoding)
 	signals := kcfg.signals()
 	topics := make([]string, 0, len(signals))
@@ -106,22 +130,28 @@ func NewConsumer(kcfg KafkaConfig, icfg IngestConfig, next consumer.Flows, log *
 		HeartbeatInterval: kcfg.SessionTimeout / 10,
 		// Commits are explicit, one per stored batch.
 		CommitInterval: 0,
-		MaxBytes:       16 << 20,
+		MaxBytes:       readerMaxBytes,
 		// Close waits for in-flight long polls: MaxWait bounds how long
 		// a shutdown takes (kafka-go's 10s default made it ~9s).
 		MaxWait:               time.Second,
 		WatchPartitionChanges: true,
 		ErrorLogger:           errLog,
 	}
+	transport, err := kcfg.Transport()
+	if err != nil {
+		return nil, err
+	}
 	return &Consumer{
-		kcfg:    kcfg,
-		icfg:    icfg,
-		next:    next,
-		log:     log,
-		rcfg:    rcfg,
-		dlq:     dlq,
-		dec:     NewDecoder(DecoderConfig{Encoding: enc}),
-		signals: signals,
+		topicClient: &kafka.Client{Addr: kafka.TCP(kcfg.Brokers...), Transport: transport},
+		watchEvery:  topicWatchInterval,
+		kcfg:        kcfg,
+		icfg:        icfg,
+		next:        next,
+		log:         log,
+		rcfg:        rcfg,
+		dlq:         dlq,
+		dec:         NewDecoder(DecoderConfig{Encoding: enc}),
+		signals:     signals,
 	}, nil
 }
 
@@ -136,7 +166,32 @@ func (c *Consumer) Stats() Stats {
 		StoreFailures:   c.stats.storeFailures.Load(),
 		CommitErrors:    c.stats.commitErrors.Load(),
 		ConnectFailures: c.stats.connectFailures.Load(),
+
+		MissingTopics:      c.missingTopics(),
+		DLQFailures:        c.dlq.failures.Load(),
+		DLQSkipped:         c.dlq.skipped.Load(),
+		DLQCapped:          c.dlq.capped.Load(),
+		DLQBlocked:         b2i(c.dlq.blocked.Load()),
+		OversizeBatches:    c.stats.oversizeBatches.Load(),
+		AssignedPartitions: c.group.assigned.Load(),
 	}
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (c *Consumer) missingTopics() int64 {
+	var n int64
+	for _, s := range c.Topics() {
+		if s.Missing() {
+			n++
+		}
+	}
+	return n
 }
 
 type topicPartition struct {
@@ -161,23 +216,89 @@ func (b *batch) reset() {
 // Run consumes until ctx is cancelled (returns nil) or the reader fails for
 // good (returns the error). See the type's doc for shutdown.
 func (c *Consumer) Run(ctx context.Context) error {
+	defer c.dlq.close()
 	free := make(chan *batch, 2)
 	for range 2 {
 		free <- &batch{flows: make([]models.Flow, 0, c.icfg.BatchSize), last: map[topicPartition]kafka.Message{}}
 	}
-	full := make(chan *batch, 1)
 
 	// The reader joins the group only once a broker accepted the TLS and
 	// SASL settings: until then each attempt logs one clear error, not kafka-go's
 	// own retries of every group request.
 	if !c.waitForKafka(ctx) {
-		c.dlq.close()
 		return nil
 	}
-	c.reader = kafka.NewReader(c.rcfg)
+	var topics []string
+	for {
+		if len(topics) == 0 {
+			var ok bool
+			if topics, ok = c.waitForTopics(ctx); !ok {
+				return nil
+			}
+		}
+		next, err := c.session(ctx, topics, free)
+		if err != nil || ctx.Err() != nil {
+			return err
+		}
+		if !slices.Equal(next, topics) {
+			c.log.Info("kafka topics changed; rejoining the group with the new set", "topics", next, "was", topics)
+		}
+		topics = next
+	}
+}
+
+// waitForTopics returns the configured telemetry topics that exist,
+// asking again until at least one does; false when ctx ends first.
+func (c *Consumer) waitForTopics(ctx context.Context) ([]string, bool) {
+	for {
+		if present, _ := c.checkTopics(ctx); len(present) > 0 {
+			return present, true
+		}
+		select {
+		case <-time.After(c.watchEvery):
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
+}
+
+// session consumes topics with one reader (one membership of the group)
+// until ctx ends, the reader fails (the error), or the set of existing
+// topics changes (the new set). Every batch it fetched is stored and
+// committed, or left uncommitted, before it returns, so the next reader
+// starts from the committed offsets.
+func (c *Consumer) session(ctx context.Context, topics []string, free chan *batch) ([]string, error) {
+	rcfg := c.rcfg
+	rcfg.GroupTopics = topics
+	rcfg.Logger = kafka.LoggerFunc(c.group.observe)
+	fetchCtx, stopFetch := context.WithCancel(ctx)
+	defer stopFetch()
+	var oversize atomic.Pointer[kafka.Message]
+	rcfg.ErrorLogger = kafka.LoggerFunc(func(msg string, args ...any) {
+		if !isBatchTooLarge(args) {
+			c.rcfg.ErrorLogger.Printf(msg, args...)
+			return
+		}
+		n := c.stats.oversizeBatches.Add(1)
+		if m, ok := oversizeAt(args); ok {
+			if oversize.CompareAndSwap(nil, &m) {
+				stopFetch() // skipped below, once what was fetched is stored
+			}
+			return
+		}
+		// kafka-go retries the batch about once a second: say it once a minute.
+		if n == 1 || n%60 == 0 {
+			c.log.Error("a kafka record batch decompresses past the cap and its offset is unknown; its partition cannot advance past it (the rest is ingested); "+
+				"delete the records or move the group's offset past them", "cap_bytes", maxDecompressedBatch, "kafka", fmt.Sprintf(msg, args...), "times", n)
+		}
+	})
+	c.group.reset()
+	c.reader = kafka.NewReader(rcfg)
+	defer c.group.reset()
 
 	// The store keeps working after ctx ends, to flush, for at most
-	// ShutdownTimeout.
+	// ShutdownTimeout. A change of topics only stops the fetching: the
+	// store finishes its batches unbounded, as it would without the change.
 	storeCtx, cancelStore := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelStore()
 	stopTimer := context.AfterFunc(ctx, func() {
@@ -185,6 +306,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 	})
 	defer stopTimer()
 
+	var next []string
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		next = c.watch(fetchCtx, topics)
+		stopFetch()
+	}()
+
+	full := make(chan *batch, 1)
 	stored := make(chan struct{})
 	go func() {
 		defer close(stored)
@@ -197,17 +327,50 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	}()
 
-	err := c.fetchLoop(ctx, full, free)
+	err := c.fetchLoop(fetchCtx, full, free)
+	stopFetch()
+	<-watched
 	close(full)
 	<-stored
-	c.dlq.close()
+	if m := oversize.Load(); m != nil && err == nil && ctx.Err() == nil {
+		c.skipOversize(ctx, *m)
+		if next == nil {
+			next = topics // rejoin: the new reader starts past the skipped offset
+		}
+	}
 	if cerr := c.reader.Close(); cerr != nil && err == nil {
 		c.log.Warn("closing kafka reader", "err", cerr)
 	}
-	return err
+	return next, err
 }
 
-func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free <-chan *batch) error {
+// watch checks the topics and the reader's fetches until ctx ends (nil)
+// or the set of existing telemetry topics differs from topics (the new
+// set, possibly empty).
+func (c *Consumer) watch(ctx context.Context, topics []string) []string {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lastCheck := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		c.group.poll(c.reader)
+		if time.Since(lastCheck) < c.watchEvery {
+			continue
+		}
+		lastCheck = time.Now()
+		if present, ok := c.checkTopics(ctx); ok && !slices.Equal(present, topics) {
+			return present
+		}
+	}
+}
+
+// fetchLoop fills batches until ctx ends or the reader fails. On return
+// every batch is back in free or handed to full.
+func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free chan *batch) error {
 	var b *batch
 	select {
 	case b = <-free:
@@ -233,9 +396,7 @@ func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free <-cha
 		cancel()
 		switch {
 		case ctx.Err() != nil:
-			if b.messages > 0 {
-				full <- b
-			}
+			c.release(b, full, free)
 			return nil
 		case errors.Is(err, context.DeadlineExceeded):
 			if !flush() {
@@ -243,19 +404,28 @@ func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free <-cha
 			}
 			continue
 		case err != nil:
+			c.release(b, full, free)
 			return fmt.Errorf("ingest: fetch from kafka %v: %w", c.kcfg.Brokers, err)
 		}
+		c.group.fetched.Store(true)
 		if !c.add(ctx, b, m) {
-			// The DLQ could not take the message before shutdown: it and
+			// The DLQ could not take the message before ctx ended: it and
 			// everything after it on its partition stay uncommitted.
-			if b.messages > 0 {
-				full <- b
-			}
+			c.release(b, full, free)
 			return nil
 		}
 		if len(b.flows) >= c.icfg.BatchSize && !flush() {
 			return nil
 		}
+	}
+}
+
+// release hands b to the store when it holds messages, else back to free.
+func (c *Consumer) release(b *batch, full chan<- *batch, free chan<- *batch) {
+	if b.messages > 0 {
+		full <- b
+	} else {
+		free <- b
 	}
 }
 
@@ -276,10 +446,13 @@ func (c *Consumer) add(ctx context.Context, b *batch, m kafka.Message) bool {
 		if !errors.As(err, &de) { // Decode promises *DecodeError; stay safe if that changes
 			de = &DecodeError{Reason: "decode", Detail: err.Error()}
 		}
-		if !c.dlq.send(ctx, m, de) {
+		commit, kept := c.dlq.send(ctx, m, de)
+		if !commit {
 			return false
 		}
-		c.stats.deadLettered.Add(1)
+		if kept {
+			c.stats.deadLettered.Add(1)
+		}
 	}
 	if b.messages == 0 {
 		b.opened = time.Now()

@@ -46,6 +46,41 @@ func registerConsumer(reg *prometheus.Registry, c *ingest.Consumer) {
 	counter("meshguard_ingest_store_failures_total", "Failed attempts to store a batch (each retried).", func(s ingest.Stats) int64 { return s.StoreFailures })
 	counter("meshguard_ingest_commit_errors_total", "Failed offset commits.", func(s ingest.Stats) int64 { return s.CommitErrors })
 	counter("meshguard_ingest_connect_failures_total", "Failed attempts to reach Kafka.", func(s ingest.Stats) int64 { return s.ConnectFailures })
+	counter("meshguard_ingest_dlq_failures_total", "Dead-letter writes refused for good (topic missing or denied, message too large even capped).", func(s ingest.Stats) int64 { return s.DLQFailures })
+	counter("meshguard_ingest_dlq_skipped_total", "Undecodable messages committed without a DLQ copy (kafka.dlq_required: false).", func(s ingest.Stats) int64 { return s.DLQSkipped })
+	counter("meshguard_ingest_dlq_capped_total", "Messages too large for the DLQ, written as a capped copy with their coordinates.", func(s ingest.Stats) int64 { return s.DLQCapped })
+	counter("meshguard_ingest_oversize_batches_total", "Reads of a record batch refused for decompressing past the cap (a compression bomb; its partition waits).", func(s ingest.Stats) int64 { return s.OversizeBatches })
+	gauge := func(name, help string, f func(ingest.Stats) int64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
+			func() float64 { return float64(f(c.Stats())) }))
+	}
+	gauge("meshguard_ingest_missing_topics", "Configured Kafka topics (DLQ included) that do not exist or are denied; see meshguard_ingest_topic_missing.",
+		func(s ingest.Stats) int64 { return s.MissingTopics })
+	gauge("meshguard_ingest_assigned_partitions", "Partitions the consumer group assigned this replica.",
+		func(s ingest.Stats) int64 { return s.AssignedPartitions })
+	gauge("meshguard_ingest_dlq_blocked", "1 while a partition waits on a DLQ that refuses its message for good (kafka.dlq_required: true).",
+		func(s ingest.Stats) int64 { return s.DLQBlocked })
+	reg.MustRegister(topicCollector{c})
+}
+
+// topicCollector exports one series per configured topic: 1 while it is
+// missing or denied (ingest reads the others), 0 once usable.
+type topicCollector struct{ c *ingest.Consumer }
+
+var topicMissingDesc = prometheus.NewDesc("meshguard_ingest_topic_missing",
+	"1 while a configured Kafka topic does not exist or is denied (ingest skips it and starts on it once usable), else 0.",
+	[]string{"key", "topic"}, nil)
+
+func (t topicCollector) Describe(ch chan<- *prometheus.Desc) { ch <- topicMissingDesc }
+
+func (t topicCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range t.c.Topics() {
+		v := 0.0
+		if s.Missing() {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(topicMissingDesc, prometheus.GaugeValue, v, s.Key, s.Topic)
+	}
 }
 
 func registerDetector(reg *prometheus.Registry, d *detect.Detector) {
@@ -87,7 +122,8 @@ func countActions(reg *prometheus.Registry) consumer.Actions {
 }
 
 // readiness is /readyz: ClickHouse answers, the pipeline is built (schema
-// migrated, baselines restored) and Kafka accepted the consumer.
+// migrated, baselines restored) and the consumer ingests (Kafka reached,
+// partitions assigned, a fetch succeeded: Consumer.ReadyError).
 type readiness struct {
 	store    *storage.ClickHouse
 	started  atomic.Bool
@@ -107,7 +143,7 @@ func (r *readiness) check() error {
 		return fmt.Errorf("clickhouse: %w", err)
 	}
 	if c := r.consumer.Load(); c != nil {
-		if err := c.ConnectError(); err != nil {
+		if err := c.ReadyError(); err != nil {
 			return fmt.Errorf("kafka: %w", err)
 		}
 	}
