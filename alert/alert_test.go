@@ -616,3 +616,39 @@ func TestFailedPostIsRetriedAtTheNextChange(t *testing.T) {
 		t.Errorf("errors_total{op=post} %v, want 1", v)
 	}
 }
+
+// A later part of an incident goes into its head's thread: one message
+// per incident, even with storm grouping off.
+func TestIncidentPartsThreadUnderTheHead(t *testing.T) {
+	f := newFakeSlack(t)
+	cfg := botConfig(f)
+	cfg.GroupWindow = 0
+	h := newHarness(t, cfg)
+	head := detection("det-head", "frontend", "cart", models.SeverityHigh)
+	head.IncidentID = head.ID
+	part := detection("det-part", "frontend", "payments", models.SeverityHigh)
+	part.Kind, part.IncidentID = models.CredentialStuffing, head.ID
+	other := detection("det-other", "checkout", "ledger", models.SeverityHigh)
+	other.IncidentID = other.ID
+	h.start()
+	_ = h.a.HandleDetection(context.Background(), head)
+	waitFor(t, "the head's message", func() bool { return len(f.ok("chat.postMessage")) >= 1 })
+	_ = h.a.HandleDetection(context.Background(), part)
+	_ = h.a.HandleDetection(context.Background(), other)
+	waitFor(t, "the other incident's message and the part's reply", func() bool { return len(f.ok("chat.postMessage")) >= 3 })
+	h.stop(t)
+	var parents, replies int
+	for _, p := range f.ok("chat.postMessage") {
+		if p.form.Get("thread_ts") == "" {
+			parents++
+		} else {
+			replies++
+			if !strings.Contains(p.form.Get("text")+p.form.Get("blocks"), "Same incident") {
+				t.Errorf("thread reply without the part: %v", p.form)
+			}
+		}
+	}
+	if parents != 2 || replies != 1 {
+		t.Errorf("%d messages and %d thread replies, want 2 (one per incident) and 1 (the part)", parents, replies)
+	}
+}

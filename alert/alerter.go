@@ -475,6 +475,16 @@ func (a *Alerter) detection(inc *incident, id string) models.Detection {
 // open starts an incident for a detection seen for the first time, or
 // folds it into its source's storm.
 func (a *Alerter) open(d models.Detection, now time.Time) *incident {
+	// A later part of an incident whose head has a message goes into that
+	// message's thread: one message per incident.
+	if d.IncidentID != "" && d.IncidentID != d.ID {
+		if head := a.incidents[d.IncidentID]; head != nil {
+			a.incidents[d.ID] = head
+			head.touched = now
+			a.queueReply(head, partText(d), true)
+			return head
+		}
+	}
 	src := partyKey(d.Source)
 	if w := a.windows[src]; w != nil && now.Before(w.end) {
 		if w.summary == nil {
@@ -518,6 +528,9 @@ func (a *Alerter) updateDetection(inc *incident, d models.Detection) {
 		}
 		return
 	}
+	if inc.lead.ID != d.ID {
+		return // a part of the lead's incident: its own changes stay in the thread
+	}
 	if d.UpdatedAt.Before(inc.lead.UpdatedAt) {
 		return // an older version arriving late
 	}
@@ -559,7 +572,7 @@ func (a *Alerter) applyAction(inc *incident, act models.Action, d models.Detecti
 	if !replaced {
 		inc.actions = append(inc.actions, act)
 	}
-	member := inc.storm != nil
+	member := inc.storm != nil || d.ID != inc.lead.ID
 	// Bot mode: the parent shows every decision; the thread gets the later
 	// changes. Webhook mode cannot edit, so every decision after the first
 	// message is a new message.

@@ -454,6 +454,13 @@ func (r *renderer) replyBlocks(inc *incident, text string, webhook bool, dropped
 	return blocks
 }
 
+// partText announces a later detection of the same incident in its
+// thread.
+func partText(d models.Detection) string {
+	return fmt.Sprintf("➕ Same incident: %s (*%s*) %s → %s, window %s: %s", code(string(d.Kind)), d.Severity,
+		code(partyKey(d.Source)), code(partyKey(d.Destination)), utc(d.WindowStart), code(d.Evidence.Summary))
+}
+
 func escalationText(d models.Detection, from models.Severity) string {
 	return fmt.Sprintf("⬆️ %s escalated from *%s* to *%s* (score %s, %d window(s), last window ends %s)", code(string(d.Kind)), from, d.Severity, num(d.Score), d.Updates, utc(d.WindowEnd))
 }

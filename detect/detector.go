@@ -44,7 +44,7 @@ type Detector struct {
 	warmNodes map[models.EndpointID]warmNode
 
 	stats struct {
-		flows, late, future, windows, raised, updated, sinkErrors atomic.Int64
+		flows, late, future, windows, raised, updated, absorbed, sinkErrors atomic.Int64
 	}
 }
 
@@ -56,6 +56,7 @@ type Stats struct {
 	Windows    int64 // windows closed, summed over shards
 	Raised     int64 // new detections
 	Updated    int64 // updates of ongoing detections
+	Absorbed   int64 // first-seen edges folded into the scan probing them
 	SinkErrors int64
 	Edges      int64 // edges with a baseline
 }
@@ -99,7 +100,7 @@ func New(cfg Config, sink consumer.Detections, log *slog.Logger, opts ...Option)
 func (d *Detector) Stats() Stats {
 	s := Stats{
 		Flows: d.stats.flows.Load(), Late: d.stats.late.Load(), Future: d.stats.future.Load(), Windows: d.stats.windows.Load(),
-		Raised: d.stats.raised.Load(), Updated: d.stats.updated.Load(), SinkErrors: d.stats.sinkErrors.Load(),
+		Raised: d.stats.raised.Load(), Updated: d.stats.updated.Load(), Absorbed: d.stats.absorbed.Load(), SinkErrors: d.stats.sinkErrors.Load(),
 	}
 	d.mu.Lock()
 	for _, sh := range d.shards {
@@ -188,11 +189,12 @@ func (d *Detector) shard(p int32) *shard {
 	if !ok {
 		sh = &shard{
 			det: d, partition: p,
-			windows: map[int64]*window{},
-			edges:   map[models.Edge]*edgeState{},
-			sources: map[models.EndpointID]*nodeState{},
-			dests:   map[models.EndpointID]*nodeState{},
-			active:  map[activeKey]*models.Detection{},
+			windows:   map[int64]*window{},
+			edges:     map[models.Edge]*edgeState{},
+			sources:   map[models.EndpointID]*nodeState{},
+			dests:     map[models.EndpointID]*nodeState{},
+			active:    map[activeKey]*models.Detection{},
+			incidents: map[models.EndpointID]*incident{},
 		}
 		d.shards[p] = sh
 	}
@@ -214,6 +216,8 @@ type shard struct {
 	sources map[models.EndpointID]*nodeState
 	dests   map[models.EndpointID]*nodeState
 	active  map[activeKey]*models.Detection
+	// incidents: the open incident of each attacking source.
+	incidents map[models.EndpointID]*incident
 }
 
 func (s *shard) add(f *models.Flow) {
@@ -289,6 +293,12 @@ func (s *shard) raise(ctx context.Context, w *window, f finding) {
 	key := activeKey{f.kind, f.src, f.dst}
 	wStart, wEnd := time.UnixMilli(w.start).UTC(), time.UnixMilli(w.start+d.windowMs).UTC()
 	now := d.now().UTC()
+	if scan, ok := s.absorbs(f, wStart); ok {
+		s.absorb(scan, f, wEnd, now)
+		d.stats.absorbed.Add(1)
+		s.deliver(ctx, scan)
+		return
+	}
 	det := s.active[key]
 	if det != nil && wStart.Sub(det.WindowEnd) <= d.cfg.Hold {
 		det.WindowEnd = wEnd
@@ -300,7 +310,9 @@ func (s *shard) raise(ctx context.Context, w *window, f finding) {
 		if f.severity > det.Severity {
 			det.Severity = f.severity
 		}
+		absorbed := det.Evidence.Absorbed
 		det.Evidence = f.evidence
+		det.Evidence.Absorbed = absorbed
 		d.stats.updated.Add(1)
 	} else {
 		det = &models.Detection{
@@ -321,6 +333,14 @@ func (s *shard) raise(ctx context.Context, w *window, f finding) {
 		s.active[key] = det
 		d.stats.raised.Add(1)
 	}
+	if inc := s.join(key, det); inc.id == det.ID {
+		det.Evidence.Parts = s.partsOf(inc)
+	}
+	s.deliver(ctx, det)
+}
+
+func (s *shard) deliver(ctx context.Context, det *models.Detection) {
+	d := s.det
 	if err := d.sink.HandleDetection(ctx, *det); err != nil {
 		d.stats.sinkErrors.Add(1)
 		d.log.Warn("detection not delivered", "detection_id", det.ID, "kind", det.Kind, "err", err)
@@ -334,6 +354,7 @@ func (s *shard) expireActive(now int64) {
 			delete(s.active, k)
 		}
 	}
+	s.expireIncidents(time.UnixMilli(now))
 }
 
 // detectionID is deterministic, so a replay raises the same ids.

@@ -91,6 +91,20 @@ type Party struct {
 	IP string `json:"ip,omitempty"`
 }
 
+// String names the party as people read it: namespace/workload, else the
+// IP, else namespace/* for a namespace-wide party, else *.
+func (p Party) String() string {
+	switch {
+	case p.Workload != "":
+		return p.Namespace + "/" + p.Workload
+	case p.IP != "":
+		return p.IP
+	case p.Namespace != "":
+		return p.Namespace + "/*"
+	}
+	return "*"
+}
+
 // FeatureEvidence explains one feature's part in a score: what the baseline
 // expected for the window and what was observed.
 type FeatureEvidence struct {
@@ -124,6 +138,23 @@ type Evidence struct {
 	// Summary is one human sentence ("orders/checkout called
 	// payments/ledger for the first time").
 	Summary string `json:"summary"`
+	// Parts, on an incident's head, lists the detections of its incident
+	// as the head's shard last saw them (the detections table, grouped by
+	// incident_id, is the whole record).
+	Parts []IncidentPart `json:"parts,omitempty"`
+	// Absorbed counts the first-seen edges a scan probed after its first
+	// window, folded into it instead of raised one by one as
+	// lateral_movement.
+	Absorbed int `json:"absorbed,omitempty"`
+}
+
+// IncidentPart is one detection of an incident, as its head lists it.
+type IncidentPart struct {
+	DetectionID string        `json:"detection_id"`
+	Kind        DetectionKind `json:"kind"`
+	Destination string        `json:"destination"`
+	FirstWindow time.Time     `json:"first_window"`
+	Updates     uint32        `json:"updates"`
 }
 
 // Detection is an anomaly raised by a detector. An ongoing attack updates
@@ -131,6 +162,11 @@ type Evidence struct {
 // raising one per window.
 type Detection struct {
 	ID string `json:"detection_id"`
+	// IncidentID groups the detections of one attacker within
+	// detect.hold: it is the ID of the incident's first detection (its
+	// head), so a detection that heads its incident carries its own ID.
+	// Respond acts once per incident and Slack posts once per incident.
+	IncidentID string `json:"incident_id"`
 	// DetectedAt is the wall-clock time of the first raise.
 	DetectedAt time.Time `json:"detected_at"`
 	// UpdatedAt is the wall-clock time of the latest update.

@@ -246,6 +246,17 @@ func (r *Responder) HandleDetection(ctx context.Context, d models.Detection) err
 	if len(existing) > 0 {
 		return r.extendExisting(ctx, a, d, existing, now)
 	}
+	// One incident, one action: a source already quarantined (a scan that
+	// went on to call what it found) needs no DENY per edge; the
+	// quarantine is extended instead, and no budget is spent.
+	if dec.Kind == models.ActionBlockEdge {
+		qid := ActionID(models.ActionQuarantine, src.key(), "", src.short())
+		if q, err := r.backend.List(ctx, r.cfg.Instance, qid); err == nil && len(q) > 0 {
+			a.ID, a.Kind, a.Target = qid, models.ActionQuarantine, "quarantine "+src.String()
+			a.Reason = "covered by the quarantine of " + src.String() + " (incident " + orUnknown(d.IncidentID) + "); " + a.Reason
+			return r.extendExisting(ctx, a, d, q, now)
+		}
+	}
 	unverified := len(v.unverified) > 0
 	if unverified {
 		why := strings.Join(v.unverified, "; ")

@@ -324,9 +324,9 @@ func (c *ClickHouse) WriteDetection(ctx context.Context, d DetectionRow) error {
 	}
 	return c.insertRow(ctx, "detections",
 		"detection_id, version, detected_at, window_start, window_end, kind, severity, score, "+
-			"source_principal, source_workload, source_namespace, destination_workload, destination_namespace, evidence",
+			"source_principal, source_workload, source_namespace, destination_workload, destination_namespace, evidence, incident_id",
 		d.DetectionID, d.Version, dateTime(d.DetectedAt), dateTime(d.WindowStart), dateTime(d.WindowEnd), d.Kind, d.Severity, d.Score,
-		d.SourcePrincipal, d.SourceWorkload, d.SourceNamespace, d.DestinationWorkload, d.DestinationNamespace, d.Evidence)
+		d.SourcePrincipal, d.SourceWorkload, d.SourceNamespace, d.DestinationWorkload, d.DestinationNamespace, d.Evidence, d.IncidentID)
 }
 
 // prepareDetection checks d and fills its defaults; Memory uses it too.
@@ -451,7 +451,7 @@ func detectionQuery(db string) string {
 func detectionSelect(db string) string {
 	return `SELECT detection_id, version, detected_at, window_start, window_end,
     kind, severity, score, source_principal, source_workload, source_namespace,
-    destination_workload, destination_namespace, evidence
+    destination_workload, destination_namespace, evidence, incident_id
 FROM ` + db + `.detections FINAL`
 }
 
@@ -460,7 +460,7 @@ func scanDetection(row interface{ Scan(dest ...any) error }) (DetectionRow, erro
 	var d DetectionRow
 	err := row.Scan(&d.DetectionID, &d.Version, &d.DetectedAt, &d.WindowStart, &d.WindowEnd,
 		&d.Kind, &d.Severity, &d.Score, &d.SourcePrincipal, &d.SourceWorkload, &d.SourceNamespace,
-		&d.DestinationWorkload, &d.DestinationNamespace, &d.Evidence)
+		&d.DestinationWorkload, &d.DestinationNamespace, &d.Evidence, &d.IncidentID)
 	d.DetectedAt, d.WindowStart, d.WindowEnd = fromDateTime(d.DetectedAt), fromDateTime(d.WindowStart), fromDateTime(d.WindowEnd)
 	return d, err
 }

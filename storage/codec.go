@@ -45,6 +45,7 @@ func DetectionToRow(d models.Detection) (DetectionRow, error) {
 		DestinationWorkload:  d.Destination.Workload,
 		DestinationNamespace: d.Destination.Namespace,
 		Evidence:             string(ev),
+		IncidentID:           d.IncidentID,
 	}, nil
 }
 
@@ -66,7 +67,7 @@ func DetectionFromRow(r DetectionRow) (models.Detection, error) {
 	d := models.Detection{
 		ID: r.DetectionID, DetectedAt: r.DetectedAt, UpdatedAt: ev.UpdatedAt, WindowStart: r.WindowStart, WindowEnd: r.WindowEnd,
 		Kind: kind, Severity: sev, Score: r.Score, Source: ev.Source, Destination: ev.Destination,
-		Evidence: ev.Evidence, Updates: ev.Updates, Partition: ev.Partition,
+		Evidence: ev.Evidence, Updates: ev.Updates, Partition: ev.Partition, IncidentID: r.IncidentID,
 	}
 	// The columns are authoritative where both exist.
 	d.Source.Principal, d.Source.Workload, d.Source.Namespace = r.SourcePrincipal, r.SourceWorkload, r.SourceNamespace

@@ -31,6 +31,8 @@ type DetectionRow struct {
 
 	// Evidence is a JSON document; writers reject anything else.
 	Evidence string
+	// IncidentID is the incident's head detection (models.Detection).
+	IncidentID string
 }
 
 // ActionRow is one entry of the append-only actions audit log.

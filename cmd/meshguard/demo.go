@@ -462,7 +462,7 @@ func (b *demoBoard) HandleDetection(_ context.Context, d models.Detection) error
 	}
 	b.order = append(b.order, d.ID)
 	fmt.Fprintf(b.out, "  %s  DETECTED  %s (%s, score %.0f)  %s -> %s\n", d.WindowEnd.Format("15:04:05"), d.Kind, d.Severity, d.Score,
-		partyName(d.Source), partyName(d.Destination))
+		models.Party.String(d.Source), models.Party.String(d.Destination))
 	fmt.Fprintf(b.out, "            %s\n", d.Evidence.Summary)
 	return nil
 }
@@ -487,24 +487,12 @@ func (b *demoBoard) HandleAction(_ context.Context, a models.Action, d models.De
 	return nil
 }
 
-func partyName(p models.Party) string {
-	switch {
-	case p.Workload != "":
-		return p.Namespace + "/" + p.Workload
-	case p.IP != "":
-		return p.IP
-	case p.Namespace != "":
-		return p.Namespace + "/*"
-	}
-	return "*"
-}
-
 // matches reports whether d is the detection of attack a.
 func matches(a scenario.Attack, d models.Detection) bool {
-	if d.Kind != a.Kind || partyName(d.Source) != a.Source {
+	if d.Kind != a.Kind || models.Party.String(d.Source) != a.Source {
 		return false
 	}
-	return a.Destination == "" || partyName(d.Destination) == a.Destination
+	return a.Destination == "" || models.Party.String(d.Destination) == a.Destination
 }
 
 func (b *demoBoard) summary(eventEnd time.Time) {
@@ -529,7 +517,7 @@ func (b *demoBoard) summary(eventEnd time.Time) {
 			if matches(a, d) && hit == nil {
 				hit = &d
 			}
-			if partyName(d.Source) == a.Source {
+			if models.Party.String(d.Source) == a.Source {
 				explained[id] = true
 			}
 		}
@@ -551,7 +539,7 @@ func (b *demoBoard) summary(eventEnd time.Time) {
 	for _, id := range b.order {
 		if !explained[id] {
 			d := b.seen[id]
-			other = append(other, fmt.Sprintf("  %s %s -> %s: %s", d.Kind, partyName(d.Source), partyName(d.Destination), d.Evidence.Summary))
+			other = append(other, fmt.Sprintf("  %s %s -> %s: %s", d.Kind, models.Party.String(d.Source), models.Party.String(d.Destination), d.Evidence.Summary))
 		}
 	}
 	fmt.Fprintf(b.out, "\n%d of %d attacks detected; %d other detections (false positives, or side effects of an attack)\n", caught, played, len(other))

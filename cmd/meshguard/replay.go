@@ -178,7 +178,7 @@ func (r *replayReport) HandleDetection(_ context.Context, d models.Detection) er
 	defer r.mu.Unlock()
 	if _, ok := r.seen[d.ID]; !ok {
 		fmt.Fprintf(r.out, "%s  %-20s %-8s %s -> %s: %s\n", d.WindowStart.Format(time.RFC3339), d.Kind, d.Severity,
-			partyName(d.Source), partyName(d.Destination), d.Evidence.Summary)
+			models.Party.String(d.Source), models.Party.String(d.Destination), d.Evidence.Summary)
 	}
 	r.seen[d.ID] = d
 	return nil

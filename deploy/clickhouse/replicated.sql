@@ -163,7 +163,8 @@ CREATE TABLE IF NOT EXISTS meshguard.detections ON CLUSTER '{cluster}' (
     source_namespace       String,
     destination_workload   String,
     destination_namespace  String,
-    evidence               String CODEC(ZSTD(3))
+    evidence               String CODEC(ZSTD(3)),
+    incident_id            String DEFAULT ''
 ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', version)
 ORDER BY detection_id
 SETTINGS index_granularity = 8192;

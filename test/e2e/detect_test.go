@@ -112,6 +112,15 @@ func TestServeDetectsAttacksFromKafka(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	// Every stored detection names its incident, and the two attacks
+	// (two attackers) are two incidents.
+	var noIncident, incidents uint64
+	if err := conn.QueryRow(context.Background(), "SELECT countIf(incident_id = ''), uniqExact(incident_id) FROM "+db+".detections FINAL").Scan(&noIncident, &incidents); err != nil {
+		t.Fatal(err)
+	}
+	if noIncident != 0 || incidents < 2 {
+		t.Errorf("%d detections without an incident id, %d incidents; want 0 and at least 2", noIncident, incidents)
+	}
 	// Each blocked attack is a labelled, expiring DENY in the cluster.
 	for ns, dst := range map[string]string{"billing": "payments-v1", "identity": "auth-v1"} {
 		pol := waitPolicy(t, kube, ns, instance, 30*time.Second)
@@ -143,6 +152,9 @@ func TestServeDetectsAttacksFromKafka(t *testing.T) {
 	}
 	if code, body := get("/readyz", ""); code != http.StatusOK {
 		t.Errorf("/readyz: %d %s", code, body)
+	}
+	if code, body := get("/api/v1/incidents", "viewer-token-0123456789"); code != http.StatusOK || !strings.Contains(body, `"head"`) {
+		t.Errorf("/api/v1/incidents as viewer: %d %.300s", code, body)
 	}
 	if code, body := get("/api/v1/detections", "viewer-token-0123456789"); code != http.StatusOK || !strings.Contains(body, "lateral_movement") {
 		t.Errorf("/api/v1/detections as viewer: %d %.300s", code, body)

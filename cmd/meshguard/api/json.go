@@ -1,11 +1,13 @@
 package api
 
 import (
+	"cmp"
 	"embed"
 	"encoding/json"
 	"net/http"
 	"time"
 
+	"github.com/meshguard/meshguard/models"
 	"github.com/meshguard/meshguard/storage"
 )
 
@@ -22,6 +24,7 @@ type partyJSON struct {
 
 type detectionJSON struct {
 	ID          string    `json:"detection_id"`
+	IncidentID  string    `json:"incident_id"`
 	Version     uint64    `json:"version"`
 	DetectedAt  time.Time `json:"detected_at"`
 	WindowStart time.Time `json:"window_start"`
@@ -42,12 +45,61 @@ func toDetectionJSON(d *storage.DetectionRow) detectionJSON {
 		ev, _ = json.Marshal(d.Evidence)
 	}
 	return detectionJSON{
-		ID: d.DetectionID, Version: d.Version, DetectedAt: d.DetectedAt, WindowStart: d.WindowStart,
+		ID: d.DetectionID, IncidentID: cmp.Or(d.IncidentID, d.DetectionID), Version: d.Version, DetectedAt: d.DetectedAt, WindowStart: d.WindowStart,
 		WindowEnd: d.WindowEnd, Kind: d.Kind, Severity: d.Severity, Score: d.Score,
 		Source:      partyJSON{Principal: d.SourcePrincipal, Workload: d.SourceWorkload, Namespace: d.SourceNamespace},
 		Destination: partyJSON{Workload: d.DestinationWorkload, Namespace: d.DestinationNamespace},
 		Evidence:    ev,
 	}
+}
+
+// incidentJSON is one incident: its head detection (the first), its
+// detections newest first, and what they add up to.
+type incidentJSON struct {
+	ID         string          `json:"incident_id"`
+	Head       detectionJSON   `json:"head"`
+	Severity   string          `json:"severity"`
+	FirstSeen  time.Time       `json:"first_seen"`
+	LastSeen   time.Time       `json:"last_seen"`
+	Kinds      map[string]int  `json:"kinds"`
+	Detections []detectionJSON `json:"detections"`
+}
+
+// incidentsOf groups detections (newest first) by incident, newest
+// incident first. An incident whose head is older than the detections
+// read is headed by its oldest detection read.
+func incidentsOf(ds []detectionJSON) []incidentJSON {
+	var out []incidentJSON
+	at := map[string]int{}
+	for _, d := range ds {
+		i, ok := at[d.IncidentID]
+		if !ok {
+			i = len(out)
+			at[d.IncidentID] = i
+			out = append(out, incidentJSON{ID: d.IncidentID, Kinds: map[string]int{}, FirstSeen: d.WindowStart, LastSeen: d.WindowEnd})
+		}
+		inc := &out[i]
+		inc.Detections = append(inc.Detections, d)
+		inc.Kinds[d.Kind]++
+		switch {
+		case d.ID == d.IncidentID, inc.Head.ID == "":
+			inc.Head = d
+		case inc.Head.ID != inc.ID && d.WindowStart.Before(inc.Head.WindowStart):
+			inc.Head = d // the real head is older than what was read
+		}
+		if d.WindowStart.Before(inc.FirstSeen) {
+			inc.FirstSeen = d.WindowStart
+		}
+		if d.WindowEnd.After(inc.LastSeen) {
+			inc.LastSeen = d.WindowEnd
+		}
+		if sev, err := models.ParseSeverity(d.Severity); err == nil {
+			if cur, err := models.ParseSeverity(inc.Severity); err != nil || sev > cur {
+				inc.Severity = d.Severity
+			}
+		}
+	}
+	return out
 }
 
 type actionJSON struct {

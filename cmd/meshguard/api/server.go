@@ -238,6 +238,7 @@ func (s *Server) routes() http.Handler {
 	}
 	mux.Handle("GET /api/v1/whoami", s.viewer(http.HandlerFunc(s.whoami)))
 	mux.Handle("GET /api/v1/detections", s.viewer(http.HandlerFunc(s.detections)))
+	mux.Handle("GET /api/v1/incidents", s.viewer(http.HandlerFunc(s.incidents)))
 	mux.Handle("GET /api/v1/actions", s.viewer(http.HandlerFunc(s.actions)))
 	mux.Handle("GET /api/v1/actions/current", s.viewer(http.HandlerFunc(s.currentActions)))
 	mux.Handle("GET /api/v1/edges", s.viewer(http.HandlerFunc(s.edges)))
@@ -382,6 +383,26 @@ func (s *Server) detections(w http.ResponseWriter, r *http.Request) {
 		out[i] = toDetectionJSON(&rows[i])
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"detections": out})
+}
+
+// incidents serves GET /api/v1/incidents: the recent detections (limit,
+// default 500) grouped by incident, newest first.
+func (s *Server) incidents(w http.ResponseWriter, r *http.Request) {
+	limit, err := limitParam(r, 500)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	rows, err := s.deps.Store.RecentDetections(r.Context(), limit)
+	if err != nil {
+		s.storeError(w, "incidents", err)
+		return
+	}
+	ds := make([]detectionJSON, len(rows))
+	for i := range rows {
+		ds[i] = toDetectionJSON(&rows[i])
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"incidents": incidentsOf(ds)})
 }
 
 func (s *Server) actions(w http.ResponseWriter, r *http.Request) {
