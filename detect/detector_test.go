@@ -208,15 +208,7 @@ func TestEachAttackIsDetectedInItsWindow(t *testing.T) {
 		{models.UnusualPath, func(ws int64) []models.Flow {
 			return []models.Flow{flow(ws+1, "shop/frontend", "shop/catalog", "/admin/config", 200)}
 		}},
-		{models.Scan, func(ws int64) []models.Flow {
-			var out []models.Flow
-			for k := 0; k < 40; k++ {
-				f := flow(ws+int64(k), "shop/frontend", fmt.Sprintf("ns%d/svc%d", k%5, k), "/", 404)
-				f.Destination.Port = uint16(8000 + k%7)
-				out = append(out, f)
-			}
-			return out
-		}},
+		{models.Scan, scanFlows},
 	}
 	for _, tc := range cases {
 		t.Run(string(tc.kind), func(t *testing.T) {
@@ -405,4 +397,15 @@ func TestMaxFutureMustBePositive(t *testing.T) {
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "detect.max_future") {
 		t.Fatalf("Validate = %v, want an error naming detect.max_future", err)
 	}
+}
+
+// scanFlows is shop/frontend probing 40 services on 7 ports in one window.
+func scanFlows(ws int64) []models.Flow {
+	var out []models.Flow
+	for k := 0; k < 40; k++ {
+		f := flow(ws+int64(k), "shop/frontend", fmt.Sprintf("ns%d/svc%d", k%5, k), "/", 404)
+		f.Destination.Port = uint16(8000 + k%7)
+		out = append(out, f)
+	}
+	return out
 }

@@ -15,13 +15,7 @@ func TestScanAbsorbsTheEdgesItProbes(t *testing.T) {
 	c := run(t, 2, trainWindows, attackAt+20, func(m *mini, i int, ws int64) []models.Flow {
 		switch {
 		case i == attackAt:
-			var out []models.Flow
-			for k := 0; k < 40; k++ {
-				f := flow(ws+int64(k), "shop/frontend", fmt.Sprintf("ns%d/svc%d", k%5, k), "/", 404)
-				f.Destination.Port = uint16(8000 + k%7)
-				out = append(out, f)
-			}
-			return out
+			return scanFlows(ws)
 		case i > attackAt && i <= attackAt+6:
 			// One new edge a window: a slow follow-up of what it found.
 			return []models.Flow{flow(ws+1, "shop/frontend", fmt.Sprintf("found/svc%d", i), "/", 200)}

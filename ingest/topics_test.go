@@ -1,13 +1,11 @@
 package ingest_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,28 +17,10 @@ import (
 	"github.com/meshguard/meshguard/test/testenv"
 )
 
-// syncBuffer is a log destination tests read while the consumer writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startLogged is start with the consumer's log kept for assertions.
-func startLogged(t *testing.T, k ingest.KafkaConfig, i ingest.IngestConfig, next *sink) (*running, *syncBuffer) {
+func startLogged(t *testing.T, k ingest.KafkaConfig, i ingest.IngestConfig, next *sink) (*running, *testenv.SyncBuffer) {
 	t.Helper()
-	buf := &syncBuffer{}
+	buf := &testenv.SyncBuffer{}
 	var w io.Writer = buf
 	if testing.Verbose() {
 		w = io.MultiWriter(buf, testWriter{t})

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -20,6 +19,7 @@ import (
 	"github.com/meshguard/meshguard/models"
 	"github.com/meshguard/meshguard/respond"
 	"github.com/meshguard/meshguard/storage"
+	"github.com/meshguard/meshguard/test/testenv"
 )
 
 const (
@@ -104,32 +104,15 @@ type env struct {
 	store *storage.Memory
 	audit *storage.Memory
 	op    *fakeOperator
-	logs  *syncBuffer
+	logs  *testenv.SyncBuffer
 	now   time.Time
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // newEnv builds a server in token mode over seeded data; change lets a
 // test adjust the config and deps first.
 func newEnv(t *testing.T, change func(*Config, *Deps)) *env {
 	t.Helper()
-	e := &env{store: storage.NewMemory(1000), audit: storage.NewMemory(1), op: &fakeOperator{known: "act-1"}, logs: &syncBuffer{}, now: time.Now().UTC()}
+	e := &env{store: storage.NewMemory(1000), audit: storage.NewMemory(1), op: &fakeOperator{known: "act-1"}, logs: &testenv.SyncBuffer{}, now: time.Now().UTC()}
 	seed(t, e.store, e.now)
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
