@@ -314,13 +314,12 @@ func bootstrapStatements(db string) []string {
 const (
 	codeTableAlreadyExists    = 57
 	codeDatabaseAlreadyExists = 82
-	codeDuplicateColumn       = 15 // ADD COLUMN of a column that exists (18.16 has no IF NOT EXISTS there)
 )
 
 func execIdempotent(ctx context.Context, conn driver.Conn, stmt string) error {
 	err := conn.Exec(ctx, stmt)
 	var exc *clickhouse.Exception
-	if errors.As(err, &exc) && (exc.Code == codeTableAlreadyExists || exc.Code == codeDatabaseAlreadyExists || exc.Code == codeDuplicateColumn) {
+	if errors.As(err, &exc) && (exc.Code == codeTableAlreadyExists || exc.Code == codeDatabaseAlreadyExists) {
 		return nil
 	}
 	return err
