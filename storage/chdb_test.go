@@ -113,7 +113,7 @@ func TestModernClickHouseSchema(t *testing.T) {
 		mustRun(t, run, "INSERT INTO "+db+".detections (detection_id, version, severity, evidence) VALUES ('det-1', "+v+", '{}')")
 	}
 	out = mustRun(t, run, strings.Replace(detectionQuery(db), "?", "'det-1'", 1))
-	if f := strings.Split(out, "\t"); len(f) != 14 || f[1] != "3" || f[6] != "high" {
+	if f := strings.Split(out, "\t"); len(f) != 15 || f[1] != "3" || f[6] != "high" {
 		t.Errorf("detection read back as %q, want version 3, high", out)
 	}
 	mustRun(t, run, "INSERT INTO "+db+".actions (action_id, at, detection_id, kind, mode, state, actor) VALUES ('a1', now(), 'det-1', 'deny', 'dry-run', 'planned', 'meshguard')")
