@@ -139,7 +139,15 @@ func TestConsumeFlowsAfterReturnOwnsNothing(t *testing.T) {
 }
 
 func TestConsumeFlowsOverManyDays(t *testing.T) {
-	store, _ := migratedStore(t)
+	// Retention 0 (no TTL): on a modern server the 30-day TTL would drop
+	// the older days, and this test is about the insert, not retention.
+	_, db := testenv.ClickHouse(t)
+	store := newStore(t, db, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
 	// Event times come from telemetry: one batch may span many days.
 	flows := testFlows(150, testenv.Recent())
 	for i := range flows {
