@@ -53,6 +53,7 @@ env_file() {
 }
 
 start_failed() {
+	stop_pid "$PIDFILE"
 	tail -n 20 "$LOGFILE" "$STATE/clickhouse.err.log" >&2 2>/dev/null || true
 	die "$1; full log: $LOGFILE"
 }
@@ -106,7 +107,7 @@ EOF
 	# setsid: a Ctrl-C or a process-group kill of the caller (go test) must
 	# not take the server down. cd: for config.xml. 9>&-: the server must not inherit our lock on the
 	# state dir, or every later stop would wait on it forever.
-	(cd "$STATE" && exec setsid "$BIN" "$LIB" "$STATE/data" "$TCP" "$HTTP" \
+	(cd "$STATE" && exec setsid bash "$INFRA_SRC/chserver.sh" run "$BIN" "$LIB" "$STATE/data" "$TCP" "$HTTP" \
 		>>"$LOGFILE" 2>&1 </dev/null 9>&-) &
 	echo $! >"$PIDFILE"
 
@@ -119,6 +120,31 @@ EOF
 	port_open "$TCP" || start_failed "chserver answers on http $HTTP but not on tcp $TCP"
 	env_file
 	log "clickhouse $VERSION (chserver) at 127.0.0.1:$TCP (http $HTTP), ready after ${SECONDS}s"
+}
+
+# run BIN LIB DATA TCP HTTP: the process the pid file names. It keeps the
+# engine serving: an exception that escapes one of LocalServer's connection
+# handlers (a client that resets its connection mid-query, a failed login)
+# aborts the whole process, which a real clickhouse-server survives, so the
+# engine is started again on the same data and ports. TERM stops both. An
+# engine that dies within 10 s five times in a row is not restarted again.
+run() {
+	local child=0 stopping=0 rc fast=0 began
+	trap 'stopping=1; [ "$child" -eq 0 ] || kill -TERM "$child" 2>/dev/null' TERM INT
+	while :; do
+		began=$SECONDS
+		"$@" &
+		child=$!
+		rc=0
+		wait "$child" || rc=$?
+		# The trap interrupts wait; wait again until the engine is gone.
+		while kill -0 "$child" 2>/dev/null; do wait "$child" || rc=$?; done
+		[ "$stopping" -eq 0 ] || exit 0
+		if ((SECONDS - began < 10)); then fast=$((fast + 1)); else fast=0; fi
+		((fast < 5)) || { echo "chserver: engine died 5 times in a row within 10 s; giving up"; exit 1; }
+		echo "chserver: engine exited with status $rc at $(date -u +%FT%TZ); restarting (why: $STATE/clickhouse.err.log)"
+		sleep 1
+	done
 }
 
 stop() {
@@ -136,13 +162,14 @@ status() {
 }
 
 cmd=${1:-}
-if [ "$cmd" != status ]; then
+if [ "$cmd" != status ] && [ "$cmd" != run ]; then
 	# Tests may call start/stop concurrently; one at a time on the state dir.
 	exec 9>"$INFRA_DIR/chserver.lock"
 	flock 9
 fi
 case $cmd in
 start | stop | status) "$cmd" ;;
+run) shift && run "$@" ;;
 clean) stop && rm -rf "$STATE" ;;
 *) die "usage: $0 start|stop|clean|status" ;;
 esac
