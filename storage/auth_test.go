@@ -29,9 +29,9 @@ func TestClickHouseCredentialsAndTLS(t *testing.T) {
 	ca := testenv.NewCA(t, "clickhouse")
 	cert := ca.Server("127.0.0.1", "localhost")
 	ch := testenv.OwnClickHouse(t, testenv.WithPassword(password), testenv.WithTLS(cert.CertFile, cert.KeyFile))
-	addr := ch.Get("MESHGUARD_TEST_CLICKHOUSE_ADDR")
-	secure := ch.Get("MESHGUARD_TEST_CLICKHOUSE_SECURE_ADDR")
-	if ch.Get("MESHGUARD_TEST_CLICKHOUSE_USER") != "meshguard" || secure == "" {
+	addr := ch.Get("MESHGUARD_TEST_CLICKHOUSE18_ADDR")
+	secure := ch.Get("MESHGUARD_TEST_CLICKHOUSE18_SECURE_ADDR")
+	if ch.Get("MESHGUARD_TEST_CLICKHOUSE18_USER") != "meshguard" || secure == "" {
 		t.Fatalf("private server without the password user or TLS port: %v", ch)
 	}
 	pwFile := filepath.Join(t.TempDir(), "password")

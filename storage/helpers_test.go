@@ -31,8 +31,16 @@ func newStore(t testing.TB, db string, retentionDays int) *ClickHouse {
 // connection to it for checking what was stored.
 func migratedStore(t testing.TB) (*ClickHouse, string) {
 	t.Helper()
+	return migratedStoreKeeping(t, 30)
+}
+
+// migratedStoreKeeping is migratedStore with a retention of days (0:
+// forever, no TTL). On a modern server a TTL drops rows older than that
+// in the background, whenever it merges.
+func migratedStoreKeeping(t testing.TB, days int) (*ClickHouse, string) {
+	t.Helper()
 	_, db := testenv.ClickHouse(t)
-	store := newStore(t, db, 30)
+	store := newStore(t, db, days)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := store.Migrate(ctx); err != nil {

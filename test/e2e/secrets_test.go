@@ -60,7 +60,7 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 		kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "meshguard", kafkaPW),
 		kfake.SeedTopics(1, "otlp_logs", "meshguard.dlq"))
 	ch := testenv.OwnClickHouse(t, testenv.WithPassword(chPW))
-	chAddr := ch.Get("MESHGUARD_TEST_CLICKHOUSE_ADDR")
+	chAddr := ch.Get("MESHGUARD_TEST_CLICKHOUSE18_ADDR")
 
 	dir := t.TempDir()
 	file := func(name, content string) string {

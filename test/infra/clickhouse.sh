@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Throwaway ClickHouse for the tests: Debian's clickhouse-server (18.16, the
-# only one installable here) on 127.0.0.1, all state in $INFRA_DIR/clickhouse.
+# The oldest ClickHouse meshguard supports, for what the tests' modern server
+# (chserver.sh, 26.7) cannot do here: passwords and TLS. Debian's
+# clickhouse-server (18.16, the only one installable here) on 127.0.0.1,
+# all state in $INFRA_DIR/clickhouse. Its keys say 18 so that they never
+# shadow the modern server's MESHGUARD_TEST_CLICKHOUSE_* in infra.env.
 #
 #   clickhouse.sh start    start or reuse; writes $INFRA_DIR/clickhouse.env with
-#                          MESHGUARD_TEST_CLICKHOUSE_ADDR (native protocol),
-#                          MESHGUARD_TEST_CLICKHOUSE_HTTP, MESHGUARD_TEST_CLICKHOUSE_VERSION
+#                          MESHGUARD_TEST_CLICKHOUSE18_ADDR (native protocol),
+#                          MESHGUARD_TEST_CLICKHOUSE18_HTTP, MESHGUARD_TEST_CLICKHOUSE18_VERSION
 #   clickhouse.sh stop     stop; keeps data and ports, so a later start brings
 #                          the same server back at the same address
 #   clickhouse.sh clean    stop and delete all state
@@ -15,11 +18,11 @@
 #   MESHGUARD_INFRA_CLICKHOUSE_PASSWORD=P   user "default" needs password P and
 #                          a user "meshguard" with password P is added
 #                          (P: letters, digits, . _ -); env file gets
-#                          MESHGUARD_TEST_CLICKHOUSE_USER=meshguard
+#                          MESHGUARD_TEST_CLICKHOUSE18_USER=meshguard
 #   MESHGUARD_INFRA_CLICKHOUSE_TLS_CERT=F, MESHGUARD_INFRA_CLICKHOUSE_TLS_KEY=K
 #                          also listen with TLS (tcp_port_secure) using PEM
 #                          certificate F and key K; env file gets
-#                          MESHGUARD_TEST_CLICKHOUSE_SECURE_ADDR
+#                          MESHGUARD_TEST_CLICKHOUSE18_SECURE_ADDR
 COMPONENT=clickhouse
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -50,10 +53,10 @@ running() { read_ports && pid_alive "$PIDFILE" && VERSION=$(query 'SELECT versio
 
 env_file() {
 	local extra=()
-	[ -z "$PASSWORD" ] || extra+=("MESHGUARD_TEST_CLICKHOUSE_USER=meshguard")
-	[ -z "$TLS_CERT" ] || extra+=("MESHGUARD_TEST_CLICKHOUSE_SECURE_ADDR=127.0.0.1:$SECURE")
-	write_env clickhouse "MESHGUARD_TEST_CLICKHOUSE_ADDR=127.0.0.1:$TCP" \
-		"MESHGUARD_TEST_CLICKHOUSE_HTTP=127.0.0.1:$HTTP" "MESHGUARD_TEST_CLICKHOUSE_VERSION=$VERSION" "${extra[@]}"
+	[ -z "$PASSWORD" ] || extra+=("MESHGUARD_TEST_CLICKHOUSE18_USER=meshguard")
+	[ -z "$TLS_CERT" ] || extra+=("MESHGUARD_TEST_CLICKHOUSE18_SECURE_ADDR=127.0.0.1:$SECURE")
+	write_env clickhouse "MESHGUARD_TEST_CLICKHOUSE18_ADDR=127.0.0.1:$TCP" \
+		"MESHGUARD_TEST_CLICKHOUSE18_HTTP=127.0.0.1:$HTTP" "MESHGUARD_TEST_CLICKHOUSE18_VERSION=$VERSION" "${extra[@]}"
 }
 
 # start_failed WHY: die with the end of the server's own output and logs,

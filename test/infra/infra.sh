@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Starts, stops and reports the real servers the tests run against:
-#   clickhouse  Debian's clickhouse-server 18.16
+#   chserver    ClickHouse 26.7 (chDB's LocalServer with native-TCP and HTTP
+#               listeners): the tests' ClickHouse
+#   clickhouse  Debian's clickhouse-server 18.16, the oldest supported, for
+#               the password and TLS tests chserver cannot serve
 #   kafka       Apache Kafka, single node, KRaft, jars from Maven Central
 #   k8s         etcd + kube-apiserver (built from the Go module proxy) with
 #               Istio's CRDs
@@ -19,7 +22,7 @@ COMPONENT=infra
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL=(clickhouse kafka k8s chdb)
+ALL=(chserver clickhouse kafka k8s chdb)
 cmd=${1:-}
 shift || true
 servers=("$@")

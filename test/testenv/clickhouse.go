@@ -10,27 +10,46 @@ import (
 )
 
 // ClickHouseAddr returns the native-protocol address (host:port) of the
-// test ClickHouse server.
+// test ClickHouse server: modern ClickHouse (26.7, test/infra/chserver.sh).
 func ClickHouseAddr(t testing.TB) string {
 	t.Helper()
 	return locate(t, clickhouseServer)
 }
 
-// ClickHouse returns a connection to the test server on a fresh database
-// of its own, dropped when the test ends, and that database's name.
+// ClickHouse18Addr returns the native-protocol address of the shared
+// Debian ClickHouse 18.16 (test/infra/clickhouse.sh), the oldest release
+// meshguard supports, for tests that prove the legacy schema variant.
+func ClickHouse18Addr(t testing.TB) string {
+	t.Helper()
+	return locate(t, clickhouse18Server)
+}
+
+// ClickHouse returns a connection to the test server (modern ClickHouse)
+// on a fresh database of its own, dropped when the test ends, and that
+// database's name.
 func ClickHouse(t testing.TB) (driver.Conn, string) {
 	t.Helper()
-	addr := ClickHouseAddr(t)
+	return freshDatabase(t, clickhouseServer, ClickHouseAddr(t))
+}
+
+// ClickHouse18 is ClickHouse on the shared Debian 18.16 server.
+func ClickHouse18(t testing.TB) (driver.Conn, string) {
+	t.Helper()
+	return freshDatabase(t, clickhouse18Server, ClickHouse18Addr(t))
+}
+
+func freshDatabase(t testing.TB, s server, addr string) (driver.Conn, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
 	admin, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, DialTimeout: 5 * time.Second})
 	if err != nil {
-		unavailable(t, clickhouseServer, "open %s: %v", addr, err)
+		unavailable(t, s, "open %s: %v", addr, err)
 	}
 	defer admin.Close()
 	if err := admin.Ping(ctx); err != nil {
-		unavailable(t, clickhouseServer, "ping %s: %v", addr, err)
+		unavailable(t, s, "ping %s: %v", addr, err)
 	}
 	db := uniqueName("test_")
 	if err := admin.Exec(ctx, "CREATE DATABASE "+db); err != nil {

@@ -24,29 +24,43 @@ type OwnServer struct {
 type OwnOption func(*OwnServer)
 
 // WithPassword makes the private ClickHouse require password p (letters,
-// digits, . _ -) for its users default and meshguard.
+// digits, . _ -) for its users default and meshguard. The modern server
+// has no users, so the private server is Debian's 18.16: its keys are
+// MESHGUARD_TEST_CLICKHOUSE18_*, the user MESHGUARD_TEST_CLICKHOUSE18_USER.
 func WithPassword(p string) OwnOption {
-	return func(s *OwnServer) { s.extra = append(s.extra, "MESHGUARD_INFRA_CLICKHOUSE_PASSWORD="+p) }
+	return func(s *OwnServer) {
+		s.name = clickhouse18Server.name
+		s.extra = append(s.extra, "MESHGUARD_INFRA_CLICKHOUSE_PASSWORD="+p)
+	}
 }
 
 // WithTLS makes the private ClickHouse also listen with TLS, with the PEM
 // certificate and key given; its address is
-// Get("MESHGUARD_TEST_CLICKHOUSE_SECURE_ADDR").
+// Get("MESHGUARD_TEST_CLICKHOUSE18_SECURE_ADDR"). The modern server has no
+// TLS, so the private server is Debian's 18.16, as with WithPassword.
 func WithTLS(certFile, keyFile string) OwnOption {
 	return func(s *OwnServer) {
+		s.name = clickhouse18Server.name
 		s.extra = append(s.extra, "MESHGUARD_INFRA_CLICKHOUSE_TLS_CERT="+certFile, "MESHGUARD_INFRA_CLICKHOUSE_TLS_KEY="+keyFile)
 	}
 }
 
 // OwnClickHouse starts a private ClickHouse (stopped and deleted when the
-// test ends). It needs the shared harness's packages installed, which
-// `infra.sh start` does.
+// test ends): the modern server (chserver, keys MESHGUARD_TEST_CLICKHOUSE_*)
+// unless an option needs Debian's 18.16 (keys MESHGUARD_TEST_CLICKHOUSE18_*).
+// It needs the shared harness's packages installed, which `infra.sh start`
+// does.
 func OwnClickHouse(t testing.TB, opts ...OwnOption) *OwnServer {
 	t.Helper()
-	locate(t, clickhouseServer) // the shared one must exist: it installed the server
-	s := &OwnServer{name: "clickhouse", dir: t.TempDir(), infra: infraScripts(t)}
+	s := &OwnServer{name: clickhouseServer.name, dir: t.TempDir(), infra: infraScripts(t)}
 	for _, o := range opts {
 		o(s)
+	}
+	// The shared one must exist: its start installed or built the server.
+	if s.name == clickhouse18Server.name {
+		locate(t, clickhouse18Server)
+	} else {
+		locate(t, clickhouseServer)
 	}
 	s.Start(t)
 	t.Cleanup(func() { s.run(t, "clean") })

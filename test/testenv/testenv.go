@@ -1,6 +1,8 @@
 // Package testenv hands Go tests ready clients for the real servers that
 // test/infra starts (ClickHouse, Apache Kafka, etcd + kube-apiserver with
-// Istio's CRDs), and an in-process kfake broker for fast tests.
+// Istio's CRDs), and an in-process kfake broker for fast tests. ClickHouse
+// is modern (26.7, test/infra/chserver.sh); Debian's 18.16 (clickhouse.sh)
+// serves only the tests of passwords and TLS, which chserver lacks.
 //
 // Where a server is found: the MESHGUARD_TEST_* variable itself, else the
 // env files that test/infra writes under $MESHGUARD_INFRA_DIR (default
@@ -91,14 +93,17 @@ func Lookup(key string) string {
 
 // server describes one test/infra server.
 type server struct {
-	name string // the test/infra script and env file name: clickhouse, kafka, k8s
+	name string // the test/infra script and env file name: chserver, clickhouse, kafka, k8s
 	key  string // the MESHGUARD_TEST_* variable that locates it
 }
 
 var (
-	clickhouseServer = server{"clickhouse", "MESHGUARD_TEST_CLICKHOUSE_ADDR"}
-	kafkaServer      = server{"kafka", "MESHGUARD_TEST_KAFKA_BROKERS"}
-	k8sServer        = server{"k8s", "MESHGUARD_TEST_KUBECONFIG"}
+	// The tests' ClickHouse is modern (26.7, chserver.sh); Debian's 18.16
+	// (clickhouse.sh) stays for what chserver cannot do: passwords, TLS.
+	clickhouseServer   = server{"chserver", "MESHGUARD_TEST_CLICKHOUSE_ADDR"}
+	clickhouse18Server = server{"clickhouse", "MESHGUARD_TEST_CLICKHOUSE18_ADDR"}
+	kafkaServer        = server{"kafka", "MESHGUARD_TEST_KAFKA_BROKERS"}
+	k8sServer          = server{"k8s", "MESHGUARD_TEST_KUBECONFIG"}
 )
 
 // lookup finds a MESHGUARD_TEST_* value: the environment first, then
