@@ -52,7 +52,7 @@ func TestDeployManifestsPassServerSideDryRun(t *testing.T) {
 }
 
 // TestDeployKustomizationsPassServerSideDryRun renders every
-// kustomization under deploy/ (the base, the dev and production overlays,
+// kustomization under deploy/ (the base, the dev, production and networkpolicy overlays,
 // the Grafana dashboard) with the kubectl the apiserver was built with,
 // dry-runs the result, checks that every meshguard Deployment in it is
 // hardened, and that the config each one mounts passes `meshguard config
@@ -60,7 +60,7 @@ func TestDeployManifestsPassServerSideDryRun(t *testing.T) {
 func TestDeployKustomizationsPassServerSideDryRun(t *testing.T) {
 	kubectl := testenv.Kubectl(t)
 	_, dirs := manifests(t, filepath.Join(testenv.RepoRoot(t), "deploy"))
-	for _, want := range []string{"deploy/kubernetes", "deploy/overlays/dev", "deploy/overlays/production"} {
+	for _, want := range []string{"deploy/kubernetes", "deploy/overlays/dev", "deploy/overlays/production", "deploy/overlays/networkpolicy"} {
 		if !containsDir(t, dirs, want) {
 			t.Errorf("no kustomization in %s", want)
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -99,8 +100,9 @@ func (a *tokenAuth) authorize(_ context.Context, token string, need Role) (Ident
 // for whether. Answers are kept for kubeCacheTTL, keyed by the token's
 // digest, so that the page's refreshes do not cost two API calls each.
 type kubeAuth struct {
-	client kubernetes.Interface
-	now    func() time.Time
+	client    kubernetes.Interface
+	now       func() time.Time
+	audiences []string
 
 	mu    sync.Mutex
 	cache map[kubeCacheKey]kubeDecision
@@ -124,15 +126,24 @@ const (
 	kubeTimeout   = 10 * time.Second
 )
 
-func newKubeAuth(cfg *rest.Config) (*kubeAuth, error) {
+func newKubeAuth(cfg *rest.Config, audiences []string) (*kubeAuth, error) {
 	if cfg == nil {
 		return nil, errors.New("server.auth.mode kubernetes needs a Kubernetes client; set kubernetes.kubeconfig or run in a cluster")
+	}
+	if err := checkAudiences(audiences); err != nil {
+		return nil, err
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("server.auth.mode kubernetes: client for %s: %w", cfg.Host, err)
 	}
-	return &kubeAuth{client: cs, now: time.Now, cache: map[kubeCacheKey]kubeDecision{}}, nil
+	return &kubeAuth{client: cs, now: time.Now, audiences: slices.Clone(audiences), cache: map[kubeCacheKey]kubeDecision{}}, nil
+}
+
+// hint says, in a 401, what token this server takes.
+func (a *kubeAuth) hint() string {
+	return fmt.Sprintf(" (server.auth.mode kubernetes takes a token the cluster issued for audience %s, e.g. kubectl create token NAME --audience %s)",
+		strings.Join(a.audiences, " or "), a.audiences[0])
 }
 
 func (a *kubeAuth) authorize(ctx context.Context, token string, need Role) (Identity, bool, error) {
@@ -168,11 +179,15 @@ func (a *kubeAuth) decide(ctx context.Context, token string, need Role) (kubeDec
 	ctx, cancel := context.WithTimeout(ctx, kubeTimeout)
 	defer cancel()
 	tr, err := a.client.AuthenticationV1().TokenReviews().Create(ctx,
-		&authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
+		&authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token, Audiences: a.audiences}}, metav1.CreateOptions{})
 	if err != nil {
 		return kubeDecision{}, fmt.Errorf("kubernetes TokenReview: %w", err)
 	}
-	if !tr.Status.Authenticated {
+	// An audience-aware API server answers with the audiences the token
+	// is valid for among those asked; an empty list means it ignored
+	// them and the token is only known to be good for the API server
+	// itself. Only a token for one of ours is accepted.
+	if !tr.Status.Authenticated || !slices.ContainsFunc(tr.Status.Audiences, func(s string) bool { return slices.Contains(a.audiences, s) }) {
 		return kubeDecision{}, nil
 	}
 	u := tr.Status.User

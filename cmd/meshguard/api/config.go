@@ -58,12 +58,23 @@ type AuthConfig struct {
 	// operator; blank lines and lines starting with # are skipped. Mount it
 	// from a Kubernetes Secret. Read at start-up.
 	TokensFile string `yaml:"tokens_file"`
+	// Audiences (mode kubernetes) are the audiences a token must be
+	// issued for: the TokenReview asks for them, and a token the cluster
+	// issued for anything else (the API server itself, another service)
+	// is refused, so a token stolen from one service cannot be replayed
+	// here. Default meshguard: `kubectl create token NAME --audience
+	// meshguard`, or a projected token with that audience.
+	Audiences []string `yaml:"audiences"`
 }
+
+// DefaultAudience is the audience tokens for meshguard's API are issued
+// for unless server.auth.audiences says otherwise.
+const DefaultAudience = "meshguard"
 
 // DefaultConfig is what `meshguard serve` runs with when the section is
 // empty: all interfaces, bearer tokens required.
 func DefaultConfig() Config {
-	return Config{Listen: ":8080", Auth: AuthConfig{Mode: AuthToken}}
+	return Config{Listen: ":8080", Auth: AuthConfig{Mode: AuthToken, Audiences: []string{DefaultAudience}}}
 }
 
 // Validate reports every problem at once, each with its key and how to fix
@@ -103,6 +114,11 @@ func (c *Config) Validate() error {
 	case AuthKubernetes, AuthNone:
 		if c.Auth.TokensFile != "" {
 			add("server.auth.tokens_file: set, but server.auth.mode is %s, which does not read it; remove it or use mode token", c.Auth.Mode)
+		}
+		if c.Auth.Mode == AuthKubernetes {
+			if err := checkAudiences(c.Auth.Audiences); err != nil {
+				add("%v", err)
+			}
 		}
 		if c.Auth.Mode == AuthNone && c.Listen != "" && !loopback(c.Listen) {
 			add("server.auth.mode: none with server.listen %q, which is not a loopback address: anyone who reaches it could approve and revoke actions; "+
@@ -204,4 +220,19 @@ func loadTokens(path string) ([]tokenEntry, error) {
 		return nil, fmt.Errorf("%s holds no token; add `TOKEN ROLE NAME` lines", path)
 	}
 	return out, nil
+}
+
+// checkAudiences: mode kubernetes needs at least one audience, none
+// blank.
+func checkAudiences(auds []string) error {
+	if len(auds) == 0 {
+		return fmt.Errorf("server.auth.audiences: empty with server.auth.mode kubernetes; list the audiences tokens must be issued for "+
+			"(default %s: kubectl create token NAME --audience %s)", DefaultAudience, DefaultAudience)
+	}
+	for _, a := range auds {
+		if strings.TrimSpace(a) == "" {
+			return fmt.Errorf("server.auth.audiences: a blank entry in %q; remove it", auds)
+		}
+	}
+	return nil
 }

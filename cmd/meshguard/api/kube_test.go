@@ -19,21 +19,15 @@ import (
 	"github.com/meshguard/meshguard/test/testenv"
 )
 
-// TestKubernetesAuth: on the real kube-apiserver, a ServiceAccount bound
-// to the viewer permission (ViewerAccess) reads the API and is refused
-// (403, audited with its name) on an operator endpoint; a token the API
-// server did not issue gets 401.
-func TestKubernetesAuth(t *testing.T) {
-	cfg := testenv.KubeConfig(t)
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+// viewerAccount creates a namespace with the ServiceAccount "viewer",
+// bound to the viewer permission (ViewerAccess) as a platform team
+// would, and waits until the API server's authorizer sees the binding.
+// It returns the account's username.
+func viewerAccount(ctx context.Context, t *testing.T, cs kubernetes.Interface) (ns, user string) {
+	t.Helper()
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	ns := "mg-api-" + hex.EncodeToString(b[:])
+	ns = "mg-api-" + hex.EncodeToString(b[:])
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +40,6 @@ func TestKubernetesAuth(t *testing.T) {
 	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "viewer"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// The ClusterRole a platform team grants dashboard viewers.
 	if _, err := cs.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
 		ObjectMeta: metav1.ObjectMeta{Name: ns},
 		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{ViewerAccess.Group}, Resources: []string{ViewerAccess.Resource}, Verbs: []string{ViewerAccess.Verb}}},
@@ -60,16 +53,44 @@ func TestKubernetesAuth(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	user = "system:serviceaccount:" + ns + ":viewer"
+	waitForRBAC(ctx, t, cs, user, ns)
+	return ns, user
+}
+
+// tokenFor issues a token for ns/viewer through the TokenRequest
+// API; no audiences means the API server's own.
+func tokenFor(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns string, audiences ...string) string {
+	t.Helper()
 	expiry := int64(600)
 	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "viewer",
-		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
+		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: &expiry, Audiences: audiences}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, user := tr.Status.Token, "system:serviceaccount:"+ns+":viewer"
-	waitForRBAC(ctx, t, cs, user, ns)
+	return tr.Status.Token
+}
 
-	e := newEnv(t, func(c *Config, d *Deps) { c.Auth = AuthConfig{Mode: AuthKubernetes}; d.Kube = cfg })
+// TestKubernetesAuth: on the real kube-apiserver, a ServiceAccount bound
+// to the viewer permission (ViewerAccess), with a token issued for
+// meshguard's audience, reads the API and is refused (403, audited with
+// its name) on an operator endpoint; a token the API server did not
+// issue gets 401.
+func TestKubernetesAuth(t *testing.T) {
+	cfg := testenv.KubeConfig(t)
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ns, user := viewerAccount(ctx, t, cs)
+	token := tokenFor(ctx, t, cs, ns, DefaultAudience)
+
+	e := newEnv(t, func(c *Config, d *Deps) {
+		c.Auth = AuthConfig{Mode: AuthKubernetes, Audiences: DefaultConfig().Auth.Audiences}
+		d.Kube = cfg
+	})
 	if w := do(e.h, "GET", "/api/v1/detections", token, nil); w.Code != http.StatusOK {
 		t.Errorf("viewer reads detections: %d %s", w.Code, w.Body)
 	}
@@ -117,6 +138,66 @@ func waitForRBAC(ctx context.Context, t *testing.T, cs kubernetes.Interface, use
 		case <-ctx.Done():
 			t.Fatalf("the API server never allowed %s %v: %s", user, ViewerAccess, sar.Status.Reason)
 		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// TestKubernetesAuthAudiences: the TokenReview asks for
+// server.auth.audiences, and only a token issued for one of them gets
+// in. A token for the API server (what a pod's default mounted token and
+// `kubectl create token` without --audience give), one for another
+// service, and the API server's static admin token are refused with
+// 401, saying which audience to ask for; naming another audience in the
+// config moves the acceptance with it.
+func TestKubernetesAuthAudiences(t *testing.T) {
+	cfg := testenv.KubeConfig(t)
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ns, user := viewerAccount(ctx, t, cs)
+	ours := tokenFor(ctx, t, cs, ns, DefaultAudience)
+	apiServers := tokenFor(ctx, t, cs, ns)
+	vault := tokenFor(ctx, t, cs, ns, "vault")
+	both := tokenFor(ctx, t, cs, ns, "vault", DefaultAudience)
+
+	server := func(audiences ...string) *env {
+		return newEnv(t, func(c *Config, d *Deps) {
+			c.Auth = AuthConfig{Mode: AuthKubernetes, Audiences: audiences}
+			d.Kube = cfg
+		})
+	}
+	e := server(DefaultConfig().Auth.Audiences...)
+	for name, tok := range map[string]string{"for meshguard": ours, "for vault and meshguard": both} {
+		if w := do(e.h, "GET", "/api/v1/whoami", tok, nil); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"name":"`+user+`"`) {
+			t.Errorf("a token %s: %d %s; want 200 as %s", name, w.Code, w.Body, user)
+		}
+	}
+	for name, tok := range map[string]string{"for the API server": apiServers, "for vault": vault, "the static admin token": cfg.BearerToken} {
+		w := do(e.h, "GET", "/api/v1/detections", tok, nil)
+		if w.Code != http.StatusUnauthorized {
+			t.Errorf("a token %s: %d %s; want 401", name, w.Code, w.Body)
+		}
+		if !strings.Contains(w.Body.String(), "--audience meshguard") {
+			t.Errorf("a token %s: the 401 says %s; want which audience to ask for", name, w.Body)
+		}
+	}
+	if cfg.BearerToken == "" {
+		t.Error("the admin kubeconfig has no bearer token; the static-token case tested nothing")
+	}
+
+	v := server("vault")
+	if w := do(v.h, "GET", "/api/v1/detections", vault, nil); w.Code != http.StatusOK {
+		t.Errorf("server.auth.audiences [vault], a token for vault: %d %s", w.Code, w.Body)
+	}
+	if w := do(v.h, "GET", "/api/v1/detections", ours, nil); w.Code != http.StatusUnauthorized {
+		t.Errorf("server.auth.audiences [vault], a token for meshguard: %d; want 401", w.Code)
+	}
+	for _, tok := range []string{ours, apiServers, vault, both} {
+		if strings.Contains(e.logs.String()+v.logs.String(), tok) {
+			t.Error("a ServiceAccount token is in the log")
 		}
 	}
 }

@@ -133,7 +133,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		}
 		s.auth = &tokenAuth{entries: entries}
 	case AuthKubernetes:
-		ka, err := newKubeAuth(deps.Kube)
+		ka, err := newKubeAuth(deps.Kube, cfg.Auth.Audiences)
 		if err != nil {
 			return nil, err
 		}
@@ -320,7 +320,11 @@ func (s *Server) check(r *http.Request, need Role) (Identity, int, string) {
 	switch {
 	case errors.Is(err, errUnauthenticated):
 		s.m.refused.WithLabelValues("unauthenticated").Inc()
-		return Identity{Name: anonymous}, http.StatusUnauthorized, "invalid bearer token"
+		why := "invalid bearer token"
+		if ka, ok := s.auth.(*kubeAuth); ok {
+			why += ka.hint()
+		}
+		return Identity{Name: anonymous}, http.StatusUnauthorized, why
 	case err != nil:
 		s.log.Error("api: cannot check credentials", "err", err)
 		return Identity{Name: anonymous}, http.StatusServiceUnavailable, "cannot check credentials now; try again"

@@ -42,6 +42,8 @@ func TestConfigValidate(t *testing.T) {
 		{"token mode with a file", func(c *Config) { c.Auth.TokensFile = good }, nil},
 		{"default needs a tokens file", func(c *Config) {}, []string{"server.auth.tokens_file", "kubernetes", "none"}},
 		{"kubernetes", func(c *Config) { c.Auth.Mode = AuthKubernetes }, nil},
+		{"kubernetes without audiences", func(c *Config) { c.Auth.Mode = AuthKubernetes; c.Auth.Audiences = nil }, []string{"server.auth.audiences: empty", "--audience meshguard"}},
+		{"kubernetes with a blank audience", func(c *Config) { c.Auth.Mode = AuthKubernetes; c.Auth.Audiences = []string{"meshguard", " "} }, []string{"server.auth.audiences: a blank entry"}},
 		{"none", func(c *Config) { c.Auth.Mode = AuthNone; c.Listen = "127.0.0.1:8080" }, nil},
 		{"unknown mode", func(c *Config) { c.Auth.Mode = "basic" }, []string{`server.auth.mode: "basic"`, "token, kubernetes or none"}},
 		{"tokens file in kubernetes mode", func(c *Config) { c.Auth.Mode = AuthKubernetes; c.Auth.TokensFile = good }, []string{"server.auth.tokens_file", "does not read it"}},
@@ -83,8 +85,8 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
-	if c := DefaultConfig(); c.Listen != ":8080" || c.Auth.Mode != AuthToken {
-		t.Errorf("DefaultConfig = %+v; want :8080, mode token", c)
+	if c := DefaultConfig(); c.Listen != ":8080" || c.Auth.Mode != AuthToken || len(c.Auth.Audiences) != 1 || c.Auth.Audiences[0] != "meshguard" {
+		t.Errorf("DefaultConfig = %+v; want :8080, mode token, audiences [meshguard]", c)
 	}
 }
 
