@@ -54,6 +54,7 @@ type Consumer struct {
 	topicStatus atomic.Pointer[[]TopicStatus]
 	watchEvery  time.Duration
 	group       groupState // assignment and fetches of the current reader (readiness.go)
+	progress    progress   // last fetch and commit, lag, stall (lag.go)
 }
 
 // Stats is a snapshot of a Consumer's counters.
@@ -83,7 +84,10 @@ type Stats struct {
 	// AssignedPartitions is how many partitions the group gave this
 	// consumer in the current generation.
 	AssignedPartitions int64
-	Decoder            DecoderStats
+	// LastFetch and LastCommit are when a message last arrived from
+	// Kafka and when offsets were last committed (zero before the first).
+	LastFetch, LastCommit time.Time
+	Decoder               DecoderStats
 }
 
 type consumerStats struct {
@@ -174,6 +178,8 @@ func (c *Consumer) Stats() Stats {
 		DLQBlocked:         b2i(c.dlq.blocked.Load()),
 		OversizeBatches:    c.stats.oversizeBatches.Load(),
 		AssignedPartitions: c.group.assigned.Load(),
+		LastFetch:          unixNano(c.progress.lastFetch.Load()),
+		LastCommit:         unixNano(c.progress.lastCommit.Load()),
 	}
 }
 
@@ -293,6 +299,7 @@ func (c *Consumer) session(ctx context.Context, topics []string, free chan *batc
 		}
 	})
 	c.group.reset()
+	c.resetProgress()
 	c.reader = kafka.NewReader(rcfg)
 	defer c.group.reset()
 
@@ -350,7 +357,7 @@ func (c *Consumer) session(ctx context.Context, topics []string, free chan *batc
 func (c *Consumer) watch(ctx context.Context, topics []string) []string {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	lastCheck := time.Now()
+	lastCheck, lastLag := time.Now(), time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -358,6 +365,10 @@ func (c *Consumer) watch(ctx context.Context, topics []string) []string {
 		case <-tick.C:
 		}
 		c.group.poll(c.reader)
+		if time.Since(lastLag) >= c.watchEvery {
+			c.sampleLag(ctx)
+			lastLag = time.Now()
+		}
 		if time.Since(lastCheck) < c.watchEvery {
 			continue
 		}
@@ -408,6 +419,7 @@ func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free chan 
 			return fmt.Errorf("ingest: fetch from kafka %v: %w", c.kcfg.Brokers, err)
 		}
 		c.group.fetched.Store(true)
+		c.progress.lastFetch.Store(time.Now().UnixNano())
 		if !c.add(ctx, b, m) {
 			// The DLQ could not take the message before ctx ended: it and
 			// everything after it on its partition stay uncommitted.
@@ -508,6 +520,10 @@ func (c *Consumer) commit(ctx context.Context, b *batch) {
 	for attempt := 0; attempt < 5; attempt++ {
 		if err = c.reader.CommitMessages(ctx, msgs...); err == nil {
 			c.stats.batches.Add(1)
+			c.progress.lastCommit.Store(time.Now().UnixNano())
+			if f := c.progress.onBatch.Load(); f != nil {
+				(*f)(time.Since(b.opened))
+			}
 			return
 		}
 		if ctx.Err() != nil {
