@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -53,8 +54,9 @@ type Consumer struct {
 	topicClient *kafka.Client // asks which topics exist (topics.go)
 	topicStatus atomic.Pointer[[]TopicStatus]
 	watchEvery  time.Duration
-	group       groupState // assignment and fetches of the current reader (readiness.go)
-	progress    progress   // last fetch and commit, lag, stall (lag.go)
+	group       groupState                  // assignment and fetches of the current reader (readiness.go)
+	progress    progress                    // last fetch and commit, lag, stall (lag.go)
+	authFail    atomic.Pointer[authFailure] // credentials refused after the start (authfail.go)
 }
 
 // Stats is a snapshot of a Consumer's counters.
@@ -65,6 +67,9 @@ type Stats struct {
 	DeadLettered  int64 // messages sent to the DLQ (wholly or partly undecodable)
 	StoreFailures int64 // failed attempts to store a batch (each retried)
 	CommitErrors  int64 // commits that failed (their messages come again)
+	// ReaderFailures counts kafka-go readers that gave up (the group
+	// unreachable for a while); each time a new one rejoins.
+	ReaderFailures int64
 	// ConnectFailures counts failed attempts to reach Kafka at start
 	// (refused, TLS or SASL rejected); see Consumer.ConnectError.
 	ConnectFailures int64
@@ -92,7 +97,7 @@ type Stats struct {
 
 type consumerStats struct {
 	messages, flows, batches, deadLettered, storeFailures, commitErrors, connectFailures atomic.Int64
-	oversizeBatches                                                                      atomic.Int64
+	oversizeBatches, readerFailures                                                      atomic.Int64
 }
 
 // NewConsumer builds a consumer from validated config. next receives the
@@ -169,6 +174,7 @@ func (c *Consumer) Stats() Stats {
 		DeadLettered:    c.stats.deadLettered.Load(),
 		StoreFailures:   c.stats.storeFailures.Load(),
 		CommitErrors:    c.stats.commitErrors.Load(),
+		ReaderFailures:  c.stats.readerFailures.Load(),
 		ConnectFailures: c.stats.connectFailures.Load(),
 
 		MissingTopics:      c.missingTopics(),
@@ -219,8 +225,9 @@ func (b *batch) reset() {
 	b.messages = 0
 }
 
-// Run consumes until ctx is cancelled (returns nil) or the reader fails for
-// good (returns the error). See the type's doc for shutdown.
+// Run consumes until ctx is cancelled, then returns nil; a reader that
+// fails is replaced (logged, counted in Stats.ReaderFailures). See the
+// type's doc for shutdown.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.dlq.close()
 	free := make(chan *batch, 2)
@@ -235,6 +242,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return nil
 	}
 	var topics []string
+	wait := time.Second
 	for {
 		if len(topics) == 0 {
 			var ok bool
@@ -243,9 +251,29 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 		}
 		next, err := c.session(ctx, topics, free)
-		if err != nil || ctx.Err() != nil {
-			return err
+		if ctx.Err() != nil {
+			return nil
 		}
+		if err != nil {
+			// kafka-go's reader gives up after a few failed joins (a broker
+			// down or restarting longer than ~15 s, credentials refused on
+			// reconnection). What it fetched is stored or uncommitted, so a
+			// new reader resumes from the committed offsets: rejoin rather
+			// than end ingest.
+			c.stats.readerFailures.Add(1)
+			if auth := saslRefusal([]any{err}); auth != nil {
+				c.noteAuthFailure(&c.authFail, auth)
+			}
+			c.log.Error("kafka reader failed; rejoining the group", "err", c.kcfg.ExplainError(strings.Join(c.kcfg.Brokers, ","), err), "retry_in", wait)
+			select {
+			case <-time.After(jitter(wait)):
+			case <-ctx.Done():
+				return nil
+			}
+			wait = min(2*wait, time.Minute)
+			continue
+		}
+		wait = time.Second
 		if !slices.Equal(next, topics) {
 			c.log.Info("kafka topics changed; rejoining the group with the new set", "topics", next, "was", topics)
 		}
@@ -281,6 +309,10 @@ func (c *Consumer) session(ctx context.Context, topics []string, free chan *batc
 	defer stopFetch()
 	var oversize atomic.Pointer[kafka.Message]
 	rcfg.ErrorLogger = kafka.LoggerFunc(func(msg string, args ...any) {
+		if err := saslRefusal(args); err != nil {
+			c.noteAuthFailure(&c.authFail, err)
+			return
+		}
 		if !isBatchTooLarge(args) {
 			c.rcfg.ErrorLogger.Printf(msg, args...)
 			return

@@ -101,6 +101,9 @@ func (c *Consumer) ReadyError() error {
 	if usable == 0 {
 		return fmt.Errorf("no configured kafka topic is usable: %s", strings.Join(missing, "; "))
 	}
+	if err := c.authError(); err != nil {
+		return err
+	}
 	if !c.group.joined.Load() {
 		return fmt.Errorf("joining consumer group %q: no partitions assigned yet", c.kcfg.GroupID)
 	}

@@ -99,8 +99,22 @@ func TestConsumerOverSASLSSLOnApacheKafka(t *testing.T) {
 	s2 := newSink()
 	r2 := start(t, k, i, s2)
 	waitFor(t, "the new records with the rotated password", 2*time.Minute, func() bool { return s2.distinct() >= more })
-	r2.stop(t)
 	if got := s2.distinct(); got != more {
 		t.Fatalf("after the rotation %d distinct flows, %d produced since the last commit", got, more)
 	}
+
+	// A rotation while meshguard runs: its open connections stay
+	// authenticated until they break (here a broker restart); then every
+	// new one is refused, and readiness says so with the key.
+	testenv.SetSCRAM(t, plain, "meshguard", "third-s3cret")
+	own.Stop(t)
+	own.Start(t)
+	waitFor(t, "the refusal of the running consumer reported", 2*time.Minute, func() bool {
+		err := r2.c.ReadyError()
+		return err != nil && strings.Contains(err.Error(), "kafka refuses the credentials")
+	})
+	if err := r2.c.ReadyError(); !strings.Contains(err.Error(), "kafka.sasl.password") || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("ReadyError after a rotation while running = %v; want kafka.sasl.password named and no password", err)
+	}
+	r2.stop(t)
 }
