@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -53,7 +54,9 @@ type Consumer struct {
 	topicClient *kafka.Client // asks which topics exist (topics.go)
 	topicStatus atomic.Pointer[[]TopicStatus]
 	watchEvery  time.Duration
-	group       groupState // assignment and fetches of the current reader (readiness.go)
+	group       groupState                  // assignment and fetches of the current reader (readiness.go)
+	progress    progress                    // last fetch and commit, lag, stall (lag.go)
+	authFail    atomic.Pointer[authFailure] // credentials refused after the start (authfail.go)
 }
 
 // Stats is a snapshot of a Consumer's counters.
@@ -64,6 +67,9 @@ type Stats struct {
 	DeadLettered  int64 // messages sent to the DLQ (wholly or partly undecodable)
 	StoreFailures int64 // failed attempts to store a batch (each retried)
 	CommitErrors  int64 // commits that failed (their messages come again)
+	// ReaderFailures counts kafka-go readers that gave up (the group
+	// unreachable for a while); each time a new one rejoins.
+	ReaderFailures int64
 	// ConnectFailures counts failed attempts to reach Kafka at start
 	// (refused, TLS or SASL rejected); see Consumer.ConnectError.
 	ConnectFailures int64
@@ -83,12 +89,15 @@ type Stats struct {
 	// AssignedPartitions is how many partitions the group gave this
 	// consumer in the current generation.
 	AssignedPartitions int64
-	Decoder            DecoderStats
+	// LastFetch and LastCommit are when a message last arrived from
+	// Kafka and when offsets were last committed (zero before the first).
+	LastFetch, LastCommit time.Time
+	Decoder               DecoderStats
 }
 
 type consumerStats struct {
 	messages, flows, batches, deadLettered, storeFailures, commitErrors, connectFailures atomic.Int64
-	oversizeBatches                                                                      atomic.Int64
+	oversizeBatches, readerFailures                                                      atomic.Int64
 }
 
 // NewConsumer builds a consumer from validated config. next receives the
@@ -165,6 +174,7 @@ func (c *Consumer) Stats() Stats {
 		DeadLettered:    c.stats.deadLettered.Load(),
 		StoreFailures:   c.stats.storeFailures.Load(),
 		CommitErrors:    c.stats.commitErrors.Load(),
+		ReaderFailures:  c.stats.readerFailures.Load(),
 		ConnectFailures: c.stats.connectFailures.Load(),
 
 		MissingTopics:      c.missingTopics(),
@@ -174,6 +184,8 @@ func (c *Consumer) Stats() Stats {
 		DLQBlocked:         b2i(c.dlq.blocked.Load()),
 		OversizeBatches:    c.stats.oversizeBatches.Load(),
 		AssignedPartitions: c.group.assigned.Load(),
+		LastFetch:          unixNano(c.progress.lastFetch.Load()),
+		LastCommit:         unixNano(c.progress.lastCommit.Load()),
 	}
 }
 
@@ -213,8 +225,9 @@ func (b *batch) reset() {
 	b.messages = 0
 }
 
-// Run consumes until ctx is cancelled (returns nil) or the reader fails for
-// good (returns the error). See the type's doc for shutdown.
+// Run consumes until ctx is cancelled, then returns nil; a reader that
+// fails is replaced (logged, counted in Stats.ReaderFailures). See the
+// type's doc for shutdown.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.dlq.close()
 	free := make(chan *batch, 2)
@@ -229,6 +242,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return nil
 	}
 	var topics []string
+	wait := time.Second
 	for {
 		if len(topics) == 0 {
 			var ok bool
@@ -237,9 +251,29 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 		}
 		next, err := c.session(ctx, topics, free)
-		if err != nil || ctx.Err() != nil {
-			return err
+		if ctx.Err() != nil {
+			return nil
 		}
+		if err != nil {
+			// kafka-go's reader gives up after a few failed joins (a broker
+			// down or restarting longer than ~15 s, credentials refused on
+			// reconnection). What it fetched is stored or uncommitted, so a
+			// new reader resumes from the committed offsets: rejoin rather
+			// than end ingest.
+			c.stats.readerFailures.Add(1)
+			if auth := saslRefusal([]any{err}); auth != nil {
+				c.noteAuthFailure(&c.authFail, auth)
+			}
+			c.log.Error("kafka reader failed; rejoining the group", "err", c.kcfg.ExplainError(strings.Join(c.kcfg.Brokers, ","), err), "retry_in", wait)
+			select {
+			case <-time.After(jitter(wait)):
+			case <-ctx.Done():
+				return nil
+			}
+			wait = min(2*wait, time.Minute)
+			continue
+		}
+		wait = time.Second
 		if !slices.Equal(next, topics) {
 			c.log.Info("kafka topics changed; rejoining the group with the new set", "topics", next, "was", topics)
 		}
@@ -275,6 +309,10 @@ func (c *Consumer) session(ctx context.Context, topics []string, free chan *batc
 	defer stopFetch()
 	var oversize atomic.Pointer[kafka.Message]
 	rcfg.ErrorLogger = kafka.LoggerFunc(func(msg string, args ...any) {
+		if err := saslRefusal(args); err != nil {
+			c.noteAuthFailure(&c.authFail, err)
+			return
+		}
 		if !isBatchTooLarge(args) {
 			c.rcfg.ErrorLogger.Printf(msg, args...)
 			return
@@ -293,6 +331,7 @@ func (c *Consumer) session(ctx context.Context, topics []string, free chan *batc
 		}
 	})
 	c.group.reset()
+	c.resetProgress()
 	c.reader = kafka.NewReader(rcfg)
 	defer c.group.reset()
 
@@ -350,7 +389,7 @@ func (c *Consumer) session(ctx context.Context, topics []string, free chan *batc
 func (c *Consumer) watch(ctx context.Context, topics []string) []string {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	lastCheck := time.Now()
+	lastCheck, lastLag := time.Now(), time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -358,6 +397,10 @@ func (c *Consumer) watch(ctx context.Context, topics []string) []string {
 		case <-tick.C:
 		}
 		c.group.poll(c.reader)
+		if time.Since(lastLag) >= c.watchEvery {
+			c.sampleLag(ctx)
+			lastLag = time.Now()
+		}
 		if time.Since(lastCheck) < c.watchEvery {
 			continue
 		}
@@ -408,6 +451,7 @@ func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free chan 
 			return fmt.Errorf("ingest: fetch from kafka %v: %w", c.kcfg.Brokers, err)
 		}
 		c.group.fetched.Store(true)
+		c.progress.lastFetch.Store(time.Now().UnixNano())
 		if !c.add(ctx, b, m) {
 			// The DLQ could not take the message before ctx ended: it and
 			// everything after it on its partition stay uncommitted.
@@ -508,6 +552,10 @@ func (c *Consumer) commit(ctx context.Context, b *batch) {
 	for attempt := 0; attempt < 5; attempt++ {
 		if err = c.reader.CommitMessages(ctx, msgs...); err == nil {
 			c.stats.batches.Add(1)
+			c.progress.lastCommit.Store(time.Now().UnixNano())
+			if f := c.progress.onBatch.Load(); f != nil {
+				(*f)(time.Since(b.opened))
+			}
 			return
 		}
 		if ctx.Err() != nil {

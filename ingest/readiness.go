@@ -23,6 +23,8 @@ type groupState struct {
 	fetched  atomic.Bool  // a message arrived, or a fetch round completed
 	inits    atomic.Int64 // partition readers (re)started
 	fetches  atomic.Int64 // fetch requests started
+
+	partitions atomic.Pointer[[]topicPartition] // the assignment, for the lag (lag.go)
 }
 
 func (g *groupState) reset() {
@@ -31,6 +33,7 @@ func (g *groupState) reset() {
 	g.fetched.Store(false)
 	g.inits.Store(0)
 	g.fetches.Store(0)
+	g.partitions.Store(nil)
 }
 
 // observe is the reader's info Logger: it reads the assignment and the
@@ -41,6 +44,8 @@ func (g *groupState) observe(msg string, args ...any) {
 	case strings.HasPrefix(msg, "subscribed to topics and partitions"):
 		if len(args) == 1 {
 			if v := reflect.ValueOf(args[0]); v.Kind() == reflect.Map {
+				parts := assignedPartitions(v)
+				g.partitions.Store(&parts)
 				g.assigned.Store(int64(v.Len()))
 				g.joined.Store(true)
 			}
@@ -96,6 +101,9 @@ func (c *Consumer) ReadyError() error {
 	if usable == 0 {
 		return fmt.Errorf("no configured kafka topic is usable: %s", strings.Join(missing, "; "))
 	}
+	if err := c.authError(); err != nil {
+		return err
+	}
 	if !c.group.joined.Load() {
 		return fmt.Errorf("joining consumer group %q: no partitions assigned yet", c.kcfg.GroupID)
 	}
@@ -106,5 +114,5 @@ func (c *Consumer) ReadyError() error {
 		return fmt.Errorf("consumer group %q assigned %d partitions; no fetch from them has succeeded yet",
 			c.kcfg.GroupID, c.group.assigned.Load())
 	}
-	return nil
+	return c.stallError()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,7 @@ func registerConsumer(reg *prometheus.Registry, c *ingest.Consumer) {
 	counter("meshguard_ingest_dead_lettered_total", "Messages sent to the dead-letter topic.", func(s ingest.Stats) int64 { return s.DeadLettered })
 	counter("meshguard_ingest_store_failures_total", "Failed attempts to store a batch (each retried).", func(s ingest.Stats) int64 { return s.StoreFailures })
 	counter("meshguard_ingest_commit_errors_total", "Failed offset commits.", func(s ingest.Stats) int64 { return s.CommitErrors })
+	counter("meshguard_ingest_reader_failures_total", "Kafka readers that gave up (the group unreachable for a while), each replaced by a new one that rejoins.", func(s ingest.Stats) int64 { return s.ReaderFailures })
 	counter("meshguard_ingest_connect_failures_total", "Failed attempts to reach Kafka.", func(s ingest.Stats) int64 { return s.ConnectFailures })
 	counter("meshguard_ingest_dlq_failures_total", "Dead-letter writes refused for good (topic missing or denied, message too large even capped).", func(s ingest.Stats) int64 { return s.DLQFailures })
 	counter("meshguard_ingest_dlq_skipped_total", "Undecodable messages committed without a DLQ copy (kafka.dlq_required: false).", func(s ingest.Stats) int64 { return s.DLQSkipped })
@@ -61,6 +63,49 @@ func registerConsumer(reg *prometheus.Registry, c *ingest.Consumer) {
 	gauge("meshguard_ingest_dlq_blocked", "1 while a partition waits on a DLQ that refuses its message for good (kafka.dlq_required: true).",
 		func(s ingest.Stats) int64 { return s.DLQBlocked })
 	reg.MustRegister(topicCollector{c})
+
+	stamp := func(name, help string, f func(ingest.Stats) time.Time) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+			if t := f(c.Stats()); !t.IsZero() {
+				return float64(t.UnixNano()) / 1e9
+			}
+			return 0
+		}))
+	}
+	stamp("meshguard_ingest_last_fetch_timestamp_seconds", "Unix time a message last arrived from Kafka (0 before the first).",
+		func(s ingest.Stats) time.Time { return s.LastFetch })
+	stamp("meshguard_ingest_last_commit_timestamp_seconds", "Unix time offsets were last committed (0 before the first).",
+		func(s ingest.Stats) time.Time { return s.LastCommit })
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meshguard_ingest_stalled",
+		Help: "1 while the lag grows and no message was fetched for several kafka.session_timeout (/readyz says why)."},
+		func() float64 {
+			if c.Stalled() {
+				return 1
+			}
+			return 0
+		}))
+	latency := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "meshguard_ingest_batch_latency_seconds",
+		Help:    "From a batch's first fetched message to its commit (stored in ClickHouse and committed).",
+		Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)})
+	reg.MustRegister(latency)
+	c.OnBatch(func(d time.Duration) { latency.Observe(d.Seconds()) })
+	reg.MustRegister(lagCollector{c})
+}
+
+// lagCollector exports the lag of each partition assigned to this replica
+// (the group's committed offset behind the partition's end).
+type lagCollector struct{ c *ingest.Consumer }
+
+var lagDesc = prometheus.NewDesc("meshguard_ingest_lag",
+	"Messages between the group's committed offset and the end of each partition assigned to this replica (sampled every few seconds).",
+	[]string{"topic", "partition"}, nil)
+
+func (l lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- lagDesc }
+
+func (l lagCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range l.c.Lag() {
+		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(p.Lag), p.Topic, strconv.Itoa(p.Partition))
+	}
 }
 
 // topicCollector exports one series per configured topic: 1 while it is

@@ -3,6 +3,12 @@
 #
 #   kafka.sh start|stop|clean|status
 #
+# With MESHGUARD_INFRA_KAFKA_TLS_CERT and MESHGUARD_INFRA_KAFKA_TLS_KEY (PEM
+# files) the broker also has a SASL_SSL listener (SCRAM-SHA-512, users made
+# with the AlterUserScramCredentials API on the plaintext listener), written
+# as MESHGUARD_TEST_KAFKA_SECURE_BROKERS; MESHGUARD_INFRA_KAFKA_CLIENT_CA
+# (PEM) makes it require client certificates signed by that CA (mTLS).
+#
 # The broker jars come from Maven Central through kafka/pom.xml and are cached
 # in $CACHE_DIR/kafka/<version>/libs, so only the first start calls Maven.
 # "stop" keeps the data and the ports: the next "start" brings the same
@@ -21,7 +27,10 @@ STATE=$(cd "$INFRA_DIR/kafka" && pwd) # absolute: it goes into log.dirs
 PIDFILE=$STATE/kafka.pid
 LOGFILE=$STATE/kafka.log
 PORTS=$STATE/ports
-PORT='' CPORT=''
+PORT='' CPORT='' SPORT=''
+TLS_CERT=${MESHGUARD_INFRA_KAFKA_TLS_CERT:-}
+TLS_KEY=${MESHGUARD_INFRA_KAFKA_TLS_KEY:-}
+CLIENT_CA=${MESHGUARD_INFRA_KAFKA_CLIENT_CA:-}
 
 # Only a start, stop or clean at a time (tests may call start in parallel).
 exec 9>"$INFRA_DIR/kafka.lock"
@@ -91,13 +100,45 @@ fetch_libs() {
 # Ports are chosen once per state dir, so a restarted broker keeps its address.
 load_ports() {
 	if [ -f "$PORTS" ]; then
-		read -r PORT CPORT <"$PORTS"
+		read -r PORT CPORT SPORT <"$PORTS"
 		return 0
 	fi
 	PORT=$(free_port)
 	CPORT=$(free_port)
 	while [ "$CPORT" = "$PORT" ]; do CPORT=$(free_port); done
-	echo "$PORT $CPORT" >"$PORTS"
+	if [ -n "$TLS_CERT" ]; then
+		SPORT=$(free_port)
+		while [ "$SPORT" = "$PORT" ] || [ "$SPORT" = "$CPORT" ]; do SPORT=$(free_port); done
+	fi
+	echo "$PORT $CPORT $SPORT" >"$PORTS"
+}
+
+# secure_listener appends the SASL_SSL listener to server.properties. Kafka
+# reads a PEM keystore only with a PKCS#8 key, so the key is converted.
+secure_listener() {
+	[ -n "$TLS_CERT" ] && [ -n "$TLS_KEY" ] || die "MESHGUARD_INFRA_KAFKA_TLS_CERT and MESHGUARD_INFRA_KAFKA_TLS_KEY: set both or neither"
+	[ -n "$SPORT" ] || die "$PORTS has no SASL_SSL port: this state dir was made without TLS; 'kafka.sh clean' first"
+	command -v openssl >/dev/null || apt_install openssl
+	openssl pkcs8 -topk8 -nocrypt -in "$TLS_KEY" -out "$STATE/server.key" || die "converting $TLS_KEY to PKCS#8 failed"
+	cat "$STATE/server.key" "$TLS_CERT" >"$STATE/server.pem"
+	cat >>"$STATE/server.properties" <<PROPS
+
+# SASL_SSL (kafka.sh, MESHGUARD_INFRA_KAFKA_TLS_*): SCRAM-SHA-512 over TLS.
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT,SASL_SSL://127.0.0.1:$SPORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,SASL_SSL://127.0.0.1:$SPORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$STATE/server.pem
+PROPS
+	if [ -n "$CLIENT_CA" ]; then
+		cat >>"$STATE/server.properties" <<PROPS
+listener.name.sasl_ssl.ssl.client.auth=required
+listener.name.sasl_ssl.ssl.truststore.type=PEM
+listener.name.sasl_ssl.ssl.truststore.location=$CLIENT_CA
+PROPS
+	fi
 }
 
 # A modest heap: the machine has 2 cores and is shared with the tests. C1
@@ -133,6 +174,7 @@ start() {
 		fetch_libs
 		sed -e "s|@PORT@|$PORT|g" -e "s|@CPORT@|$CPORT|g" -e "s|@DATA@|$STATE/data|g" \
 			"$INFRA_SRC/kafka/server.properties.in" >"$STATE/server.properties"
+		[ -n "$TLS_CERT$TLS_KEY" ] && secure_listener
 		if [ ! -f "$STATE/data/meta.properties" ]; then
 			local id
 			# Kafka's own random-uuid shape: 22 url-safe base64 chars, no leading '-'.
@@ -153,7 +195,9 @@ print(s)')
 		wait_ready
 		log "ready at 127.0.0.1:$PORT"
 	fi
-	write_env kafka "MESHGUARD_TEST_KAFKA_BROKERS=127.0.0.1:$PORT" "MESHGUARD_TEST_KAFKA_VERSION=$KAFKA_VERSION"
+	local secure=()
+	[ -n "$SPORT" ] && secure=("MESHGUARD_TEST_KAFKA_SECURE_BROKERS=127.0.0.1:$SPORT")
+	write_env kafka "MESHGUARD_TEST_KAFKA_BROKERS=127.0.0.1:$PORT" "MESHGUARD_TEST_KAFKA_VERSION=$KAFKA_VERSION" "${secure[@]}"
 }
 
 stop() {
@@ -167,7 +211,7 @@ stop() {
 }
 
 status() {
-	[ -f "$PORTS" ] && read -r PORT CPORT <"$PORTS"
+	[ -f "$PORTS" ] && read -r PORT CPORT SPORT <"$PORTS"
 	if kafka_alive && metadata_ok >/dev/null 2>&1; then
 		echo "kafka: running at 127.0.0.1:$PORT, Kafka $KAFKA_VERSION (pid $(cat "$PIDFILE"))"
 		return 0
