@@ -104,6 +104,15 @@ type Flow struct {
 
 	// Count is 1 for one request, more for an aggregate.
 	Count uint32
+
+	// Resolved says which identity fields meshguard filled from the
+	// cluster (the pod behind the source IP, the Service behind the
+	// destination host) because the record lacked them; the others are
+	// as reported. IdentityConflict: what the record claimed contradicts
+	// what its source IP or destination Service resolve to at its event
+	// time; the claim is kept and nothing was filled.
+	Resolved         Resolved
+	IdentityConflict bool
 	// Partition is the Kafka partition the flow arrived on; detect shards
 	// its state by it so that replicas of one consumer group split the
 	// work. Not stored.

@@ -45,6 +45,8 @@ func hostileFlows(start time.Time) []models.Flow {
 	flows[1].Source.IP = netip.MustParseAddr("2001:db8::1")
 	flows[2].Source.IP = netip.Addr{}
 	flows[3].TraceID = models.TraceID{}
+	flows[4].Resolved = models.ResolvedSourceWorkload | models.ResolvedDestinationPrincipal
+	flows[5%len(flows)].IdentityConflict = true
 	return flows
 }
 
@@ -64,13 +66,13 @@ func readFlows(t *testing.T, store *ClickHouse) []models.Flow {
 		var ts time.Time
 		var tsUnix uint32
 		var flowID, traceID, reporter, ip string
-		var mtls uint8
+		var mtls, resolved, conflict uint8
 		if err := rows.Scan(&ts, &f.TimestampMs, &flowID, &reporter,
 			&f.Source.Principal, &f.Source.Workload, &f.Source.Namespace, &ip,
 			&f.Destination.Principal, &f.Destination.Workload, &f.Destination.Namespace, &f.Destination.Service, &f.Destination.Port,
 			&f.Protocol, &f.Method, &f.Path, &f.PathTemplate, &f.ResponseCode, &f.ResponseFlags,
 			&f.BytesSent, &f.BytesReceived, &f.DurationMs, &mtls, &f.TLSVersion,
-			&f.UserAgent, &f.RequestID, &traceID, &f.Count, &tsUnix); err != nil {
+			&f.UserAgent, &f.RequestID, &traceID, &f.Count, &resolved, &conflict, &tsUnix); err != nil {
 			t.Fatal(err)
 		}
 		if int64(tsUnix) != f.TimestampMs/1000 || ts.Unix() != int64(tsUnix) {
@@ -83,6 +85,7 @@ func readFlows(t *testing.T, store *ClickHouse) []models.Flow {
 			f.Source.IP = netip.MustParseAddr(ip)
 		}
 		f.TLS = models.TLS(mtls)
+		f.Resolved, f.IdentityConflict = models.Resolved(resolved), conflict == 1
 		out = append(out, f)
 	}
 	if err := rows.Err(); err != nil {

@@ -25,6 +25,7 @@ type flowColumns struct {
 	bytesSent, bytesRecv  []uint64
 	durationMs, count     []uint32
 	mtls                  []uint8
+	resolved, conflict    []uint8
 	tlsVersion, userAgent []string
 	requestID             []string
 
@@ -42,6 +43,7 @@ var flowColumnNames = []string{
 	"protocol", "method", "path", "path_template", "response_code", "response_flags",
 	"bytes_sent", "bytes_received", "duration_ms", "mtls", "tls_version",
 	"user_agent", "request_id", "trace_id", "count",
+	"identity_resolved", "identity_conflict",
 }
 
 // values returns one slice per entry of flowColumnNames, each of a type
@@ -54,6 +56,7 @@ func (c *flowColumns) values(from, to int) []any {
 		c.protocol[from:to], c.method[from:to], c.path[from:to], c.pathTemplate[from:to], c.responseCode[from:to], c.responseFlags[from:to],
 		c.bytesSent[from:to], c.bytesRecv[from:to], c.durationMs[from:to], c.mtls[from:to], c.tlsVersion[from:to],
 		c.userAgent[from:to], c.requestID[from:to], c.traceID[from:to], c.count[from:to],
+		c.resolved[from:to], c.conflict[from:to],
 	}
 }
 
@@ -77,6 +80,7 @@ func (c *flowColumns) fill(flows []models.Flow) {
 	c.bytesSent, c.bytesRecv = resize(c.bytesSent, n), resize(c.bytesRecv, n)
 	c.durationMs, c.count = resize(c.durationMs, n), resize(c.count, n)
 	c.mtls = resize(c.mtls, n)
+	c.resolved, c.conflict = resize(c.resolved, n), resize(c.conflict, n)
 	c.ids = resize(c.ids, 32*n)
 	c.ipText, c.ipEnds = c.ipText[:0], resize(c.ipEnds, n)
 
@@ -103,6 +107,10 @@ func (c *flowColumns) fill(flows []models.Flow) {
 		c.durationMs[i], c.count[i] = f.DurationMs, f.Count
 		c.mtls[i] = uint8(f.TLS) // 0 unknown, 1 mTLS, 2 plaintext (models.TLS)
 		c.tlsVersion[i], c.userAgent[i], c.requestID[i] = f.TLSVersion, f.UserAgent, f.RequestID
+		c.resolved[i], c.conflict[i] = uint8(f.Resolved), 0
+		if f.IdentityConflict {
+			c.conflict[i] = 1
+		}
 	}
 	c.fillIPs(flows)
 }

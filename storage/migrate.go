@@ -314,12 +314,19 @@ func bootstrapStatements(db string) []string {
 const (
 	codeTableAlreadyExists    = 57
 	codeDatabaseAlreadyExists = 82
+	// 18.16 has no ADD COLUMN IF NOT EXISTS: a column added twice (a
+	// re-run, a racing replica) fails with ILLEGAL_COLUMN "... already
+	// exists", which is done too. Modern servers get IF NOT EXISTS.
+	codeIllegalColumn = 44
 )
 
 func execIdempotent(ctx context.Context, conn driver.Conn, stmt string) error {
 	err := conn.Exec(ctx, stmt)
 	var exc *clickhouse.Exception
 	if errors.As(err, &exc) && (exc.Code == codeTableAlreadyExists || exc.Code == codeDatabaseAlreadyExists) {
+		return nil
+	}
+	if errors.As(err, &exc) && exc.Code == codeIllegalColumn && strings.Contains(exc.Message, "already exists") {
 		return nil
 	}
 	return err

@@ -46,8 +46,10 @@ func TestParseServerVersion(t *testing.T) {
 }
 
 // idempotentStatement is the only shape a migration statement may take:
-// running it again, or concurrently, must be a no-op (see Migrate).
-var idempotentStatement = regexp.MustCompile(`^CREATE (TABLE|MATERIALIZED VIEW|DATABASE) IF NOT EXISTS `)
+// running it again, or concurrently, must be a no-op (see Migrate). An
+// ADD COLUMN without IF NOT EXISTS (18.16 lacks it) is one because
+// execIdempotent takes "already exists" as done.
+var idempotentStatement = regexp.MustCompile(`^(CREATE (TABLE|MATERIALIZED VIEW|DATABASE) IF NOT EXISTS |ALTER TABLE [a-z_]+\.[a-z_]+ ADD COLUMN (IF NOT EXISTS )?[a-z_]+ )`)
 
 func TestRenderMigrations(t *testing.T) {
 	old, err := RenderMigrations(legacy, "meshguard")
