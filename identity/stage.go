@@ -1,0 +1,125 @@
+package identity
+
+import (
+	"context"
+	"errors"
+
+	"github.com/meshguard/meshguard/consumer"
+	"github.com/meshguard/meshguard/models"
+)
+
+// ErrNotSynced is returned while the informers have not listed the
+// cluster yet: ingest keeps the batch and retries, rather than store
+// flows unresolved that a moment later would resolve.
+var ErrNotSynced = errors.New("identity: the cluster's pods, ReplicaSets, Jobs and Services are not listed yet (informers syncing; check meshguard's RBAC if this persists)")
+
+// Stage fills what flows lack of their identities before next sees them.
+type Stage struct {
+	r    *Resolver
+	next consumer.Flows
+}
+
+// NewStage returns a consumer.Flows that resolves every batch with r and
+// hands it to next.
+func NewStage(r *Resolver, next consumer.Flows) *Stage { return &Stage{r: r, next: next} }
+
+// ConsumeFlows resolves flows in place and passes them on. A batch seen
+// again after next failed resolves to the same result: filled fields are
+// no longer missing, and agree with what filled them.
+func (s *Stage) ConsumeFlows(ctx context.Context, flows []models.Flow) error {
+	if !s.r.Synced() {
+		return ErrNotSynced
+	}
+	s.r.Apply(flows)
+	return s.next.ConsumeFlows(ctx, flows)
+}
+
+// Apply resolves each flow's identities at its event time: the source
+// from the pod behind its IP, the destination from the Service behind its
+// host. It only fills what a record lacks, and never changes what it
+// claims: a claim the cluster contradicts (a workload, namespace or
+// principal other than the IP's or Service's) is kept, the flow is
+// marked IdentityConflict, and nothing is filled on that side. An
+// identity the destination proxy attested (a source principal on a
+// destination-side mTLS record) is therefore never overridden.
+func (r *Resolver) Apply(flows []models.Flow) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for i := range flows {
+		f := &flows[i]
+		if f.Source.IP.IsValid() {
+			if id, ok := r.resolveIP(f.Source.IP.Unmap(), f.TimestampMs); ok {
+				applySource(f, id)
+			}
+		}
+		if f.Destination.Service != "" {
+			if wls, ns, principal, ok := r.resolveService(f.Destination.Service); ok {
+				applyDestination(f, wls, ns, principal)
+			}
+		}
+	}
+}
+
+func applySource(f *models.Flow, id Identity) {
+	s := &f.Source
+	if (s.Workload != "" && s.Workload != id.Workload) || (s.Namespace != "" && s.Namespace != id.Namespace) ||
+		(s.Principal != "" && !samePrincipal(s.Principal, id.Principal)) {
+		f.IdentityConflict = true
+		return
+	}
+	if s.Workload == "" {
+		s.Workload = id.Workload
+		f.Resolved |= models.ResolvedSourceWorkload
+	}
+	if s.Namespace == "" {
+		s.Namespace = id.Namespace
+		f.Resolved |= models.ResolvedSourceNamespace
+	}
+	if s.Principal == "" {
+		s.Principal = id.Principal
+		f.Resolved |= models.ResolvedSourcePrincipal
+	}
+}
+
+func applyDestination(f *models.Flow, workloads []string, ns, principal string) {
+	d := &f.Destination
+	if (d.Namespace != "" && d.Namespace != ns) ||
+		(d.Workload != "" && len(workloads) > 0 && !contains(workloads, d.Workload)) ||
+		(d.Principal != "" && principal != "" && !samePrincipal(d.Principal, principal)) {
+		f.IdentityConflict = true
+		return
+	}
+	if d.Namespace == "" {
+		d.Namespace = ns
+		f.Resolved |= models.ResolvedDestinationNamespace
+	}
+	// A Service over several workloads (versions, a canary) names none of
+	// them alone.
+	if d.Workload == "" && len(workloads) == 1 {
+		d.Workload = workloads[0]
+		f.Resolved |= models.ResolvedDestinationWorkload
+	}
+	if d.Principal == "" && principal != "" {
+		d.Principal = principal
+		f.Resolved |= models.ResolvedDestinationPrincipal
+	}
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// samePrincipal compares namespace and service account. The trust domain
+// is left out: a mesh with trust-domain aliases, or identity.trust_domain
+// set unlike the mesh's, would otherwise make every record a conflict,
+// and a namespace and account the cluster confirms are the identity.
+func samePrincipal(claimed, resolved string) bool {
+	c, ok1 := models.ParsePrincipal(claimed)
+	r, ok2 := models.ParsePrincipal(resolved)
+	return ok1 && ok2 && c.Namespace == r.Namespace && c.ServiceAccount == r.ServiceAccount
+}
