@@ -27,24 +27,25 @@ type history struct {
 func newHistory() *history { return &history{ips: map[netip.Addr][]span{}} }
 
 // assign records that pod holds ip from from on. A span of another pod
-// still open, or ending after from, ends at from: one IP is one pod's at a
-// time, and the newer pod's start is the better evidence of when the old
-// one let go (its delete event may come late). Assigning the IP its pod
-// already holds is a no-op.
+// still open ends at from: one IP is one pod's at a time, and the newer
+// pod's start is the better evidence of when the old one let go (its
+// delete event may come late). A closed span stands: from moves past its
+// end. Assigning the IP its pod already holds is a no-op.
 func (h *history) assign(ip netip.Addr, pod *podRec, from int64) {
 	spans := h.ips[ip]
 	if n := len(spans); n > 0 {
 		last := &spans[n-1]
-		if last.pod == pod && last.to == open {
+		switch {
+		case last.pod == pod && last.to == open:
 			return
-		}
-		if from < last.from {
-			// Older than the newest tenure (a creation time before a
-			// pod seen later): it cannot have held the IP before that.
-			from = last.from
-		}
-		if last.to > from {
-			last.to = from
+		case last.to == open:
+			last.to = max(from, last.from)
+			from = last.to
+		default:
+			// A creation time before the last tenure ended (creation
+			// times have seconds; the pod waited for its IP) cannot
+			// reach back into it.
+			from = max(from, last.to)
 		}
 	}
 	h.ips[ip] = append(spans, span{from: from, to: open, pod: pod})

@@ -52,6 +52,7 @@ type group struct {
 	owner     ownerRef // the pod's controller; kind "" for a bare pod
 	sa        string
 	principal string
+	workload  string // workloadOf
 	labels    map[string]string
 	pods      int // podRecs that point here
 }
@@ -151,6 +152,7 @@ func (r *Resolver) internGroup(ns string, owner ownerRef, sa string, labels map[
 	}
 	g := &group{key: key, ns: ns, owner: owner, sa: sa, labels: labels,
 		principal: r.cfg.TrustDomain + "/ns/" + ns + "/sa/" + sa}
+	g.workload = r.workloadOf(g)
 	r.groups[key] = g
 	return g
 }

@@ -160,7 +160,7 @@ func (r *Resolver) onPod(obj any, deleted bool) {
 	defer r.mu.Unlock()
 	rec := r.pods[p.UID]
 	if rec == nil {
-		if deleted || p.hostNetwork || p.terminal || len(p.ips) == 0 {
+		if deleted || p.hostNetwork || p.terminal {
 			// Host-network pods share their node's IP: it names no pod.
 			return
 		}
@@ -230,9 +230,21 @@ func (r *Resolver) onOwner(m map[objKey]ownerEntry, obj any, deleted bool) {
 		// Its pods are remembered for a while; so is it.
 		e.deletedAt = r.now().UnixMilli()
 	}
+	k := objKey{o.Namespace, o.Name}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	m[objKey{o.Namespace, o.Name}] = e
+	prev, had := m[k]
+	m[k] = e
+	if had && prev.owner == e.owner {
+		// Status and scale updates, a delete: what its pods are named
+		// by did not change.
+		return
+	}
+	for _, g := range r.groups {
+		if g.ns == o.Namespace && g.owner.name == o.Name {
+			g.workload = r.workloadOf(g)
+		}
+	}
 	r.nsGen[o.Namespace]++
 }
 
@@ -278,10 +290,11 @@ func (r *Resolver) Prune() {
 	}
 }
 
-// workload names a group's workload as Istio does: a Deployment's pods by
-// the Deployment, a CronJob's by the CronJob, a StatefulSet's, DaemonSet's
-// or Job's by it, a bare pod by itself. Called with r.mu held.
-func (r *Resolver) workload(g *group) string {
+// workloadOf names a group's workload as Istio does: a Deployment's pods
+// by the Deployment, a CronJob's by the CronJob, a StatefulSet's,
+// DaemonSet's or Job's by it, a bare pod by itself. Called with r.mu held;
+// kept in group.workload, and redone when its owner's owner changes.
+func (r *Resolver) workloadOf(g *group) string {
 	switch g.owner.kind {
 	case "ReplicaSet":
 		if e, ok := r.rsets[objKey{g.ns, g.owner.name}]; ok {
@@ -317,7 +330,7 @@ func (r *Resolver) resolveIP(ip netip.Addr, ms int64) (Identity, bool) {
 	if p == nil {
 		return Identity{}, false
 	}
-	return Identity{Workload: r.workload(p.group), Namespace: p.group.ns, Principal: p.group.principal}, true
+	return Identity{Workload: p.group.workload, Namespace: p.group.ns, Principal: p.group.principal}, true
 }
 
 // ResolveService returns the workloads the Service named by host
@@ -352,7 +365,7 @@ func (r *Resolver) resolveService(host string) ([]string, string, string, bool) 
 			if g.ns != ns || g.pods <= 0 || !selects(s.selector, g.labels) {
 				continue
 			}
-			if w := r.workload(g); !slices.Contains(s.workloads, w) {
+			if w := g.workload; !slices.Contains(s.workloads, w) {
 				s.workloads = append(s.workloads, w)
 			}
 			if g.principal != s.principal {
