@@ -124,6 +124,17 @@ func (r *Resolver) stripPod(p *corev1.Pod) *podObj {
 	return out
 }
 
+// addGroup indexes g. Called with r.mu held.
+func (r *Resolver) addGroup(g *group) {
+	r.groups[g.key] = g
+	m := r.nsGroups[g.ns]
+	if m == nil {
+		m = map[*group]struct{}{}
+		r.nsGroups[g.ns] = m
+	}
+	m[g] = struct{}{}
+}
+
 // internGroup returns the group of pods with these attributes, creating
 // it. Called with r.mu held.
 func (r *Resolver) internGroup(ns string, owner ownerRef, sa string, labels map[string]string) *group {
@@ -153,6 +164,6 @@ func (r *Resolver) internGroup(ns string, owner ownerRef, sa string, labels map[
 	g := &group{key: key, ns: ns, owner: owner, sa: sa, labels: labels,
 		principal: r.cfg.TrustDomain + "/ns/" + ns + "/sa/" + sa}
 	g.workload = r.workloadOf(g)
-	r.groups[key] = g
+	r.addGroup(g)
 	return g
 }

@@ -64,6 +64,7 @@ type Resolver struct {
 	hist     *history
 	pods     map[types.UID]*podRec
 	groups   map[string]*group
+	nsGroups map[string]map[*group]struct{} // r.groups by namespace, for Services
 	rsets    map[objKey]ownerEntry
 	jobs     map[objKey]ownerEntry
 	services map[objKey]*service
@@ -81,6 +82,7 @@ func New(cfg Config) *Resolver {
 		hist:     newHistory(),
 		pods:     map[types.UID]*podRec{},
 		groups:   map[string]*group{},
+		nsGroups: map[string]map[*group]struct{}{},
 		rsets:    map[objKey]ownerEntry{},
 		jobs:     map[objKey]ownerEntry{},
 		services: map[objKey]*service{},
@@ -169,11 +171,10 @@ func (r *Resolver) onPod(obj any, deleted bool) {
 	}
 	if g := r.reintern(p.group); rec.group != g {
 		if rec.group != nil {
-			rec.group.pods--
+			r.count(rec.group, -1)
 		}
-		g.pods++
+		r.count(g, 1)
 		rec.group = g
-		r.nsGen[g.ns]++
 	}
 	want := p.ips
 	if deleted || p.terminal || p.hostNetwork {
@@ -203,8 +204,18 @@ func (r *Resolver) onPod(obj any, deleted bool) {
 		delete(r.pods, p.UID)
 		rec.deleted = true
 		if rec.spans == 0 {
-			rec.group.pods--
+			r.count(rec.group, -1)
 		}
+	}
+}
+
+// count adds delta to g's pods. What Services select changes only when a
+// group gains its first pod or loses its last: a pod more or less of a
+// ReplicaSet leaves its Services' workloads as they were.
+func (r *Resolver) count(g *group, delta int) {
+	g.pods += delta
+	if (delta > 0 && g.pods == delta) || (delta < 0 && g.pods <= 0) {
+		r.nsGen[g.ns]++
 	}
 }
 
@@ -214,7 +225,7 @@ func (r *Resolver) reintern(g *group) *group {
 	if cur := r.groups[g.key]; cur != nil {
 		return cur
 	}
-	r.groups[g.key] = g
+	r.addGroup(g)
 	return g
 }
 
@@ -240,8 +251,8 @@ func (r *Resolver) onOwner(m map[objKey]ownerEntry, obj any, deleted bool) {
 		// by did not change.
 		return
 	}
-	for _, g := range r.groups {
-		if g.ns == o.Namespace && g.owner.name == o.Name {
+	for g := range r.nsGroups[o.Namespace] {
+		if g.owner.name == o.Name {
 			g.workload = r.workloadOf(g)
 		}
 	}
@@ -272,13 +283,16 @@ func (r *Resolver) Prune() {
 	defer r.mu.Unlock()
 	r.hist.prune(before, func(p *podRec) {
 		if p.deleted {
-			p.group.pods--
+			r.count(p.group, -1)
 		}
 	})
 	for k, g := range r.groups {
 		if g.pods <= 0 {
 			delete(r.groups, k)
-			r.nsGen[g.ns]++
+			delete(r.nsGroups[g.ns], g)
+			if len(r.nsGroups[g.ns]) == 0 {
+				delete(r.nsGroups, g.ns)
+			}
 		}
 	}
 	for _, m := range []map[objKey]ownerEntry{r.rsets, r.jobs} {
@@ -361,8 +375,8 @@ func (r *Resolver) resolveService(host string) ([]string, string, string, bool) 
 	if gen := r.nsGen[ns] + 1; s.gen != gen {
 		s.gen, s.workloads, s.principal = gen, nil, ""
 		sas := 0
-		for _, g := range r.groups {
-			if g.ns != ns || g.pods <= 0 || !selects(s.selector, g.labels) {
+		for g := range r.nsGroups[ns] {
+			if g.pods <= 0 || !selects(s.selector, g.labels) {
 				continue
 			}
 			if w := g.workload; !slices.Contains(s.workloads, w) {
