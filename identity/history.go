@@ -63,18 +63,21 @@ func (h *history) release(ip netip.Addr, pod *podRec, at int64) {
 }
 
 // lookup returns the pod that held ip at t (Unix ms), or nil.
-func (h *history) lookup(ip netip.Addr, t int64) *podRec {
+func (h *history) lookup(ip netip.Addr, t int64) *podRec { return h.lookupSpan(ip, t).pod }
+
+// lookupSpan returns the tenure of ip that contains t (pod nil if none).
+func (h *history) lookupSpan(ip netip.Addr, t int64) span {
 	spans := h.ips[ip]
 	for i := len(spans) - 1; i >= 0; i-- {
-		s := &spans[i]
+		s := spans[i]
 		if s.from <= t {
 			if t < s.to {
-				return s.pod
+				return s
 			}
-			return nil
+			return span{}
 		}
 	}
-	return nil
+	return span{}
 }
 
 // prune forgets tenures that ended before before, calling gone for each

@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"errors"
+	"net/netip"
 
 	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/models"
@@ -45,16 +46,41 @@ func (s *Stage) ConsumeFlows(ctx context.Context, flows []models.Flow) error {
 func (r *Resolver) Apply(flows []models.Flow) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
+	// A batch holds runs of one pod's and one Service's flows: the last
+	// answers are kept for the next flow.
+	var (
+		lastIP   netip.Addr
+		lastSpan span
+		lastHost string
+		lastSvc  struct {
+			workloads     []string
+			ns, principal string
+			ok            bool
+		}
+	)
 	for i := range flows {
 		f := &flows[i]
-		if f.Source.IP.IsValid() {
-			if id, ok := r.resolveIP(f.Source.IP.Unmap(), f.TimestampMs); ok {
-				applySource(f, id)
+		if ip := f.Source.IP.Unmap(); ip.IsValid() {
+			t := f.TimestampMs
+			if ip != lastIP || t < lastSpan.from || t >= lastSpan.to {
+				lastIP, lastSpan = ip, r.hist.lookupSpan(ip, t)
+				if lastSpan.pod == nil {
+					// No tenure: remember nothing, so that the next flow
+					// of this IP looks again (its time may differ).
+					lastIP = netip.Addr{}
+				}
+			}
+			if p := lastSpan.pod; p != nil {
+				applySource(f, Identity{Workload: p.group.workload, Namespace: p.group.ns, Principal: p.group.principal})
 			}
 		}
-		if f.Destination.Service != "" {
-			if wls, ns, principal, ok := r.resolveService(f.Destination.Service); ok {
-				applyDestination(f, wls, ns, principal)
+		if host := f.Destination.Service; host != "" {
+			if host != lastHost {
+				lastHost = host
+				lastSvc.workloads, lastSvc.ns, lastSvc.principal, lastSvc.ok = r.resolveService(host)
+			}
+			if lastSvc.ok {
+				applyDestination(f, lastSvc.workloads, lastSvc.ns, lastSvc.principal)
 			}
 		}
 	}
