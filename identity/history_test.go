@@ -1,7 +1,10 @@
 package identity
 
 import (
+	"context"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/models"
 )
 
@@ -234,5 +238,36 @@ func TestApplyFillsConflictsAndAttested(t *testing.T) {
 		if again[i] != flows[i] {
 			t.Errorf("flow %d changed on redelivery: %+v -> %+v", i, flows[i], again[i])
 		}
+	}
+}
+
+// A trust domain unlike the mesh's is no conflict (namespace and account
+// agree) but is said once, naming the key.
+func TestStageWarnsOfAnotherTrustDomain(t *testing.T) {
+	r := New(Config{TrustDomain: "example.org", Remember: time.Hour})
+	obj, _ := r.transform(testPod("shop", "frontend-1", "u1", "10.0.0.5", "frontend", controller("StatefulSet", "frontend"), nil, time.Now().Add(-time.Hour)))
+	r.onPod(obj, false)
+	r.synced.Store(true)
+	var logs strings.Builder
+	var got []models.Flow
+	s := NewStage(r, consumer.FlowsFunc(func(_ context.Context, f []models.Flow) error { got = append(got, f...); return nil }),
+		slog.New(slog.NewTextHandler(&logs, nil)))
+	flows := []models.Flow{{TimestampMs: time.Now().UnixMilli(), Source: models.Source{IP: netip.MustParseAddr("10.0.0.5"), Principal: "cluster.local/ns/shop/sa/frontend"}}}
+	for range 2 {
+		if err := s.ConsumeFlows(context.Background(), flows); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 2 || got[0].IdentityConflict || got[0].Source.Workload != "frontend" || got[0].Source.Principal != "cluster.local/ns/shop/sa/frontend" {
+		t.Errorf("passed on: %+v", got)
+	}
+	if n := strings.Count(logs.String(), "identity.trust_domain differs"); n != 1 {
+		t.Errorf("warned %d times, want once:\n%s", n, logs.String())
+	}
+	// Not synced: the batch is refused, retryably, and next sees nothing.
+	r2 := New(DefaultConfig())
+	if err := NewStage(r2, consumer.FlowsFunc(func(context.Context, []models.Flow) error { t.Error("next called"); return nil }), nil).
+		ConsumeFlows(context.Background(), flows); err != ErrNotSynced || consumer.IsPermanent(err) {
+		t.Errorf("before sync: %v, want ErrNotSynced", err)
 	}
 }

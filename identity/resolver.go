@@ -71,6 +71,9 @@ type Resolver struct {
 	nsGen    map[string]uint64 // bumped when what a namespace's Services select may change
 
 	synced atomic.Bool
+	// otherTrustDomain is the first reported principal seen that agrees
+	// with the cluster but for its trust domain.
+	otherTrustDomain atomic.Pointer[string]
 }
 
 // New returns a resolver that knows nothing yet; Start feeds it from a

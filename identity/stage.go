@@ -3,7 +3,9 @@ package identity
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
+	"sync/atomic"
 
 	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/models"
@@ -16,13 +18,21 @@ var ErrNotSynced = errors.New("identity: the cluster's pods, ReplicaSets, Jobs a
 
 // Stage fills what flows lack of their identities before next sees them.
 type Stage struct {
-	r    *Resolver
-	next consumer.Flows
+	r      *Resolver
+	next   consumer.Flows
+	log    *slog.Logger
+	warned atomic.Bool
 }
 
 // NewStage returns a consumer.Flows that resolves every batch with r and
-// hands it to next.
-func NewStage(r *Resolver, next consumer.Flows) *Stage { return &Stage{r: r, next: next} }
+// hands it to next; log (nil: discarded) hears of a trust domain unlike
+// the mesh's.
+func NewStage(r *Resolver, next consumer.Flows, log *slog.Logger) *Stage {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Stage{r: r, next: next, log: log}
+}
 
 // ConsumeFlows resolves flows in place and passes them on. A batch seen
 // again after next failed resolves to the same result: filled fields are
@@ -32,6 +42,10 @@ func (s *Stage) ConsumeFlows(ctx context.Context, flows []models.Flow) error {
 		return ErrNotSynced
 	}
 	s.r.Apply(flows)
+	if p := s.r.otherTrustDomain.Load(); p != nil && s.warned.CompareAndSwap(false, true) {
+		s.log.Warn("identity.trust_domain differs from the mesh's: a proxy reported a principal the cluster confirms under another trust domain; set identity.trust_domain to the mesh's (Istio meshConfig.trustDomain)",
+			"trust_domain", s.r.cfg.TrustDomain, "reported", *p)
+	}
 	return s.next.ConsumeFlows(ctx, flows)
 }
 
@@ -72,6 +86,15 @@ func (r *Resolver) Apply(flows []models.Flow) {
 			}
 			if p := lastSpan.pod; p != nil {
 				applySource(f, Identity{Workload: p.group.workload, Namespace: p.group.ns, Principal: p.group.principal})
+				if f.Source.Principal != "" && models.NormalizePrincipal(f.Source.Principal) != p.group.principal && !f.Resolved.Has(models.ResolvedSourcePrincipal) && !f.IdentityConflict {
+					// The same account under another trust domain: the
+					// principals meshguard fills would not match the ones
+					// proxies report.
+					if r.otherTrustDomain.Load() == nil {
+						reported := models.NormalizePrincipal(f.Source.Principal)
+						r.otherTrustDomain.CompareAndSwap(nil, &reported)
+					}
+				}
 			}
 		}
 		if host := f.Destination.Service; host != "" {

@@ -153,7 +153,7 @@ func buildPipeline(spec pipelineSpec) (*pipeline, error) {
 		p.Flows = consumer.FanoutFlows(flows...)
 	}
 	if spec.Identity != nil && p.Flows != nil {
-		p.Flows = identity.NewStage(spec.Identity, p.Flows)
+		p.Flows = identity.NewStage(spec.Identity, p.Flows, spec.Log)
 	}
 	return p, nil
 }
