@@ -17,6 +17,7 @@ import (
 	"github.com/meshguard/meshguard/alert"
 	"github.com/meshguard/meshguard/cmd/meshguard/api"
 	"github.com/meshguard/meshguard/detect"
+	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/respond"
 	"github.com/meshguard/meshguard/storage"
@@ -34,6 +35,7 @@ type Config struct {
 	Log        LogConfig                `yaml:"log"`
 	Respond    respond.Config           `yaml:"respond"`
 	Kubernetes respond.KubernetesConfig `yaml:"kubernetes"`
+	Identity   identity.Config          `yaml:"identity"`
 	Alert      alert.Config             `yaml:"alert"`
 	Server     api.Config               `yaml:"server"`
 }
@@ -55,6 +57,7 @@ func DefaultConfig() Config {
 		Detect:     detect.DefaultConfig(),
 		Log:        LogConfig{Level: "info", Format: "text"},
 		Respond:    respond.DefaultConfig(),
+		Identity:   identity.DefaultConfig(),
 		Alert:      alert.DefaultConfig(),
 		Server:     api.DefaultConfig(),
 	}
@@ -71,7 +74,7 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format: %q; use text or json", c.Log.Format))
 	}
-	return errors.Join(c.Kafka.Validate(), c.Ingest.Validate(), c.ClickHouse.Validate(), c.Detect.Validate(), c.Respond.Validate(), c.Kubernetes.Validate(), c.Alert.Validate(), errors.Join(errs...))
+	return errors.Join(c.Kafka.Validate(), c.Ingest.Validate(), c.ClickHouse.Validate(), c.Detect.Validate(), c.Respond.Validate(), c.Kubernetes.Validate(), c.Identity.Validate(), c.Alert.Validate(), errors.Join(errs...))
 }
 
 // LoadServeConfig is LoadConfig plus what only serve needs: the HTTP

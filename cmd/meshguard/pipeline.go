@@ -10,6 +10,7 @@ import (
 	"github.com/meshguard/meshguard/alert"
 	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/detect"
+	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/models"
 	"github.com/meshguard/meshguard/respond"
 	"github.com/meshguard/meshguard/storage"
@@ -31,7 +32,11 @@ type pipelineSpec struct {
 	// are not stored). Detections and Actions are the detections table
 	// and the audit log; Blast answers the responder's blast-radius
 	// previews. Each may be nil.
-	Store      consumer.Flows
+	Store consumer.Flows
+	// Identity, when set, resolves what flows lack of their identities
+	// from the cluster before the store, the taps and the detector see
+	// them (serve with a cluster; nil elsewhere).
+	Identity   *identity.Resolver
 	Detections storage.DetectionWriter
 	Actions    storage.ActionWriter
 	Blast      storage.BlastQuerier
@@ -146,6 +151,9 @@ func buildPipeline(spec pipelineSpec) (*pipeline, error) {
 		p.Flows = flows[0]
 	default:
 		p.Flows = consumer.FanoutFlows(flows...)
+	}
+	if spec.Identity != nil && p.Flows != nil {
+		p.Flows = identity.NewStage(spec.Identity, p.Flows, spec.Log)
 	}
 	return p, nil
 }

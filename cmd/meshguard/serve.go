@@ -13,9 +13,12 @@ import (
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/detect"
+	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/respond"
 	"github.com/meshguard/meshguard/storage"
@@ -108,6 +111,11 @@ func serve(ctx context.Context, cfg Config, stages stageSet) error {
 	if err != nil {
 		return err
 	}
+	if spec.Identity != nil {
+		if err := startIdentity(ctx, cfg, spec.Identity, log); err != nil {
+			return err
+		}
+	}
 	if det := p.Detector; det != nil {
 		restoreDetector(ctx, det, cfg.Detect.History, store, log)
 		registerDetector(reg, det)
@@ -165,6 +173,9 @@ func serveSpec(cfg Config, stages stageSet, store *storage.ClickHouse, reg *prom
 	if stages["ingest"] {
 		spec.Store = store
 	}
+	if stages["ingest"] || stages["detect"] {
+		spec.Identity = identityFor(cfg, log)
+	}
 	if stages["detect"] {
 		spec.Detect, spec.Detections = &cfg.Detect, store
 		spec.DetectionTaps = []consumer.Detections{countDetections(reg)}
@@ -182,6 +193,41 @@ func serveSpec(cfg Config, stages stageSet, store *storage.ClickHouse, reg *prom
 		spec.Alert = &cfg.Alert
 	}
 	return spec, nil
+}
+
+// identityFor is the resolver serve runs: with identity.enabled and a
+// cluster named (kubernetes.kubeconfig, or meshguard running in a pod). A
+// KUBECONFIG or ~/.kube/config left on a machine is not taken as one:
+// resolving a mesh's telemetry against another cluster's pods would fill
+// in wrong identities.
+func identityFor(cfg Config, log *slog.Logger) *identity.Resolver {
+	if !cfg.Identity.Enabled {
+		return nil
+	}
+	if cfg.Kubernetes.Kubeconfig == "" {
+		if _, err := rest.InClusterConfig(); err != nil {
+			log.Info("identity resolution off: no cluster (set kubernetes.kubeconfig, or run in a pod)")
+			return nil
+		}
+	}
+	ic := cfg.Identity
+	// Late records must still find the pods they came from.
+	ic.Remember = max(ic.Remember, cfg.Detect.AllowedLateness+time.Minute)
+	return identity.New(ic)
+}
+
+// startIdentity starts the resolver's informers. Ingest holds its batches
+// (identity.ErrNotSynced) until they listed the cluster.
+func startIdentity(ctx context.Context, cfg Config, r *identity.Resolver, log *slog.Logger) error {
+	kube, err := cfg.Kubernetes.RESTConfig()
+	if err != nil {
+		return fmt.Errorf("identity.enabled needs the Kubernetes API (or set identity.enabled: false): %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(kube)
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	return r.Start(ctx, cs, log)
 }
 
 // addResponse runs the respond and alert stages: a feed of every

@@ -54,7 +54,9 @@ CREATE TABLE IF NOT EXISTS meshguard.flows ON CLUSTER '{cluster}' (
     user_agent             String CODEC(ZSTD(1)),
     request_id             String CODEC(ZSTD(1)),
     trace_id               FixedString(16),
-    count                  UInt32
+    count                  UInt32,
+    identity_resolved      UInt8 DEFAULT 0,
+    identity_conflict      UInt8 DEFAULT 0
 ) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
 PARTITION BY toYYYYMMDD(ts)
 ORDER BY (destination_namespace, destination_workload, ts)
