@@ -58,7 +58,9 @@ func TestIncidentModesAsEnvoyLogsThem(t *testing.T) {
 	// The destination answers 503 itself: its proxy logs each attempt,
 	// the caller's proxy the final 503 with URX.
 	rs := playRecs(t, mesh(IncidentUnavailable), start, 10*time.Second)
-	server503 := count(rs, func(r rec) bool { return r.reporter == "destination" && r.code == "503" && r.flags == "-" && r.details == "via_upstream" })
+	server503 := count(rs, func(r rec) bool {
+		return r.reporter == "destination" && r.code == "503" && r.flags == "-" && r.details == "via_upstream"
+	})
 	clientURX := count(rs, func(r rec) bool { return r.reporter == "source" && r.code == "503" && r.flags == "URX" })
 	if server503 == 0 || clientURX == 0 || server503 < 2*clientURX {
 		t.Errorf("unavailable: %d server-side 503 attempts, %d client-side 503 URX; want every retried attempt logged by the destination", server503, clientURX)
