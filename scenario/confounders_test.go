@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/meshguard/meshguard/models"
 )
 
 // rec is one generated record's labels that the confounders change.
@@ -125,7 +127,13 @@ func TestLaunchedServiceIsSilentBefore(t *testing.T) {
 	start := time.Date(2026, 11, 18, 15, 0, 0, 0, time.UTC)
 	m := RealisticMesh()
 	m.Launches = []Launch{{Workload: "wishlist-v1", At: 5 * time.Second}}
-	g, err := NewWith(m, start, 1, Options{Dynamics: true})
+	// A scan before the launch probes only what is online.
+	scan, err := DefaultAttack(models.Scan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scan.Start, scan.End, scan.Strength = start, start.Add(5*time.Second), 10
+	g, err := NewWith(m, start, 1, Options{Dynamics: true, Attacks: []Attack{scan}})
 	if err != nil {
 		t.Fatal(err)
 	}
