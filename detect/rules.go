@@ -39,6 +39,8 @@ type srcWin struct {
 	edges    []*edgeWin
 	requests uint64
 	fails    uint64
+	c5xx     uint64 // for the source's failure prior
+	auth     uint64
 	newEdges int
 	ports    map[uint16]struct{}
 	paths    map[uint32]string
@@ -48,7 +50,14 @@ type dstWin struct {
 	edges    []*edgeWin
 	requests uint64
 	c5xx     uint64
+	auth     uint64
+	outage   uint64 // of c5xx: unavailable answers and retried failures
 	flooded  bool
+	// failing: callers whose error surge the destination explains (see
+	// confounders.go); extra5xx their 5xx above expected.
+	failing     []models.EndpointID
+	extra5xx    float64
+	outageScore float64
 }
 
 // Minimum effect sizes: a statistically certain change that is too small
@@ -117,6 +126,8 @@ func (s *shard) close(ctx context.Context, w *window) {
 		sw.edges = append(sw.edges, ew)
 		sw.requests += ew.m.requests
 		sw.fails += ew.m.c4xx + ew.m.c5xx + ew.m.failed
+		sw.c5xx += ew.m.c5xx
+		sw.auth += ew.m.auth
 		if ew.st == nil {
 			sw.newEdges++
 		}
@@ -136,6 +147,8 @@ func (s *shard) close(ctx context.Context, w *window) {
 		dw.edges = append(dw.edges, ew)
 		dw.requests += ew.m.requests
 		dw.c5xx += ew.m.c5xx
+		dw.auth += ew.m.auth
+		dw.outage += ew.m.outage
 	}
 	for ep := range dsts {
 		s.node(s.dests, ep, ws)
@@ -229,10 +242,13 @@ func (s *shard) close(ctx context.Context, w *window) {
 			if f, ok := s.lateral(ew, src, dst, ws, learnMs); ok {
 				findings = append(findings, f)
 				ew.silent = true
+				continue
 			}
+			findings = s.youngEdge(findings, ew, dsts[ew.e.Destination], src, dst, ws, learnMs, thr)
 			continue
 		}
 		if ws-ew.st.firstMs < learnMs {
+			findings = s.youngEdge(findings, ew, dsts[ew.e.Destination], src, dst, ws, learnMs, thr)
 			continue
 		}
 		factor := s.seasonalFactor(dst, ws)
@@ -282,6 +298,7 @@ func (s *shard) close(ctx context.Context, w *window) {
 		dw.flooded = true
 	}
 
+	findings = s.outages(findings, dsts)
 	for _, f := range findings {
 		s.raise(ctx, w, f)
 	}
@@ -324,10 +341,15 @@ func (s *shard) edgeStats(out []finding, ew *edgeWin, dw, srcIn *dstWin, dst *no
 		!s.inboundExplains(e.Source, x[r]/math.Max(exp[r], 1), srcIn) && !s.shifted(e.Source, e.Destination, factor)
 	authSurge := score[a] >= thr && x[a] >= authMinCount && x[a] >= 5*exp[a]+10
 	// An error surge is caused by this source only if it carries most of
-	// the destination's errors; a destination failing for everyone is an
-	// outage, not an attack.
-	errSurge := score[c] >= thr && x[c] >= errorMinCount && x[c] >= 4*exp[c]+5 &&
-		(dw == nil || float64(ew.m.c5xx) >= 0.6*float64(dw.c5xx))
+	// the destination's errors, and they are not the destination saying
+	// it is unavailable (a retry storm): a destination failing for
+	// everyone is an outage, not an attack.
+	errSurge := score[c] >= thr && x[c] >= errorMinCount && x[c] >= 4*exp[c]+5
+	if errSurge && (retryStorm(ew.m) || (dw != nil && float64(ew.m.c5xx) < 0.6*float64(dw.c5xx))) {
+		errSurge = false
+		ew.fired[c] = true // an outage must not become the edge's normal
+		dw.noteFailing(e.Source, x[c]-exp[c], score[c])
+	}
 	// One attack, one detection: when requests and failures surge
 	// together, the failures are the attack if they are most of the extra
 	// requests (stuffing answered 401, a client breaking a service), else
@@ -469,9 +491,16 @@ func (s *shard) lateral(ew *edgeWin, src, dst *nodeState, ws, learnMs int64) (fi
 	} else {
 		// Only an established source has a profile to depart from; a new
 		// workload (a new version, a new job) calling anything is a deploy.
-		// The destination need not be known to this shard: shards follow
+		// A workload known for the learning period only as a destination
+		// (a leaf) is established: its profile is "calls nothing". The
+		// destination need not be known to this shard: shards follow
 		// Kafka partitions, which follow sources.
-		if ew.e.Source.Kind != models.KindWorkload || src == nil || ws-src.firstMs < learnMs {
+		if ew.e.Source.Kind != models.KindWorkload || src == nil || ws-s.knownSince(ew.e.Source, src.firstMs) < learnMs {
+			return finding{}, false
+		}
+		// A service coming online is called for the first time by
+		// everyone who will call it.
+		if s.newService(ew.e.Destination, ws, learnMs) {
 			return finding{}, false
 		}
 		if dst != nil {
@@ -550,6 +579,8 @@ func (s *shard) learn(ws int64, edges []edgeWin, srcs map[models.EndpointID]*src
 			m.Learn(&node.base[models.FeatDistinctPaths], float64(len(sw.paths)))
 			m.Learn(&node.base[models.FeatDistinctPorts], float64(len(sw.ports)))
 			m.Learn(&node.base[models.FeatRequests], float64(sw.requests))
+			m.Learn(&node.base[models.Feat5xx], float64(sw.c5xx))
+			m.Learn(&node.base[models.FeatAuthFail], float64(sw.auth))
 		}
 		if node.principal == "" && !scanning[ep] {
 			for _, ew := range sw.edges {
@@ -566,6 +597,10 @@ func (s *shard) learn(ws int64, edges []edgeWin, srcs map[models.EndpointID]*src
 		s.catchUpNode(node, ws)
 		if !dw.flooded {
 			m.Learn(&node.base[models.FeatRequests], float64(dw.requests))
+			if len(dw.failing) == 0 {
+				m.Learn(&node.base[models.Feat5xx], float64(dw.c5xx))
+				m.Learn(&node.base[models.FeatAuthFail], float64(dw.auth))
+			}
 			if node.seasonal == nil {
 				node.seasonal = new([168]models.Series)
 			}

@@ -11,11 +11,15 @@ import (
 // count of each feature at close counts every request once, whether one or
 // both sides reported it, without remembering request ids.
 type side struct {
-	requests  uint64
-	c4xx      uint64
-	auth      uint64 // 401 and 403
-	c5xx      uint64
-	failed    uint64 // no response: connection failures, resets, no route
+	requests uint64
+	c4xx     uint64
+	auth     uint64 // 401 and 403
+	c5xx     uint64
+	failed   uint64 // no response: connection failures, resets, no route
+	// outage counts the 5xx that say the destination was unavailable
+	// (502, 503, 504, or an upstream-failure response flag): a retry
+	// storm's answers, not failures a caller provoked.
+	outage    uint64
 	bytesOut  uint64 // request bytes
 	bytesIn   uint64 // response bytes
 	plaintext uint64 // requests with evidence of no mTLS
@@ -67,6 +71,9 @@ func (a *edgeAcc) add(f *models.Flow) {
 		s.c4xx += n
 	case c >= 500 && c < 600:
 		s.c5xx += n
+		if unavailable(c, f.ResponseFlags) {
+			s.outage += n
+		}
 	case c == 0:
 		s.failed += n
 	}
@@ -134,6 +141,7 @@ func latencyBucket(ms uint32) int {
 // feature.
 type merged struct {
 	requests, c4xx, auth, c5xx, failed uint64
+	outage                             uint64 // of c5xx: the destination unavailable
 	bytesOut, bytesIn                  uint64
 	plaintext, mtls                    uint64 // requests - both: TLS unknown
 	latencyP95                         float64
@@ -155,6 +163,7 @@ func (a *edgeAcc) merge() merged {
 		auth:     max(s.auth, d.auth),
 		c5xx:     max(s.c5xx, d.c5xx),
 		failed:   max(s.failed, d.failed),
+		outage:   max(s.outage, d.outage),
 		bytesOut: max(s.bytesOut, d.bytesOut),
 		bytesIn:  max(s.bytesIn, d.bytesIn),
 	}

@@ -18,22 +18,38 @@ const (
 	Exfiltration       DetectionKind = "exfiltration"
 	MTLSDowngrade      DetectionKind = "mtls_downgrade"
 	UnusualPath        DetectionKind = "unusual_path"
+
+	// DestinationOutage is not an attack: a destination failing for many
+	// of its callers at once (its own outage, retried by their proxies).
+	// It is raised at low severity so that a reliability event reaches
+	// the alert channel without any default action.
+	DestinationOutage DetectionKind = "destination_outage"
 )
 
-// DetectionKinds lists every kind, in a stable order.
+// ReliabilityKinds are the kinds that report no attacker; they are not
+// attack classes (scenario has no attack of these kinds).
+var ReliabilityKinds = []DetectionKind{DestinationOutage}
+
+// DetectionKinds lists every attack kind, in a stable order.
 var DetectionKinds = []DetectionKind{
 	LateralMovement, Scan, RequestFlood, CredentialStuffing,
 	ErrorSurge, Exfiltration, MTLSDowngrade, UnusualPath,
 }
 
-// ParseDetectionKind accepts exactly the names above.
+// ParseDetectionKind accepts exactly the names above, attack and
+// reliability kinds.
 func ParseDetectionKind(s string) (DetectionKind, error) {
 	for _, k := range DetectionKinds {
 		if string(k) == s {
 			return k, nil
 		}
 	}
-	return "", fmt.Errorf("unknown detection kind %q (one of %v)", s, DetectionKinds)
+	for _, k := range ReliabilityKinds {
+		if string(k) == s {
+			return k, nil
+		}
+	}
+	return "", fmt.Errorf("unknown detection kind %q (one of %v or %v)", s, DetectionKinds, ReliabilityKinds)
 }
 
 // Severity orders detections; higher is worse. The zero value is invalid so

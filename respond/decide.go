@@ -2,6 +2,7 @@ package respond
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/meshguard/meshguard/models"
 )
@@ -28,6 +29,13 @@ func lowerMode(a, b models.Mode) models.Mode {
 // the reason of the alert that results, so that "why was this not
 // blocked" has an answer.
 func (c *Config) decide(d models.Detection) decision {
+	// A reliability event (a destination failing for its callers) names
+	// no attacker: whatever the rules say, blocking would only add to the
+	// outage.
+	if slices.Contains(models.ReliabilityKinds, d.Kind) {
+		return decision{Kind: models.ActionAlert, Mode: models.ModeAlert,
+			Reason: fmt.Sprintf("%s is a reliability event, not an attack: alert only", d.Kind)}
+	}
 	var missed string
 	for i, r := range c.Actions {
 		if r.Kind != "*" && r.Kind != string(d.Kind) {

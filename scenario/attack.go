@@ -310,7 +310,8 @@ func (g *Generator) playAttacks(records plog.LogRecordSlice, d time.Duration) {
 func (g *Generator) attackRequest(a *attack, t time.Time, s float64) Request {
 	to := a.to
 	if a.Kind == models.Scan {
-		for to == nil || to == a.from {
+		// A service not yet online has no endpoints to probe.
+		for to == nil || to == a.from || !g.launched(to.Name, t) {
 			to = &g.mesh.Services[g.rng.IntN(len(g.mesh.Services))]
 		}
 	}

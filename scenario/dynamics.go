@@ -1,7 +1,9 @@
 package scenario
 
 import (
+	"cmp"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -52,8 +54,57 @@ func (g *Generator) prepareDynamics() error {
 		if g.svc[in.Workload] == nil {
 			return fmt.Errorf("scenario: incident on %s: not a workload", in.Workload)
 		}
+		switch in.Mode {
+		case "", IncidentConnect, IncidentUnavailable, IncidentOverflow, IncidentReset:
+		default:
+			return fmt.Errorf("scenario: incident on %s: mode %q; use connect, unavailable, overflow or reset", in.Workload, in.Mode)
+		}
+	}
+	for _, d := range g.mesh.Deploys {
+		if g.svc[d.Workload] == nil {
+			return fmt.Errorf("scenario: deploy of %s: not a workload", d.Workload)
+		}
+		if d.Pods < 0 || d.Pods > 200 {
+			return fmt.Errorf("scenario: deploy of %s: %d pods; use 0 to 200", d.Workload, d.Pods)
+		}
+	}
+	for _, l := range g.mesh.Launches {
+		if g.svc[l.Workload] == nil {
+			return fmt.Errorf("scenario: launch of %s: not a workload", l.Workload)
+		}
 	}
 	return nil
+}
+
+// launched reports whether workload w is online at t.
+func (g *Generator) launched(w string, t time.Time) bool {
+	for _, l := range g.mesh.Launches {
+		if l.Workload == w && t.Sub(g.start) < l.At {
+			return false
+		}
+	}
+	return true
+}
+
+// podIP is the address of the pod of workload w serving a request at t:
+// after each Deploy of w, one of its Pods new addresses.
+func (g *Generator) podIP(w string, t time.Time) netip.Addr {
+	gen, pods := 0, 1
+	for _, d := range g.mesh.Deploys {
+		if d.Workload == w && t.Sub(g.start) >= d.At {
+			gen++
+			pods = max(d.Pods, 1)
+		}
+	}
+	if gen == 0 {
+		return g.ip[w]
+	}
+	p := 0
+	if pods > 1 {
+		p = g.rng.IntN(pods)
+	}
+	i := g.index[w]
+	return netip.AddrFrom4([4]byte{10, byte(45 + gen), byte(i), byte(10 + p)})
 }
 
 // weight is the share of traffic a rollout has moved to its new version
@@ -108,16 +159,24 @@ func (g *Generator) jobActive(w string, t time.Time) (active, isJob bool) {
 	return false, false
 }
 
-// failing is the share of connections to workload w failing at t.
-func (g *Generator) failing(w string, t time.Time) float64 {
+// failing is the share of requests to workload w failing at t, and how
+// they fail (an Incident mode).
+func (g *Generator) failing(w string, t time.Time) (float64, string) {
 	for _, in := range g.mesh.Incidents {
 		if in.Workload == w {
 			if since := t.Sub(g.start) - in.At; since >= 0 && since < in.For {
-				return in.ErrorRate
+				return in.ErrorRate, cmp.Or(in.Mode, IncidentConnect)
 			}
 		}
 	}
-	return 0
+	for _, d := range g.mesh.Deploys {
+		if d.Workload == w {
+			if since := t.Sub(g.start) - d.At; since >= 0 && since < d.Reset {
+				return d.ResetRate, IncidentReset
+			}
+		}
+	}
+	return 0, ""
 }
 
 // rate is call c's benign rate per second at t, before routing.
@@ -135,6 +194,9 @@ func (g *Generator) rate(c *Call, t time.Time) float64 {
 		r = c.PeakPerSec * Load(t)
 	}
 	if g.opts.Dynamics {
+		if !g.launched(c.From, t) || !g.launched(c.To, t) {
+			return 0
+		}
 		r *= g.share(c.From, t)
 		if b := g.bursts[g.index[c.From]]; t.Before(b.until) {
 			r *= b.mult
@@ -184,8 +246,9 @@ func (g *Generator) nextDynamic(records plog.LogRecordSlice, d time.Duration) {
 
 // call plays one request of c to workload to, with c's retries: the
 // destination logs every attempt it saw, the caller once, with the final
-// answer and URX when the retries ran out. A connection that failed
-// (an incident) reaches no destination proxy.
+// answer and URX when the retries ran out. A connection that failed or
+// that the caller's circuit breaker refused (an incident) reaches no
+// destination proxy.
 func (g *Generator) call(records plog.LogRecordSlice, c *Call, to string, at time.Time) {
 	from, dst := g.svc[c.From], g.svc[to]
 	paths := dst.Paths
@@ -196,6 +259,9 @@ func (g *Generator) call(records plog.LogRecordSlice, c *Call, to string, at tim
 		From: from, To: dst, SrcIP: g.ip[c.From], DstIP: g.ip[to], At: at,
 		Method: "GET", Path: g.pathFrom(paths), Flags: "-", UserAgent: "Go-http-client/1.1",
 	}
+	if g.opts.Dynamics && len(g.mesh.Deploys) > 0 {
+		r.SrcIP, r.DstIP = g.podIP(c.From, at), g.podIP(to, at)
+	}
 	if strings.Contains(r.Path, "orders") || strings.Contains(r.Path, "charges") || strings.Contains(r.Path, "token") ||
 		strings.HasSuffix(r.Path, "items") || strings.HasSuffix(r.Path, "events") || strings.HasSuffix(r.Path, "insert") {
 		r.Method = "POST"
@@ -205,9 +271,9 @@ func (g *Generator) call(records plog.LogRecordSlice, c *Call, to string, at tim
 	if c.MeanBytes > 0 {
 		mean = c.MeanBytes
 	}
-	fail := 0.0
+	fail, mode := 0.0, ""
 	if g.opts.Dynamics {
-		fail = g.failing(to, at)
+		fail, mode = g.failing(to, at)
 	}
 	r.RequestID = g.uuid()
 	for i := range r.Trace {
@@ -220,9 +286,17 @@ func (g *Generator) call(records plog.LogRecordSlice, c *Call, to string, at tim
 		retries = c.Retries
 	}
 	for attempt := 0; ; attempt++ {
-		connFailed := g.rng.Float64() < fail
+		failed := g.rng.Float64() < fail
+		// connFailed: no destination proxy saw the attempt.
+		connFailed := failed && mode != IncidentUnavailable
 		r.Code, r.Flags, r.Details = 200, "-", "via_upstream"
 		switch p := g.rng.Float64(); {
+		case failed && mode == IncidentUnavailable:
+			r.Code = 503
+		case failed && mode == IncidentOverflow:
+			r.Code, r.Flags, r.Details = 503, "UO", "upstream_reset_before_response_started{overflow}"
+		case failed && mode == IncidentReset:
+			r.Code, r.Flags, r.Details = 503, "UC", "upstream_reset_before_response_started{connection_termination}"
 		case connFailed:
 			r.Code, r.Flags, r.Details = 503, "UF", "upstream_reset_before_response_started{connection_failure}"
 		case p < c.ErrorRate:
@@ -241,7 +315,9 @@ func (g *Generator) call(records plog.LogRecordSlice, c *Call, to string, at tim
 			r.BytesSent, r.DurationMs = 0, 1+g.rng.IntN(3)
 		}
 		total += r.DurationMs
-		if r.Code == 503 && attempt < retries {
+		// The circuit breaker's refusals are not retried: the retry would
+		// meet the same open breaker.
+		if r.Code == 503 && attempt < retries && !(failed && mode == IncidentOverflow) {
 			if !connFailed {
 				a := r
 				a.ServerOnly = true
@@ -254,10 +330,10 @@ func (g *Generator) call(records plog.LogRecordSlice, c *Call, to string, at tim
 		}
 		cl := r
 		cl.ClientOnly, cl.At, cl.DurationMs = true, clientAt, total
-		if r.Code == 503 && retries > 0 {
+		if r.Code == 503 && retries > 0 && r.Flags != "UO" {
 			cl.Flags = strings.TrimPrefix(strings.TrimPrefix(r.Flags, "-")+",URX", ",")
 		}
-		cl.UnknownDestination = connFailed
+		cl.UnknownDestination = connFailed && mode == IncidentConnect
 		g.Emit(records, cl)
 		if !connFailed {
 			s := r

@@ -76,12 +76,53 @@ type Job struct {
 }
 
 // Incident is a destination failing for a while (a pod restart, a bad
-// node): ErrorRate of the connections to it fail (503 UF, logged by the
-// caller only, since the destination never saw them) and are retried.
+// node): ErrorRate of the requests to it fail, and are retried by callers
+// whose Call has Retries. Mode says how, as Envoy logs it:
+//   - IncidentConnect (the default): the connection fails, 503 UF, logged
+//     by the caller only (the destination never saw it);
+//   - IncidentUnavailable: the destination answers 503 itself (its own
+//     outage: a dependency down, overload): its proxy logs every attempt
+//     503 via_upstream, the caller's the final answer with URX when its
+//     retries ran out;
+//   - IncidentOverflow: the caller's circuit breaker is open (Envoy's
+//     outlier and overflow limits): 503 UO, logged by the caller only and
+//     not retried, no attempt reaches the destination;
+//   - IncidentReset: in-flight requests on terminating pods during a
+//     rollout: 503 UC (upstream connection termination), retried.
 type Incident struct {
 	Workload  string
 	At, For   time.Duration // from the generator's start
 	ErrorRate float64
+	Mode      string
+}
+
+// Incident modes.
+const (
+	IncidentConnect     = "connect"
+	IncidentUnavailable = "unavailable"
+	IncidentOverflow    = "overflow"
+	IncidentReset       = "reset"
+)
+
+// Deploy replaces a workload's pods at At: a new ReplicaSet (every pod a
+// new address) or an HPA scale-up or -down to Pods pods (one address
+// each). The workload's name (Istio's source_workload and
+// destination_workload, the Deployment's name) stays; for Reset after
+// At, ResetRate of the requests in flight on terminating pods fail with
+// 503 UC.
+type Deploy struct {
+	Workload  string
+	At        time.Duration
+	Pods      int // 0 means 1
+	Reset     time.Duration
+	ResetRate float64
+}
+
+// Launch brings a new service online at At: no call from or to Workload
+// plays before it.
+type Launch struct {
+	Workload string
+	At       time.Duration
 }
 
 // Mesh is the topology the generator plays.
@@ -93,6 +134,8 @@ type Mesh struct {
 	Rollouts  []Rollout
 	Jobs      []Job
 	Incidents []Incident
+	Deploys   []Deploy
+	Launches  []Launch
 }
 
 // DefaultMesh is an online shop of 22 workloads in 5 namespaces: an

@@ -2,7 +2,7 @@ package scenario
 
 import "time"
 
-// RealisticMesh is DefaultMesh grown to 32 workloads in 6 namespaces with
+// RealisticMesh is DefaultMesh grown to 33 workloads in 6 namespaces with
 // the dynamics of a live cluster, for the detection evaluation and
 // `meshguard simulate`. Offsets are from the generator's start; the
 // evaluation learns for the first hour, so every dynamic below starts
@@ -24,7 +24,25 @@ import "time"
 //     responses; search-indexer re-reads the catalog for 2 minutes every
 //     15 minutes; the nightly reconcile-job runs 01:00-02:00;
 //   - an incident: inventory-v1 fails 30% of connections for 40 s at
-//     2h10m; cart and checkout retry.
+//     2h10m; cart and checkout retry;
+//
+// and the benign confounders that look like attacks to a per-edge
+// statistic, placed between the evaluation's attack slots:
+//
+//   - a destination outage seen by many callers: catalog-v1 answers 503
+//     itself to half the requests for 60 s at 3h00m; frontend,
+//     recommendations, search (and the indexer when it runs) retry, their
+//     proxies log URX;
+//   - a retry storm of one caller: warehouse-v1, called only by events-v1
+//     at that time, answers 503 to 60% for 90 s at 4h10m, and events-v1
+//     retries twice;
+//   - an open circuit breaker: 30% of the calls to ratings-v1 are refused
+//     by the callers' proxies (503 UO) for 40 s at 4h45m;
+//   - deploys: payments-v1 rolls out a new ReplicaSet of 2 pods at 3h40m
+//     (new addresses; 5% of in-flight requests reset, 503 UC, for 20 s);
+//     the frontend's HPA scales it to 4 pods at 5h15m;
+//   - a new service coming online: wishlist-v1 at 5h20m, called by the
+//     frontend, calling users and catalog.
 func RealisticMesh() Mesh {
 	m := DefaultMesh()
 	svc := func(name, app, ns, sa string, port uint16, bytes, ms int, paths ...string) Service {
@@ -41,6 +59,7 @@ func RealisticMesh() Mesh {
 		svc("warehouse-v1", "warehouse", "analytics", "warehouse", 8123, 300, 45, "/insert", "/query"),
 		svc("billing-report", "billing-report", "billing", "billing-report", 8080, 0, 0),
 		svc("search-indexer", "search-indexer", "shop", "search-indexer", 8080, 0, 0),
+		svc("wishlist-v1", "wishlist", "shop", "wishlist", 8080, 700, 9, "/api/v1/wishlists/{id}"),
 	)
 	bursts := map[string]float64{
 		"istio-ingressgateway": 3, "frontend-v1": 4, "search-v1": 3,
@@ -76,13 +95,16 @@ func RealisticMesh() Mesh {
 		Call{From: "loyalty-v1", To: "users-v1", PeakPerSec: 6},
 		Call{From: "frontend-v1", To: "events-v1", PeakPerSec: 80, ErrorRate: 0.0005},
 		Call{From: "checkout-v1", To: "events-v1", PeakPerSec: 6},
-		Call{From: "events-v1", To: "warehouse-v1", PeakPerSec: 2, ErrorRate: 0.002},
+		Call{From: "events-v1", To: "warehouse-v1", PeakPerSec: 2, ErrorRate: 0.002, Retries: 2},
 		Call{From: "billing-report", To: "ledger-v1", PeakPerSec: 25, MeanBytes: 60000,
 			Paths: []string{"/api/v1/entries/{id}"}},
 		Call{From: "billing-report", To: "payments-v1", PeakPerSec: 10, Retries: 2, MeanBytes: 8000},
 		Call{From: "billing-report", To: "warehouse-v1", PeakPerSec: 1},
 		Call{From: "search-indexer", To: "catalog-v1", PeakPerSec: 60, Retries: 2},
 		Call{From: "search-indexer", To: "search-v1", PeakPerSec: 5},
+		Call{From: "frontend-v1", To: "wishlist-v1", PeakPerSec: 10, ErrorRate: 0.001},
+		Call{From: "wishlist-v1", To: "users-v1", PeakPerSec: 4},
+		Call{From: "wishlist-v1", To: "catalog-v1", PeakPerSec: 6, Retries: 2},
 	)
 	m.Rollouts = []Rollout{
 		{From: "cart-v1", To: "cart-v2", At: 105 * time.Minute, Every: 15 * time.Minute, Weights: []float64{0.05, 0.25, 0.5, 1}},
@@ -92,6 +114,16 @@ func RealisticMesh() Mesh {
 		{Workload: "billing-report", Every: 30 * time.Minute, Offset: 5 * time.Minute, RunFor: 4 * time.Minute},
 		{Workload: "search-indexer", Every: 15 * time.Minute, Offset: 2 * time.Minute, RunFor: 2 * time.Minute},
 	}
-	m.Incidents = []Incident{{Workload: "inventory-v1", At: 130 * time.Minute, For: 40 * time.Second, ErrorRate: 0.3}}
+	m.Incidents = []Incident{
+		{Workload: "inventory-v1", At: 130 * time.Minute, For: 40 * time.Second, ErrorRate: 0.3},
+		{Workload: "catalog-v1", At: 180 * time.Minute, For: 60 * time.Second, ErrorRate: 0.5, Mode: IncidentUnavailable},
+		{Workload: "warehouse-v1", At: 250 * time.Minute, For: 90 * time.Second, ErrorRate: 0.6, Mode: IncidentUnavailable},
+		{Workload: "ratings-v1", At: 285 * time.Minute, For: 40 * time.Second, ErrorRate: 0.3, Mode: IncidentOverflow},
+	}
+	m.Deploys = []Deploy{
+		{Workload: "payments-v1", At: 220 * time.Minute, Pods: 2, Reset: 20 * time.Second, ResetRate: 0.05},
+		{Workload: "frontend-v1", At: 315 * time.Minute, Pods: 4},
+	}
+	m.Launches = []Launch{{Workload: "wishlist-v1", At: 320 * time.Minute}}
 	return m
 }

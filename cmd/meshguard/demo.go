@@ -51,7 +51,7 @@ func newDemoCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the whole loop on this machine with embedded defaults (no servers)",
-		Long: `demo plays a 32-workload mesh's telemetry in event time through an
+		Long: `demo plays a 33-workload mesh's telemetry in event time through an
 in-process Kafka broker into meshguard: ingest into an embedded store,
 detection, and response. It first fast-forwards --learning of ordinary
 traffic so the baselines know the mesh, then plays one attack of each kind
@@ -162,7 +162,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 		return err
 	}
 
-	fmt.Fprintf(out, "meshguard demo: a 32-workload mesh from %s; %s of ordinary traffic to learn from (fast-forward),\n", start.Format(time.RFC3339), o.learning)
+	fmt.Fprintf(out, "meshguard demo: a 33-workload mesh from %s; %s of ordinary traffic to learn from (fast-forward),\n", start.Format(time.RFC3339), o.learning)
 	fmt.Fprintf(out, "then %d attacks played at %dx, one every %s of event time.\n", len(attacks), o.speed, demoAttackSlot)
 	fmt.Fprintf(out, "  kafka    in-process broker at %s, topic %s (4 partitions, keyed by source workload), dead letters to %s\n", strings.Join(brokers, ","), demoTopic, kcfg.DLQTopic)
 	fmt.Fprintf(out, "  store    %s\n", st.name)

@@ -41,7 +41,7 @@ func newSimulateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "simulate --kafka BROKERS",
 		Short: "Produce a realistic mesh's access logs, with attacks, to Kafka",
-		Long: `simulate plays a 32-workload mesh (diurnal load, bursty clients, retries,
+		Long: `simulate plays a 33-workload mesh (diurnal load, bursty clients, retries,
 canary deploys, a new version calling a new endpoint, batch jobs, a brief
 incident) in event time and writes its Istio access logs to Kafka as the
 OpenTelemetry Collector does: OTLP protobuf ExportLogsServiceRequest
@@ -147,7 +147,7 @@ func runSimulate(ctx context.Context, o simulateOptions, out io.Writer) error {
 	if o.speed > 0 {
 		speed = fmt.Sprintf("%gx", o.speed)
 	}
-	fmt.Fprintf(out, "meshguard simulate: %v of a 32-workload mesh from %s, %s, seed %d, to %s on %s\n",
+	fmt.Fprintf(out, "meshguard simulate: %v of a 33-workload mesh from %s, %s, seed %d, to %s on %s\n",
 		o.duration, s.start.Format(time.RFC3339), speed, o.seed, o.topic, strings.Join(s.brokers, ","))
 	printSchedule(out, s.start, s.gen.Attacks())
 

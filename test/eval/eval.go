@@ -86,11 +86,15 @@ type FalseDetection struct {
 
 // Report is what an evaluation measured.
 type Report struct {
-	Config       Config
-	Results      []Result
-	Detections   int // distinct detection ids
-	Deliveries   int // HandleDetection calls (updates included)
-	False        []FalseDetection
+	Config     Config
+	Results    []Result
+	Detections int // distinct detection ids
+	Deliveries int // HandleDetection calls (updates included)
+	False      []FalseDetection
+	// Reliability are the reliability events raised (destination
+	// outages, low severity, alert only): reported, not false detections
+	// of an attack, whether or not the mesh played an outage then.
+	Reliability  []FalseDetection
 	ServiceHours float64 // after the learning period
 	Records      int     // access-log records generated
 	Flows        int     // flows decoded
@@ -276,7 +280,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Results = append(rep.Results, res)
 	}
 	for _, id := range rec.order {
-		if !explained[id] {
+		switch {
+		case slices.Contains(models.ReliabilityKinds, rec.first[id].Kind):
+			rep.Reliability = append(rep.Reliability, FalseDetection{First: rec.first[id], Last: rec.last[id]})
+		case !explained[id]:
 			rep.False = append(rep.False, FalseDetection{First: rec.first[id], Last: rec.last[id]})
 		}
 	}
@@ -378,8 +385,8 @@ func offset(start, t time.Time) string {
 // by kind with their evidence, and the targets.
 func (r *Report) Print(w io.Writer, verbose bool) {
 	c := r.Config
-	fmt.Fprintf(w, "meshguard eval: %v of a 32-workload mesh from %s (seed %d, traffic x%g), attacks at strength %g,\n",
-		c.Duration, c.Start.Format(time.RFC3339), c.Seed, c.Scale, c.Strength)
+	fmt.Fprintf(w, "meshguard eval: %v of a %d-workload mesh from %s (seed %d, traffic x%g), attacks at strength %g,\n",
+		c.Duration, len(c.Mesh.Services), c.Start.Format(time.RFC3339), c.Seed, c.Scale, c.Strength)
 	fmt.Fprintf(w, "window %v, learning %v, lateness %v, threshold %g, %d partition(s)\n",
 		c.Detect.Window, c.Detect.LearningPeriod, c.Detect.AllowedLateness, c.Detect.Threshold, c.Partitions)
 	fmt.Fprintf(w, "%d access-log records -> %d flows -> %d windows closed, %d detections (%d deliveries), %v wall\n\n",
@@ -434,6 +441,12 @@ func (r *Report) Print(w io.Writer, verbose bool) {
 			fmt.Fprintf(w, "    %s %s -> %s (%d windows, score %.1f): %s\n", offset(c.Start, f.First.WindowStart),
 				party(f.First.Source), party(f.First.Destination), f.Last.Updates, f.Last.Score, f.Last.Evidence.Summary)
 		}
+	}
+
+	fmt.Fprintf(w, "\nreliability events (destination outages, low, alert only; not counted above): %d\n", len(r.Reliability))
+	for _, f := range r.Reliability {
+		fmt.Fprintf(w, "    %s %s (%d windows, score %.1f): %s\n", offset(c.Start, f.First.WindowStart),
+			party(f.First.Destination), f.Last.Updates, f.Last.Score, f.Last.Evidence.Summary)
 	}
 
 	var missed, slow []string
