@@ -37,6 +37,11 @@ func (s *shard) incidentFor(src models.EndpointID, wStart time.Time) *incident {
 // join files det (raised under key) into its source's incident, opening
 // one with det as its head when none is open, and returns the incident.
 func (s *shard) join(key activeKey, det *models.Detection) *incident {
+	if key.src == (models.EndpointID{}) {
+		// No attacker (a destination's outage): its own incident.
+		det.IncidentID = det.ID
+		return &incident{id: det.ID, head: key, parts: []activeKey{key}}
+	}
 	inc := s.incidentFor(key.src, det.WindowStart)
 	if inc == nil {
 		inc = &incident{id: det.ID, head: key}

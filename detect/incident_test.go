@@ -1,14 +1,13 @@
 package detect
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/meshguard/meshguard/models"
 )
 
-// A scan, then the scanner calling, one window at a time, services it has
-// never called: one incident, one detection (the scan, with the probes
+// A scan, then the scanner calling, a window at a time, established
+// services it has never called: one incident, one detection (the scan, with the probes
 // absorbed), not a lateral_movement per probed edge.
 func TestScanAbsorbsTheEdgesItProbes(t *testing.T) {
 	attackAt := trainWindows + 30
@@ -16,9 +15,11 @@ func TestScanAbsorbsTheEdgesItProbes(t *testing.T) {
 		switch {
 		case i == attackAt:
 			return scanFlows(ws)
-		case i > attackAt && i <= attackAt+6:
-			// One new edge a window: a slow follow-up of what it found.
-			return []models.Flow{flow(ws+1, "shop/frontend", fmt.Sprintf("found/svc%d", i), "/", 200)}
+		case i == attackAt+2:
+			// The scanner calls established services it never called.
+			return []models.Flow{flow(ws+1, "shop/frontend", "data/db", "/query", 200)}
+		case i == attackAt+4:
+			return []models.Flow{flow(ws+1, "shop/frontend", "books/ratings", "/ratings/{id}", 200)}
 		}
 		return nil
 	})
@@ -30,8 +31,8 @@ func TestScanAbsorbsTheEdgesItProbes(t *testing.T) {
 		if d.IncidentID != d.ID {
 			t.Errorf("the scan heads its incident: incident %q, id %q", d.IncidentID, d.ID)
 		}
-		if d.Evidence.Absorbed != 6 {
-			t.Errorf("absorbed %d probed edges, want 6", d.Evidence.Absorbed)
+		if d.Evidence.Absorbed != 2 {
+			t.Errorf("absorbed %d probed edges, want 2", d.Evidence.Absorbed)
 		}
 	}
 }
@@ -73,5 +74,21 @@ func TestIncidentsGroupBySource(t *testing.T) {
 				t.Errorf("incident %s mixes sources %s and %s", id, src, d.Source)
 			}
 		}
+	}
+}
+
+// A detection without a source (a destination's outage) is an incident of
+// its own: outages of unrelated destinations are not one attacker's.
+func TestSourcelessDetectionsAreTheirOwnIncidents(t *testing.T) {
+	s := &shard{det: &Detector{cfg: DefaultConfig()}, incidents: map[models.EndpointID]*incident{}}
+	for _, id := range []string{"outage-a", "outage-b"} {
+		d := &models.Detection{ID: id}
+		s.join(activeKey{kind: models.DestinationOutage, dst: models.EndpointID{Namespace: id}}, d)
+		if d.IncidentID != id {
+			t.Errorf("%s joined incident %q", id, d.IncidentID)
+		}
+	}
+	if len(s.incidents) != 0 {
+		t.Errorf("%d incidents indexed by source for sourceless detections", len(s.incidents))
 	}
 }
