@@ -711,7 +711,7 @@ func (s *shard) sourceFinding(kind models.DetectionKind, sev models.Severity, sc
 	dests := make([]string, 0, len(sw.edges))
 	for _, ew := range sw.edges {
 		byNS[ew.e.Destination.Namespace] += ew.m.requests
-		if len(dests) < 20 {
+		if len(dests) < maxDestinationsListed {
 			dests = append(dests, ew.e.Destination.String())
 		}
 		for _, pc := range ew.a.paths {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/meshguard/meshguard/alert"
 	"github.com/meshguard/meshguard/models"
 )
 
@@ -14,18 +15,11 @@ import (
 // installation; a click must not raise it for one action.
 var ErrAboveMode = errors.New("approving would exceed respond.mode")
 
-// actionController is what Slack clicks drive (alert.Controller).
-type actionController interface {
-	Approve(ctx context.Context, actionID, actor string) (models.Action, error)
-	Revoke(ctx context.Context, actionID, actor string) (models.Action, error)
-	Extend(ctx context.Context, actionID, actor string, by time.Duration) (models.Action, error)
-}
-
 // modeCeiling passes Revoke and Extend through and refuses Approve while
 // respond.mode is not enforce. Slack has no override: the API's audited
 // operator override is the one way past the ceiling.
 type modeCeiling struct {
-	op   actionController
+	op   alert.Controller
 	mode models.Mode
 }
 

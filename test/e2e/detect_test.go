@@ -199,20 +199,7 @@ func prepareCluster(t *testing.T, kube *rest.Config, instance string, workloads 
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			t.Fatal(err)
 		}
-		labels := map[string]string{"app": wl}
-		dep := &appsv1.Deployment{
-			ObjectMeta: metav1.ObjectMeta{Name: wl, Namespace: ns},
-			Spec: appsv1.DeploymentSpec{
-				Selector: &metav1.LabelSelector{MatchLabels: labels},
-				Template: corev1.PodTemplateSpec{
-					ObjectMeta: metav1.ObjectMeta{Labels: labels},
-					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}},
-				},
-			},
-		}
-		if _, err := cs.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatal(err)
-		}
+		createDeployment(t, cs, ns, wl, "")
 	}
 	t.Cleanup(func() {
 		sel := "meshguard.io/instance=" + instance
@@ -237,20 +224,27 @@ func prepareSources(t *testing.T, kube *rest.Config, ns string, workloads map[st
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			t.Fatal(err)
 		}
-		labels := map[string]string{"app": wl}
-		dep := &appsv1.Deployment{
-			ObjectMeta: metav1.ObjectMeta{Name: wl, Namespace: ns},
-			Spec: appsv1.DeploymentSpec{
-				Selector: &metav1.LabelSelector{MatchLabels: labels},
-				Template: corev1.PodTemplateSpec{
-					ObjectMeta: metav1.ObjectMeta{Labels: labels},
-					Spec:       corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}},
-				},
+		createDeployment(t, cs, ns, wl, sa)
+	}
+}
+
+// createDeployment creates Deployment wl in ns selecting app=wl, its pods
+// running as sa ("" for the default account); one that exists is kept.
+func createDeployment(t *testing.T, cs kubernetes.Interface, ns, wl, sa string) {
+	t.Helper()
+	labels := map[string]string{"app": wl}
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: wl, Namespace: ns},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}},
 			},
-		}
-		if _, err := cs.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatal(err)
-		}
+		},
+	}
+	if _, err := cs.AppsV1().Deployments(ns).Create(context.Background(), dep, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
 	}
 }
 
