@@ -210,7 +210,6 @@ type shard struct {
 	closedTo  int64     // end of the newest closed window: older flows are late
 	windows   map[int64]*window
 	cur       *window
-	closing   *window // the window being closed, for detectors that look across edges
 
 	edges   map[models.Edge]*edgeState
 	sources map[models.EndpointID]*nodeState
