@@ -75,8 +75,9 @@ func (s *shard) close(ctx context.Context, w *window) {
 	cw := s.openWindow(w)
 	cw.detect()
 	for _, f := range cw.findings {
-		s.raise(ctx, w, f)
+		s.raise(ctx, w, f, false)
 	}
+	s.settleEarly(w.start)
 	s.learn(cw)
 	s.expireActive(cw.ws)
 }

@@ -14,9 +14,31 @@ type Config struct {
 	// must have been seen for before statistical detectors judge it.
 	LearningPeriod time.Duration `yaml:"learning_period"`
 	// AllowedLateness is how far behind the newest event time a flow may
-	// arrive and still be counted in its own window. Later flows are
-	// counted as late and dropped from detection (they are still stored).
+	// arrive and still be counted in its own window, at most. Later flows
+	// are counted as late and dropped from detection (they are still
+	// stored). Each partition allows less when its records show less
+	// disorder (MinLateness).
 	AllowedLateness time.Duration `yaml:"allowed_lateness"`
+	// MinLateness is the least lateness a partition allows. A partition
+	// allows twice the largest delay behind its newest event time that
+	// its records showed in its last 30 windows, between MinLateness and
+	// AllowedLateness, and AllowedLateness for its first 6 windows; a
+	// window closes that much after its end. Set it to AllowedLateness
+	// for a fixed lateness.
+	MinLateness time.Duration `yaml:"min_lateness"`
+	// IdleAfter is how long of wall-clock time a partition may send
+	// nothing before its event time is carried forward by the wall clock,
+	// so that its last windows close without waiting for traffic.
+	IdleAfter time.Duration `yaml:"idle_after"`
+	// EarlyFiring scores a live partition's open window every second and
+	// raises at once what is already beyond doubt (a first-seen edge from
+	// an established source, plaintext into a strict namespace, a surge
+	// EarlyFactor times over the threshold); the detection keeps its id
+	// and is updated when the window closes.
+	EarlyFiring bool `yaml:"early_firing"`
+	// EarlyFactor is how many times the threshold a surge's score must
+	// reach to be raised before its window closes.
+	EarlyFactor float64 `yaml:"early_factor"`
 	// MaxFuture is how far ahead of the wall clock an event time may be
 	// and still count: a flow dated later (a skewed clock, or a forged
 	// record dated 2098) would move its partition's watermark past every
@@ -45,6 +67,10 @@ func DefaultConfig() Config {
 		Window:          10 * time.Second,
 		LearningPeriod:  time.Hour,
 		AllowedLateness: 20 * time.Second,
+		MinLateness:     2 * time.Second,
+		IdleAfter:       5 * time.Second,
+		EarlyFiring:     true,
+		EarlyFactor:     3,
 		MaxFuture:       2 * time.Minute,
 		Threshold:       8,
 		Hold:            5 * time.Minute,
@@ -63,6 +89,15 @@ func (c *Config) Validate() error {
 	}
 	if c.AllowedLateness < 0 || c.AllowedLateness > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("detect.allowed_lateness: %s; use 0 to 24h (default 20s)", c.AllowedLateness))
+	}
+	if c.MinLateness < 0 || c.MinLateness > c.AllowedLateness {
+		errs = append(errs, fmt.Errorf("detect.min_lateness: %s; use 0 to detect.allowed_lateness (%s) (default 2s)", c.MinLateness, c.AllowedLateness))
+	}
+	if c.IdleAfter < 100*time.Millisecond || c.IdleAfter > time.Hour {
+		errs = append(errs, fmt.Errorf("detect.idle_after: %s; use 100ms to 1h (default 5s)", c.IdleAfter))
+	}
+	if c.EarlyFactor < 1 || c.EarlyFactor > 100 {
+		errs = append(errs, fmt.Errorf("detect.early_factor: %v; use 1 to 100 (default 3: a surge three times over detect.threshold)", c.EarlyFactor))
 	}
 	if c.MaxFuture <= 0 || c.MaxFuture > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("detect.max_future: %s; use more than 0 and at most 24h (default 2m)", c.MaxFuture))

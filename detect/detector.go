@@ -45,6 +45,7 @@ type Detector struct {
 
 	stats struct {
 		flows, late, future, windows, raised, updated, absorbed, sinkErrors atomic.Int64
+		early, earlyUnconfirmed                                             atomic.Int64
 	}
 }
 
@@ -59,6 +60,13 @@ type Stats struct {
 	Absorbed   int64 // first-seen edges folded into the scan probing them
 	SinkErrors int64
 	Edges      int64 // edges with a baseline
+	// Early counts raises from windows still open (early.go), new or
+	// updates; the close of their window confirms them without counting
+	// them again in Raised or Updated.
+	Early int64
+	// EarlyUnconfirmed counts early raises their window's close did not
+	// raise again; they stand as raised early.
+	EarlyUnconfirmed int64
 }
 
 // Option changes a Detector's defaults.
@@ -101,6 +109,7 @@ func (d *Detector) Stats() Stats {
 	s := Stats{
 		Flows: d.stats.flows.Load(), Late: d.stats.late.Load(), Future: d.stats.future.Load(), Windows: d.stats.windows.Load(),
 		Raised: d.stats.raised.Load(), Updated: d.stats.updated.Load(), Absorbed: d.stats.absorbed.Load(), SinkErrors: d.stats.sinkErrors.Load(),
+		Early: d.stats.early.Load(), EarlyUnconfirmed: d.stats.earlyUnconfirmed.Load(),
 	}
 	d.mu.Lock()
 	for _, sh := range d.shards {
@@ -136,32 +145,36 @@ func (d *Detector) ConsumeFlows(ctx context.Context, flows []models.Flow) error 
 	}
 	for sh := range touched {
 		sh.lastWall = now
-		sh.advance(ctx, sh.maxTs-d.cfg.AllowedLateness.Milliseconds())
+		sh.advance(ctx, sh.maxTs-sh.latenessMs())
+		if d.cfg.EarlyFiring {
+			sh.fireEarly(ctx, now)
+		}
 	}
 	return nil
 }
 
 // Tick closes the windows of partitions that went quiet: with no new
 // flows a partition's event time stands still, and an attack's last window
-// would wait for traffic to be reported. A shard idle for longer than
-// Window+AllowedLateness of wall-clock time has its event time advanced by
-// the idle time. Live runs call Tick every window; replays never need to.
+// would wait for traffic to be reported. A shard idle for IdleAfter of
+// wall-clock time has its event time carried forward by the idle time, so
+// its windows close by the wall clock. Live runs call Tick every second
+// (RunTicker); replays never need to.
 func (d *Detector) Tick(ctx context.Context) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()
-	idle := d.cfg.Window + d.cfg.AllowedLateness
 	for _, sh := range d.shards {
-		if sh.lastWall.IsZero() || now.Sub(sh.lastWall) < idle {
+		if sh.lastWall.IsZero() || now.Sub(sh.lastWall) < d.cfg.IdleAfter {
 			continue
 		}
-		sh.advance(ctx, sh.maxTs+now.Sub(sh.lastWall).Milliseconds()-d.cfg.AllowedLateness.Milliseconds())
+		sh.advance(ctx, sh.maxTs+now.Sub(sh.lastWall).Milliseconds()-sh.latenessMs())
 	}
 }
 
-// RunTicker calls Tick every window until ctx ends.
+// RunTicker calls Tick every second, or every window if shorter, until
+// ctx ends.
 func (d *Detector) RunTicker(ctx context.Context) error {
-	t := time.NewTicker(d.cfg.Window)
+	t := time.NewTicker(min(d.cfg.Window, time.Second))
 	defer t.Stop()
 	for {
 		select {
@@ -194,6 +207,7 @@ func (d *Detector) shard(p int32) *shard {
 			sources:   map[models.EndpointID]*nodeState{},
 			dests:     map[models.EndpointID]*nodeState{},
 			active:    map[activeKey]*models.Detection{},
+			early:     map[activeKey]earlyMark{},
 			incidents: map[models.EndpointID]*incident{},
 		}
 		d.shards[p] = sh
@@ -207,6 +221,8 @@ type shard struct {
 	partition int32
 	maxTs     int64     // newest event time seen
 	lastWall  time.Time // wall-clock time of the last flow
+	lastEarly time.Time // wall-clock time the open window was last scored
+	disorder  disorder  // how far behind maxTs records arrive
 	closedTo  int64     // end of the newest closed window: older flows are late
 	windows   map[int64]*window
 	cur       *window
@@ -215,6 +231,8 @@ type shard struct {
 	sources map[models.EndpointID]*nodeState
 	dests   map[models.EndpointID]*nodeState
 	active  map[activeKey]*models.Detection
+	// early: detections raised from a window still open (early.go).
+	early map[activeKey]earlyMark
 	// incidents: the open incident of each attacking source.
 	incidents map[models.EndpointID]*incident
 }
@@ -222,6 +240,9 @@ type shard struct {
 func (s *shard) add(f *models.Flow) {
 	d := s.det
 	ts := f.TimestampMs
+	if ts < s.maxTs {
+		s.disorder.observe(s.maxTs - ts)
+	}
 	if ts < s.closedTo {
 		d.stats.late.Add(1)
 		return
@@ -271,6 +292,7 @@ func (s *shard) advance(ctx context.Context, wm int64) {
 			s.cur = nil
 		}
 		s.close(ctx, oldest)
+		s.disorder.roll()
 		if end := oldest.start + s.det.windowMs; end > s.closedTo {
 			s.closedTo = end
 		}
@@ -286,19 +308,59 @@ type activeKey struct {
 }
 
 // raise records a finding of window w: a new detection, or an update of
-// the ongoing one with the same key.
-func (s *shard) raise(ctx context.Context, w *window, f finding) {
+// the ongoing one with the same key. early: w is still open (early.go);
+// the close will raise the same finding again, and counts it once.
+func (s *shard) raise(ctx context.Context, w *window, f finding, early bool) {
 	d := s.det
 	key := activeKey{f.kind, f.src, f.dst}
 	wStart, wEnd := time.UnixMilli(w.start).UTC(), time.UnixMilli(w.start+d.windowMs).UTC()
 	now := d.now().UTC()
 	if scan, ok := s.absorbs(f, wStart); ok {
+		if early {
+			return // the close folds the probe into the scan
+		}
 		s.absorb(scan, f, wEnd, now)
 		d.stats.absorbed.Add(1)
 		s.deliver(ctx, scan)
 		return
 	}
 	det := s.active[key]
+	mark, marked := s.early[key]
+	wasEarly := marked && mark.start == w.start
+	switch {
+	case marked && early:
+		return // raised already from an open window; its close updates it
+	case marked && mark.start > w.start:
+		// An older window raises what a newer one raised early (the
+		// attack's first records arrived out of order): undo the early
+		// raise, which stands as delivered, and go on as a replay would.
+		delete(s.early, key)
+		d.stats.earlyUnconfirmed.Add(1)
+		det = mark.before
+		if det == nil {
+			delete(s.active, key)
+		} else {
+			s.active[key] = det
+		}
+	case wasEarly:
+		// The close of the window the early raise came from: start again
+		// from the detection as it was before, so the window counts once.
+		delete(s.early, key)
+		det = mark.before
+		if det == nil {
+			delete(s.active, key)
+		} else {
+			s.active[key] = det
+		}
+	case early:
+		m := earlyMark{start: w.start, detectedAt: now}
+		if det != nil {
+			c := *det
+			m.before = &c
+		}
+		s.early[key] = m
+		d.stats.early.Add(1)
+	}
 	if det != nil && wStart.Sub(det.WindowEnd) <= d.cfg.Hold {
 		det.WindowEnd = wEnd
 		det.UpdatedAt = now
@@ -312,7 +374,9 @@ func (s *shard) raise(ctx context.Context, w *window, f finding) {
 		absorbed := det.Evidence.Absorbed
 		det.Evidence = f.evidence
 		det.Evidence.Absorbed = absorbed
-		d.stats.updated.Add(1)
+		if !wasEarly {
+			d.stats.updated.Add(1)
+		}
 	} else {
 		det = &models.Detection{
 			ID:          detectionID(key, w.start),
@@ -329,8 +393,16 @@ func (s *shard) raise(ctx context.Context, w *window, f finding) {
 			Updates:     1,
 			Partition:   s.partition,
 		}
+		if wasEarly {
+			det.DetectedAt = mark.detectedAt // first raised then
+		}
 		s.active[key] = det
-		d.stats.raised.Add(1)
+		if !wasEarly {
+			d.stats.raised.Add(1)
+		}
+	}
+	if early {
+		det.Evidence.Summary = "window still open: " + det.Evidence.Summary
 	}
 	if inc := s.join(key, det); inc.id == det.ID {
 		det.Evidence.Parts = s.partsOf(inc)

@@ -54,6 +54,9 @@ type edgeAcc struct {
 	service    string
 	sampleReqs []string
 	sampleTrcs []string
+	// peeked: the requests counted when early firing last scored the
+	// edge, so that only edges with new evidence are scored again.
+	peeked uint64
 }
 
 func (a *edgeAcc) add(f *models.Flow) {

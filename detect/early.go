@@ -1,0 +1,249 @@
+package detect
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"time"
+
+	"github.com/meshguard/meshguard/models"
+)
+
+// Early firing (detect.early_firing). A live shard scores its oldest
+// open window while it is still filling, at most once per earlyEvery of
+// wall-clock time, and raises at once what is already beyond doubt:
+//   - plaintext into a strict-mTLS namespace, seen by the destination's
+//     proxy (the TLS authority, so later records cannot turn it into mTLS);
+//   - a first-seen edge from an established source, unless the source's
+//     window so far looks like the start of a scan (a second new edge, or
+//     failures on this one) or a running scan will absorb it;
+//   - a credential stuffing, error surge, flood or exfiltration on an
+//     established edge whose score is already EarlyFactor times the
+//     threshold.
+//
+// The detection raised early is the one the close raises: same key, same
+// window, so the same deterministic id. When the window closes, the
+// detection is put back to what it was before the early raise and the
+// close's finding is applied to it as if there had been no early raise:
+// the window counts once (Updates, score, evidence and the counters), and
+// the stored detection's last version equals what a replay writes. The
+// close's version reaches storage and alert as an update of the same
+// detection_id: the detections table is a ReplacingMergeTree(version)
+// with the write time as version, so the close's row replaces the early
+// one, and the responder and Slack treat it as they treat any update of
+// an ongoing detection. Only live windows fire early (their end within
+// Window+AllowedLateness of the wall clock): a replay of history closes
+// windows as before, and gives the same detections whatever its speed.
+//
+// What the close does not confirm (the source turned out to be scanning,
+// the surge turned out to be another kind) stays as raised early and is
+// counted in Stats.EarlyUnconfirmed.
+
+// earlyEvery bounds how often a shard's open window is scored.
+const earlyEvery = time.Second
+
+// earlyMark remembers a detection raised early from window start, and the
+// detection as it was before (nil: the early raise created it).
+type earlyMark struct {
+	start      int64
+	before     *models.Detection
+	detectedAt time.Time
+}
+
+// fireEarly scores the shard's live open windows, oldest first, if it
+// did not within earlyEvery. What an older open window could raise under
+// the same key (its close comes first) is left to the closes.
+func (s *shard) fireEarly(ctx context.Context, now time.Time) {
+	d := s.det
+	if now.Sub(s.lastEarly) < earlyEvery {
+		return
+	}
+	s.lastEarly = now
+	open := make([]*window, 0, len(s.windows))
+	for _, w := range s.windows {
+		open = append(open, w)
+	}
+	slices.SortFunc(open, func(a, b *window) int { return cmp.Compare(a.start, b.start) })
+	for k, w := range open {
+		if now.UnixMilli()-(w.start+d.windowMs) > (d.cfg.Window + d.cfg.AllowedLateness).Milliseconds() {
+			continue // history, not live
+		}
+		cw := s.peek(w, open[:k])
+		for i := range cw.edges {
+			cw.early(&cw.edges[i], open[:k])
+		}
+		for _, f := range cw.findings {
+			s.raise(ctx, w, f, true)
+		}
+	}
+}
+
+// peek builds a closingWindow of w's edges that changed since the last
+// peek, without touching the shard's state: edge state is copied and
+// caught up on the copy, and destinations are summed over every edge (an
+// error surge is judged against the destination's 5xx). A source's new
+// edges are counted over older as well as this window, for the scan
+// guard of early.
+func (s *shard) peek(w *window, older []*window) *closingWindow {
+	d := s.det
+	cw := &closingWindow{
+		s: s, w: w, ws: w.start,
+		learnMs:  d.cfg.LearningPeriod.Milliseconds(),
+		thr:      d.cfg.Threshold,
+		srcs:     map[models.EndpointID]*srcWin{},
+		dsts:     map[models.EndpointID]*dstWin{},
+		scanning: map[models.EndpointID]bool{},
+	}
+	for e, a := range w.edges {
+		m := a.merge()
+		dw := cw.dsts[e.Destination]
+		if dw == nil {
+			dw = &dstWin{}
+			cw.dsts[e.Destination] = dw
+		}
+		dw.requests += m.requests
+		dw.c5xx += m.c5xx
+		dw.auth += m.auth
+		dw.outage += m.outage
+		st := s.peekState(e, cw.ws)
+		sw := cw.srcs[e.Source]
+		if sw == nil {
+			sw = &srcWin{}
+			cw.srcs[e.Source] = sw
+		}
+		if st == nil {
+			sw.newEdges++
+		}
+		n := a.sides[0].requests + a.sides[1].requests
+		if n == a.peeked {
+			continue
+		}
+		a.peeked = n
+		cw.edges = append(cw.edges, edgeWin{e: e, a: a, m: m, st: st})
+	}
+	for _, o := range older {
+		for e := range o.edges {
+			if _, here := w.edges[e]; !here && s.edges[e] == nil && s.det.warm[e] == nil {
+				if sw := cw.srcs[e.Source]; sw != nil {
+					sw.newEdges++
+				}
+			}
+		}
+	}
+	return cw
+}
+
+// olderMayRaise reports whether an older open window holds enough of
+// edge e to raise kind on it when it closes: then the early raise would
+// be under the key that close updates, and waits.
+func (s *shard) olderMayRaise(older []*window, kind models.DetectionKind, e models.Edge) bool {
+	for _, w := range older {
+		a := w.edges[e]
+		if a == nil {
+			continue
+		}
+		m := a.merge()
+		switch kind {
+		case models.LateralMovement:
+			return true
+		case models.MTLSDowngrade:
+			src := s.sources[e.Source]
+			if m.plaintext > 0 || a.changed || (a.principal != "" && src != nil && a.principal != src.principal) {
+				return true
+			}
+		case models.CredentialStuffing:
+			if m.auth >= authMinCount {
+				return true
+			}
+		case models.ErrorSurge:
+			if m.c5xx >= errorMinCount {
+				return true
+			}
+		case models.RequestFlood:
+			if m.requests >= floodMinExtra {
+				return true
+			}
+		case models.Exfiltration:
+			if m.bytesIn >= exfilMinBytes {
+				return true
+			}
+		default:
+			return true
+		}
+	}
+	return false
+}
+
+// peekState is a copy of what the shard knows of e, caught up to ws; nil
+// for a new edge.
+func (s *shard) peekState(e models.Edge, ws int64) *edgeState {
+	st := s.edges[e]
+	if st == nil {
+		st = s.det.warm[e]
+	}
+	if st == nil {
+		return nil
+	}
+	c := *st
+	if gap := (ws-c.lastMs)/s.det.windowMs - 1; gap > 0 {
+		for f := range c.base {
+			s.det.model.catchUp(&c.base[f], gap)
+		}
+	}
+	return &c
+}
+
+// early runs the families that can fire early on one changed edge and
+// keeps what is beyond doubt and no older open window may raise.
+func (cw *closingWindow) early(ew *edgeWin, older []*window) {
+	n := len(cw.findings)
+	cw.earlyFamilies(ew)
+	kept := cw.findings[:n]
+	for _, f := range cw.findings[n:] {
+		if !cw.s.olderMayRaise(older, f.kind, ew.e) {
+			kept = append(kept, f)
+		}
+	}
+	cw.findings = kept
+}
+
+func (cw *closingWindow) earlyFamilies(ew *edgeWin) {
+	s := cw.s
+	if ew.a.sides[1].plaintext > 0 {
+		cw.strictPlaintext(ew)
+	}
+	src, dst := s.sources[ew.e.Source], s.dests[ew.e.Destination]
+	if ew.st == nil {
+		sw := cw.srcs[ew.e.Source]
+		if ew.m.requests == 0 || sw.newEdges > 1 || ew.m.c4xx+ew.m.c5xx+ew.m.failed > 0 {
+			return
+		}
+		cw.lateral(ew, src, dst)
+		return
+	}
+	if ew.st.suspectUntil > cw.ws || cw.ws-ew.st.firstMs < cw.learnMs {
+		return
+	}
+	n := len(cw.findings)
+	sc := cw.scoreEdge(ew, s.seasonalFactor(dst, cw.ws))
+	cw.surge(ew, sc, cw.dsts[ew.e.Destination], cw.dsts[ew.e.Source])
+	cw.exfiltration(ew, sc)
+	kept := cw.findings[:n]
+	for _, f := range cw.findings[n:] {
+		if f.score >= s.det.cfg.EarlyFactor*cw.thr {
+			kept = append(kept, f)
+		}
+	}
+	cw.findings = kept
+}
+
+// settleEarly ends the early marks of window start once it has closed:
+// what the close did not raise again stays as raised early.
+func (s *shard) settleEarly(start int64) {
+	for k, m := range s.early {
+		if m.start == start {
+			delete(s.early, k)
+			s.det.stats.earlyUnconfirmed.Add(1)
+		}
+	}
+}
