@@ -334,24 +334,12 @@ func (s *shard) raise(ctx context.Context, w *window, f finding, early bool) {
 		// An older window raises what a newer one raised early (the
 		// attack's first records arrived out of order): undo the early
 		// raise, which stands as delivered, and go on as a replay would.
-		delete(s.early, key)
 		d.stats.earlyUnconfirmed.Add(1)
-		det = mark.before
-		if det == nil {
-			delete(s.active, key)
-		} else {
-			s.active[key] = det
-		}
+		det = s.undoEarly(key, mark)
 	case wasEarly:
 		// The close of the window the early raise came from: start again
 		// from the detection as it was before, so the window counts once.
-		delete(s.early, key)
-		det = mark.before
-		if det == nil {
-			delete(s.active, key)
-		} else {
-			s.active[key] = det
-		}
+		det = s.undoEarly(key, mark)
 	case early:
 		m := earlyMark{start: w.start, detectedAt: now}
 		if det != nil {
@@ -408,6 +396,18 @@ func (s *shard) raise(ctx context.Context, w *window, f finding, early bool) {
 		det.Evidence.Parts = s.partsOf(inc)
 	}
 	s.deliver(ctx, det)
+}
+
+// undoEarly puts the detection of key back as it was before its early
+// raise and returns it (nil: the early raise created it).
+func (s *shard) undoEarly(key activeKey, mark earlyMark) *models.Detection {
+	delete(s.early, key)
+	if mark.before == nil {
+		delete(s.active, key)
+	} else {
+		s.active[key] = mark.before
+	}
+	return mark.before
 }
 
 func (s *shard) deliver(ctx context.Context, det *models.Detection) {

@@ -170,9 +170,7 @@ func TestEachAttackIsDetectedInItsWindow(t *testing.T) {
 		kind   models.DetectionKind
 		attack func(ws int64) []models.Flow
 	}{
-		{models.LateralMovement, func(ws int64) []models.Flow {
-			return []models.Flow{flow(ws+5, "shop/cart", "shop/catalog", "/products", 200)}
-		}},
+		{models.LateralMovement, lateralFlows},
 		{models.CredentialStuffing, func(ws int64) []models.Flow {
 			var out []models.Flow
 			for k := 0; k < 80; k++ {
@@ -194,11 +192,7 @@ func TestEachAttackIsDetectedInItsWindow(t *testing.T) {
 			}
 			return out
 		}},
-		{models.Exfiltration, func(ws int64) []models.Flow {
-			f := flow(ws+1, "shop/catalog", "data/db", "/query", 200)
-			f.BytesSent = 200 << 20
-			return []models.Flow{f}
-		}},
+		{models.Exfiltration, exfilFlows},
 		{models.MTLSDowngrade, func(ws int64) []models.Flow {
 			f := flow(ws+1, "shop/cart", "data/db", "/query", 200)
 			f.TLS = models.TLSPlaintext
@@ -400,6 +394,16 @@ func TestMaxFutureMustBePositive(t *testing.T) {
 }
 
 // scanFlows is shop/frontend probing 40 services on 7 ports in one window.
+func lateralFlows(ws int64) []models.Flow {
+	return []models.Flow{flow(ws+5, "shop/cart", "shop/catalog", "/products", 200)}
+}
+
+func exfilFlows(ws int64) []models.Flow {
+	f := flow(ws+1, "shop/catalog", "data/db", "/query", 200)
+	f.BytesSent = 200 << 20
+	return []models.Flow{f}
+}
+
 func scanFlows(ws int64) []models.Flow {
 	var out []models.Flow
 	for k := 0; k < 40; k++ {

@@ -143,31 +143,21 @@ func (s *shard) olderMayRaise(older []*window, kind models.DetectionKind, e mode
 			continue
 		}
 		m := a.merge()
+		may := true // lateral movement, and what early never raises
 		switch kind {
-		case models.LateralMovement:
-			return true
 		case models.MTLSDowngrade:
 			src := s.sources[e.Source]
-			if m.plaintext > 0 || a.changed || (a.principal != "" && src != nil && a.principal != src.principal) {
-				return true
-			}
+			may = m.plaintext > 0 || a.changed || (a.principal != "" && src != nil && a.principal != src.principal)
 		case models.CredentialStuffing:
-			if m.auth >= authMinCount {
-				return true
-			}
+			may = m.auth >= authMinCount
 		case models.ErrorSurge:
-			if m.c5xx >= errorMinCount {
-				return true
-			}
+			may = m.c5xx >= errorMinCount
 		case models.RequestFlood:
-			if m.requests >= floodMinExtra {
-				return true
-			}
+			may = m.requests >= floodMinExtra
 		case models.Exfiltration:
-			if m.bytesIn >= exfilMinBytes {
-				return true
-			}
-		default:
+			may = m.bytesIn >= exfilMinBytes
+		}
+		if may {
 			return true
 		}
 	}

@@ -78,9 +78,7 @@ func TestEarlyFiringRaisesBeyondDoubtAtOnceAndEndsAsAReplay(t *testing.T) {
 		kind   models.DetectionKind
 		attack func(ws int64) []models.Flow
 	}{
-		{models.LateralMovement, func(ws int64) []models.Flow {
-			return []models.Flow{flow(ws+5, "shop/cart", "shop/catalog", "/products", 200)}
-		}},
+		{models.LateralMovement, lateralFlows},
 		{models.CredentialStuffing, func(ws int64) []models.Flow {
 			var out []models.Flow
 			for k := 0; k < 200; k++ {
@@ -95,11 +93,7 @@ func TestEarlyFiringRaisesBeyondDoubtAtOnceAndEndsAsAReplay(t *testing.T) {
 			f.Reporter = models.ReporterDestination
 			return []models.Flow{f}
 		}},
-		{models.Exfiltration, func(ws int64) []models.Flow {
-			f := flow(ws+1, "shop/catalog", "data/db", "/query", 200)
-			f.BytesSent = 200 << 20
-			return []models.Flow{f}
-		}},
+		{models.Exfiltration, exfilFlows},
 	}
 	for _, tc := range cases {
 		t.Run(string(tc.kind), func(t *testing.T) {
