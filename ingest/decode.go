@@ -177,7 +177,8 @@ type DecoderStats struct {
 type Decoder struct {
 	cfg   DecoderConfig
 	stats DecoderStats // updated freely while decoding
-	// horizonMs is the newest event time accepted, set by each Decode.
+	// horizonMs is the newest event time accepted when cfg.MaxFuture is
+	// set, taken from the wall clock by each Decode.
 	horizonMs int64
 
 	mu       sync.Mutex
@@ -215,7 +216,6 @@ func NewDecoder(cfg DecoderConfig) *Decoder {
 	cfg = cfg.withDefaults()
 	return &Decoder{
 		cfg:        cfg,
-		horizonMs:  maxEventMs - 1,
 		intern:     newInternTable(4096),
 		principals: make(map[string]string),
 		templates:  newInternTable(4096),
@@ -303,9 +303,8 @@ func (b *tally) err() error {
 // *DecodeError. Decode never keeps value or points into it.
 func (d *Decoder) Decode(sig Signal, value []byte, id models.FlowIDBase, dst []models.Flow) ([]models.Flow, error) {
 	d.stats.Messages++
-	d.horizonMs = maxEventMs - 1
 	if d.cfg.MaxFuture > 0 {
-		d.horizonMs = min(d.horizonMs, time.Now().Add(d.cfg.MaxFuture).UnixMilli())
+		d.horizonMs = time.Now().Add(d.cfg.MaxFuture).UnixMilli()
 	}
 	out, err := d.decode(sig, value, id, dst)
 	if err != nil {
@@ -413,17 +412,17 @@ var (
 
 // checkTime returns why ms is not a usable event time, or "".
 func (d *Decoder) checkTime(ms int64) string {
-	if ms >= minEventMs && ms <= d.horizonMs {
-		return ""
+	if ms < minEventMs || ms >= maxEventMs {
+		d.stats.RejectedBadTime++
+		if ms == 0 {
+			return "the record has no event time"
+		}
+		return "event time " + time.UnixMilli(ms).UTC().Format(time.RFC3339) + " is outside 2000..2100"
 	}
-	if ms >= minEventMs && ms < maxEventMs {
+	if d.cfg.MaxFuture > 0 && ms > d.horizonMs {
 		d.stats.RejectedFuture++
 		return "event time " + time.UnixMilli(ms).UTC().Format(time.RFC3339) + " is more than " + d.cfg.MaxFuture.String() +
 			" (detect.max_future) ahead of the wall clock"
 	}
-	d.stats.RejectedBadTime++
-	if ms == 0 {
-		return "the record has no event time"
-	}
-	return "event time " + time.UnixMilli(ms).UTC().Format(time.RFC3339) + " is outside 2000..2100"
+	return ""
 }

@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -71,5 +72,40 @@ func TestConsumerDeadLettersFutureRecords(t *testing.T) {
 		!strings.Contains(h[ingest.HeaderDetail], "2098-06-01T12:00:00Z") || !strings.Contains(h[ingest.HeaderDetail], "detect.max_future") ||
 		h[ingest.HeaderRejected] != "1/"+strconv.Itoa(n) {
 		t.Fatalf("dead letter key %q headers %v; want the message with the 2098 record named and rejected 1/%d", m.Key, h, n)
+	}
+}
+
+// The bound is the wall clock plus MaxFuture at decode time: a record a
+// minute ahead (a proxy's clock slightly fast) is kept, three minutes
+// ahead is rejected; without MaxFuture only the year 2100 bounds it.
+func TestDecoderRejectsRecordsBeyondMaxFuture(t *testing.T) {
+	ld := scenario.New(scenario.DefaultMesh(), testenv.Recent(), 44).Next(time.Second)
+	recs := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
+	if recs.Len() < 3 {
+		t.Fatalf("%d records in the first scope; want 3", recs.Len())
+	}
+	now := time.Now().UTC()
+	recs.At(0).Attributes().PutStr("start_time", now.Add(time.Minute).Format("2006-01-02T15:04:05.000Z"))
+	recs.At(1).Attributes().PutStr("start_time", now.Add(3*time.Minute).Format("2006-01-02T15:04:05.000Z"))
+	value, err := (&plog.ProtoMarshaler{}).MarshalLogs(ld)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := ld.LogRecordCount()
+	base := models.NewFlowIDBase("t", 0, 0)
+
+	dec := ingest.NewDecoder(ingest.DecoderConfig{MaxFuture: 2 * time.Minute})
+	flows, err := dec.Decode(ingest.SignalLogs, value, base, nil)
+	var de *ingest.DecodeError
+	if !errors.As(err, &de) || de.Rejected != 1 || !strings.Contains(de.Detail, "record 1: ") || !strings.Contains(de.Detail, "detect.max_future") {
+		t.Fatalf("err %v; want record 1 rejected for detect.max_future", err)
+	}
+	if len(flows) != n-1 || flows[0].ID != base.ID(0) || dec.Stats().RejectedFuture != 1 {
+		t.Fatalf("%d flows (first %v), %d future; want %d with record 0 kept, 1 future", len(flows), flows[0].ID, dec.Stats().RejectedFuture, n-1)
+	}
+
+	unbounded := ingest.NewDecoder(ingest.DecoderConfig{})
+	if flows, err := unbounded.Decode(ingest.SignalLogs, value, base, nil); err != nil || len(flows) != n {
+		t.Fatalf("without MaxFuture: %d flows, %v; want all %d", len(flows), err, n)
 	}
 }
