@@ -54,6 +54,11 @@ type IngestConfig struct {
 	// ShutdownTimeout bounds the final flush on shutdown; what is not
 	// stored by then is not committed and is read again after restart.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// MaxFuture is detect.max_future, not a key of its own: records dated
+	// further ahead of the wall clock are dead-lettered with the reason
+	// (the rest of their message is stored), so they never reach a
+	// store or a watermark. 0 turns the check off.
+	MaxFuture time.Duration `yaml:"-"`
 }
 
 // DefaultKafkaConfig returns the defaults: the collector's kafkaexporter
@@ -78,6 +83,7 @@ func DefaultIngestConfig() IngestConfig {
 		BatchTimeout:    time.Second,
 		RetryMax:        10 * time.Second,
 		ShutdownTimeout: 20 * time.Second,
+		MaxFuture:       2 * time.Minute,
 	}
 }
 

@@ -159,7 +159,7 @@ func NewConsumer(kcfg KafkaConfig, icfg IngestConfig, next consumer.Flows, log *
 		log:         log,
 		rcfg:        rcfg,
 		dlq:         dlq,
-		dec:         NewDecoder(DecoderConfig{Encoding: enc}),
+		dec:         NewDecoder(DecoderConfig{Encoding: enc, MaxFuture: icfg.MaxFuture}),
 		signals:     signals,
 	}, nil
 }

@@ -107,6 +107,11 @@ type DecoderConfig struct {
 	// the counter was born within the interval. Otherwise the first point
 	// only sets the baseline.
 	CounterStartGrace time.Duration
+	// MaxFuture rejects records dated more than this ahead of the wall
+	// clock at the start of each Decode (DecoderStats.RejectedFuture):
+	// one record dated 2098 must not move a watermark. 0 bounds event
+	// times by the year 2100 only. The consumer sets detect.max_future.
+	MaxFuture time.Duration
 }
 
 func (c DecoderConfig) withDefaults() DecoderConfig {
@@ -147,6 +152,7 @@ type DecoderStats struct {
 	RejectedBadNumber   uint64 // a numeric field that is not a number in range
 	RejectedBadTime     uint64 // an event time that does not parse, is missing or lies outside 2000..2100
 	RejectedNoTelemetry uint64 // no known attribute and no parseable text body
+	RejectedFuture      uint64 // an event time more than MaxFuture ahead of the wall clock
 
 	// TextParseErrors counts text bodies that did not parse on records that
 	// were kept thanks to their attributes.
@@ -171,6 +177,9 @@ type DecoderStats struct {
 type Decoder struct {
 	cfg   DecoderConfig
 	stats DecoderStats // updated freely while decoding
+	// horizonMs is the newest event time accepted when cfg.MaxFuture is
+	// set, taken from the wall clock by each Decode.
+	horizonMs int64
 
 	mu       sync.Mutex
 	snapshot DecoderStats // stats as of the end of the last Decode
@@ -294,6 +303,9 @@ func (b *tally) err() error {
 // *DecodeError. Decode never keeps value or points into it.
 func (d *Decoder) Decode(sig Signal, value []byte, id models.FlowIDBase, dst []models.Flow) ([]models.Flow, error) {
 	d.stats.Messages++
+	if d.cfg.MaxFuture > 0 {
+		d.horizonMs = time.Now().Add(d.cfg.MaxFuture).UnixMilli()
+	}
 	out, err := d.decode(sig, value, id, dst)
 	if err != nil {
 		if e, ok := err.(*DecodeError); ok && e.Rejected == 0 {
@@ -400,12 +412,17 @@ var (
 
 // checkTime returns why ms is not a usable event time, or "".
 func (d *Decoder) checkTime(ms int64) string {
-	if ms >= minEventMs && ms < maxEventMs {
-		return ""
+	if ms < minEventMs || ms >= maxEventMs {
+		d.stats.RejectedBadTime++
+		if ms == 0 {
+			return "the record has no event time"
+		}
+		return "event time " + time.UnixMilli(ms).UTC().Format(time.RFC3339) + " is outside 2000..2100"
 	}
-	d.stats.RejectedBadTime++
-	if ms == 0 {
-		return "the record has no event time"
+	if d.cfg.MaxFuture > 0 && ms > d.horizonMs {
+		d.stats.RejectedFuture++
+		return "event time " + time.UnixMilli(ms).UTC().Format(time.RFC3339) + " is more than " + d.cfg.MaxFuture.String() +
+			" (detect.max_future) ahead of the wall clock"
 	}
-	return "event time " + time.UnixMilli(ms).UTC().Format(time.RFC3339) + " is outside 2000..2100"
+	return ""
 }

@@ -132,7 +132,9 @@ func serve(ctx context.Context, cfg Config, stages stageSet) error {
 		wiring.set(p.Responder, p.Alerter)
 	}
 	if p.Flows != nil {
-		ing, err := ingest.NewConsumer(kcfg, cfg.Ingest, p.Flows, log)
+		icfg := cfg.Ingest
+		icfg.MaxFuture = cfg.Detect.MaxFuture // one bound, checked once: at ingest
+		ing, err := ingest.NewConsumer(kcfg, icfg, p.Flows, log)
 		if err != nil {
 			return err
 		}

@@ -51,6 +51,8 @@ func registerConsumer(reg *prometheus.Registry, c *ingest.Consumer) {
 	counter("meshguard_ingest_dlq_failures_total", "Dead-letter writes refused for good (topic missing or denied, message too large even capped).", func(s ingest.Stats) int64 { return s.DLQFailures })
 	counter("meshguard_ingest_dlq_skipped_total", "Undecodable messages committed without a DLQ copy (kafka.dlq_required: false).", func(s ingest.Stats) int64 { return s.DLQSkipped })
 	counter("meshguard_ingest_dlq_capped_total", "Messages too large for the DLQ, written as a capped copy with their coordinates.", func(s ingest.Stats) int64 { return s.DLQCapped })
+	counter("meshguard_ingest_future_records_total", "Records dated more than detect.max_future ahead of the wall clock, dead-lettered with the reason (the rest of their message is stored).",
+		func(s ingest.Stats) int64 { return int64(s.Decoder.RejectedFuture) })
 	counter("meshguard_ingest_oversize_batches_total", "Reads of a record batch refused for decompressing past the cap (a compression bomb; its partition waits).", func(s ingest.Stats) int64 { return s.OversizeBatches })
 	gauge := func(name, help string, f func(ingest.Stats) int64) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},

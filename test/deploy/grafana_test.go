@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,8 +15,23 @@ import (
 
 // dashboardQueries returns every SQL query of deploy/grafana/meshguard.json
 // (panels, annotations, variables), keyed by where it is, and checks each
-// target uses the ClickHouse data source.
+// target uses the ClickHouse data source, or Prometheus for meshguard's
+// own metrics (dashboardMetricQueries).
 func dashboardQueries(t *testing.T) map[string]string {
+	sql, _ := dashboardTargets(t)
+	return sql
+}
+
+// dashboardMetricQueries returns the PromQL of the Prometheus targets,
+// keyed by panel. The choice (issue 14): what only meshguard's /metrics
+// knows, Kafka lag above all, is read there through Prometheus, since
+// ClickHouse has no copy; every such query names meshguard's metrics only.
+func dashboardMetricQueries(t *testing.T) map[string]string {
+	_, prom := dashboardTargets(t)
+	return prom
+}
+
+func dashboardTargets(t *testing.T) (sql, prom map[string]string) {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "deploy", "grafana", "meshguard.json"))
 	if err != nil {
@@ -27,6 +43,7 @@ func dashboardQueries(t *testing.T) map[string]string {
 		} `json:"datasource"`
 		EditorType string `json:"editorType"`
 		RawSQL     string `json:"rawSql"`
+		Expr       string `json:"expr"`
 	}
 	var d struct {
 		UID    string `json:"uid"`
@@ -55,7 +72,7 @@ func dashboardQueries(t *testing.T) map[string]string {
 	if d.UID != "meshguard" {
 		t.Errorf("uid %q; alert.slack.link_template links to /d/meshguard", d.UID)
 	}
-	out := map[string]string{}
+	out, prom := map[string]string{}, map[string]string{}
 	check := func(where string, tg target) {
 		if tg.Datasource.Type != "grafana-clickhouse-datasource" || tg.EditorType != "sql" || tg.RawSQL == "" {
 			t.Errorf("%s: want an SQL query on grafana-clickhouse-datasource, got %+v", where, tg)
@@ -66,7 +83,14 @@ func dashboardQueries(t *testing.T) map[string]string {
 		if p.Type != "row" && len(p.Targets) == 0 {
 			t.Errorf("panel %q has no query", p.Title)
 		}
-		for _, tg := range p.Targets {
+		for i, tg := range p.Targets {
+			if tg.Datasource.Type == "prometheus" {
+				if tg.Expr == "" || tg.RawSQL != "" {
+					t.Errorf("panel %q: a Prometheus target wants a PromQL expr and no SQL, got %+v", p.Title, tg)
+				}
+				prom[fmt.Sprintf("panel %s #%d", p.Title, i)] = tg.Expr
+				continue
+			}
 			check("panel "+p.Title, tg)
 		}
 	}
@@ -80,7 +104,7 @@ func dashboardQueries(t *testing.T) map[string]string {
 			out["variable "+v.Name] = q
 		}
 	}
-	return out
+	return out, prom
 }
 
 // TestDashboardCoversTheTables: panels over flows, edge_minute,
@@ -164,4 +188,74 @@ func expandGrafana(q string) string {
 		"${namespace:singlequote}", "'shop'",
 		"${detection}", "d1",
 	).Replace(q)
+}
+
+// TestDashboardMetricPanelsQueryMeshguardMetrics: the Prometheus panels
+// show ingest lag, and every series they select is one meshguard
+// registers (a name in cmd/meshguard's collectors; a histogram's _bucket,
+// _sum and _count belong to it), so a renamed metric breaks this test, not
+// the board.
+func TestDashboardMetricPanelsQueryMeshguardMetrics(t *testing.T) {
+	queries := dashboardMetricQueries(t)
+	registered := registeredMetrics(t)
+	// Identifiers with an underscore not called as functions: metric
+	// names (label names of these queries have none).
+	series := regexp.MustCompile(`\b[a-z][a-z0-9]*_[a-z0-9_]+\b(\s*\()?`)
+	lag := false
+	for where, q := range queries {
+		if strings.Count(q, "(") != strings.Count(q, ")") || strings.Count(q, "{") != strings.Count(q, "}") {
+			t.Errorf("%s: unbalanced brackets in %q", where, q)
+		}
+		names := 0
+		for _, m := range series.FindAllStringSubmatch(q, -1) {
+			if m[1] != "" {
+				continue // histogram_quantile(
+			}
+			name := m[0]
+			names++
+			if !strings.HasPrefix(name, "meshguard_") {
+				t.Errorf("%s: %s is not one of meshguard's metrics", where, name)
+				continue
+			}
+			if !registered[name] && !registered[strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_sum"), "_count")] {
+				t.Errorf("%s: meshguard registers no metric %s", where, name)
+			}
+			lag = lag || name == "meshguard_ingest_lag"
+		}
+		if names == 0 {
+			t.Errorf("%s: selects no metric: %q", where, q)
+		}
+	}
+	if !lag {
+		t.Errorf("no Prometheus panel shows meshguard_ingest_lag")
+	}
+}
+
+// registeredMetrics returns the metric names cmd/meshguard gives its
+// Prometheus collectors (string literals of the form "meshguard_...").
+func registeredMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	dir := filepath.Join(testenv.RepoRoot(t), "cmd", "meshguard")
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	literal := regexp.MustCompile(`"(meshguard_[a-z0-9_]+)"`)
+	out := map[string]bool{}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range literal.FindAllStringSubmatch(string(src), -1) {
+			out[m[1]] = true
+		}
+	}
+	if !out["meshguard_ingest_flows_total"] {
+		t.Fatalf("found no metric names in %s (%d names): has the registry moved?", dir, len(out))
+	}
+	return out
 }

@@ -30,7 +30,9 @@ import (
 // kube-apiserver and a Slack message with Approve/Revoke buttons; a Revoke
 // click, signed as Slack signs it, by an allowed user of the configured
 // team, removes the policy and is audited with the user. A click from a
-// user who only took an approver's ID as its name does nothing.
+// user who only took an approver's ID as its name does nothing. After a
+// restart the same attack again is held back by the revoke, and the
+// actions table says so.
 func TestServeSlackRevokeRemovesPolicy(t *testing.T) {
 	brokers := testenv.Kafka(t)
 	conn, db := testenv.ClickHouse(t)
@@ -147,6 +149,49 @@ func TestServeSlackRevokeRemovesPolicy(t *testing.T) {
 	if strings.Contains(srv.out.String(), secret) {
 		t.Errorf("the signing secret is in serve's log")
 	}
+
+	// A restart forgets nothing: the same config, the attack again (the
+	// feed re-reads the first detection within detect.hold, and a new one
+	// arrives), and the revoke, read back from the actions table, keeps
+	// the policy away for respond.revoke_hold.
+	srv = startMeshguard(t, env, "serve", "--stages", "respond,alert")
+	waitReady(t, apiAddr, srv)
+	again := time.Now().UTC().Truncate(time.Second)
+	d2 := d
+	d2.ID = "brake-again-" + db
+	d2.DetectedAt, d2.UpdatedAt, d2.WindowStart, d2.WindowEnd = again, again, again.Add(-10*time.Second), again
+	d2.Evidence.Summary = "frontend called payments-v1 again after the revoke"
+	writeDetection(t, db, d2)
+	held := map[string]string{} // detection id -> reason of its skipped row
+	waitUntil(t, "both detections held back by the revoke after the restart", srv, func() bool {
+		rows, err := conn.Query(context.Background(), "SELECT detection_id, reason FROM "+db+".actions WHERE action_id = ? AND state = 'skipped'", value.ActionID)
+		if err != nil {
+			return false
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id, reason string
+			if rows.Scan(&id, &reason) == nil {
+				held[id] = reason
+			}
+		}
+		return held[d.ID] != "" && held[d2.ID] != ""
+	})
+	for id, reason := range held {
+		if !strings.Contains(reason, "revoked by slack:alice/U0ALICE") || !strings.Contains(reason, "respond.revoke_hold") {
+			t.Errorf("detection %s held back with reason %q; want the revoke's actor and respond.revoke_hold", id, reason)
+		}
+	}
+	list, err = dyn.Resource(authzGVR).Namespace("billing").List(context.Background(), metav1.ListOptions{LabelSelector: "meshguard.io/instance=" + instance})
+	if err != nil || len(list.Items) != 0 {
+		t.Fatalf("after the restart and the repeated attack: %d policies (%v); want the revoked one to stay removed", len(list.Items), err)
+	}
+	var reapplied uint64
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".actions WHERE action_id = ? AND detection_id = ? AND state != 'skipped'",
+		value.ActionID, d2.ID).Scan(&reapplied); err != nil || reapplied != 0 {
+		t.Errorf("the repeated attack has %d action rows other than skipped (%v); want none", reapplied, err)
+	}
+	srv.terminate(t, 30*time.Second)
 }
 
 // With Slack's webhook unreachable, serve reports the failure without

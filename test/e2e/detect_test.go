@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,7 +26,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/meshguard/meshguard/models"
-	"github.com/meshguard/meshguard/scenario"
 	"github.com/meshguard/meshguard/test/testenv"
 )
 
@@ -59,36 +57,8 @@ func TestServeDetectsAttacksFromKafka(t *testing.T) {
 	os.WriteFile(tokens, []byte("viewer-token-0123456789 viewer alice\n"), 0o600)
 	env = append(env, "MESHGUARD_SERVER_LISTEN="+apiAddr, "MESHGUARD_SERVER_AUTH_MODE=token", "MESHGUARD_SERVER_AUTH_TOKENS_FILE="+tokens)
 
-	start := testenv.Last(time.Monday, 9)
-	kinds := []models.DetectionKind{models.LateralMovement, models.CredentialStuffing}
-	attacks, err := scenario.Schedule(kinds, start.Add(15*time.Minute), 5*time.Minute, 2*time.Minute, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gen, err := scenario.NewWith(scenario.RealisticMesh(), start, 7, scenario.Options{Scale: 0.25, Attacks: attacks})
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := startMeshguard(t, env, "serve")
-
-	// One message per 10 s of event time: a partition's watermark moves
-	// with what it receives, so both partitions get the whole timeline.
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.RoundRobin{},
-		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
-	defer w.Close()
-	for gen.Now().Before(start.Add(30 * time.Minute)) {
-		values, err := scenario.Marshal(gen.Next(10*time.Second), 500)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msgs := make([]kafka.Message, len(values))
-		for i, v := range values {
-			msgs[i].Value = v
-		}
-		if err := w.WriteMessages(context.Background(), msgs...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	produceAttacks(t, brokers, topic)
 
 	deadline := time.Now().Add(3 * time.Minute)
 	found := map[string]uint64{}

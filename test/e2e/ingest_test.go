@@ -31,15 +31,11 @@ func produce(t *testing.T, brokers []string, topic string, messages int, pace ti
 		total := 0
 		for i := 0; i < messages; i++ {
 			ld := gen.Next(time.Second)
-			values, err := scenario.Marshal(ld, 500)
+			msgs, err := logMessages(ld)
 			if err != nil {
 				t.Errorf("marshal: %v", err)
 				p.records <- -1
 				return
-			}
-			msgs := make([]kafka.Message, len(values))
-			for i, v := range values {
-				msgs[i].Value = v
 			}
 			if err := w.WriteMessages(context.Background(), msgs...); err != nil {
 				t.Errorf("produce: %v", err)

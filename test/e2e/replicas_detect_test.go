@@ -1,0 +1,210 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/meshguard/meshguard/models"
+	"github.com/meshguard/meshguard/scenario"
+	"github.com/meshguard/meshguard/test/testenv"
+)
+
+// Detections do not depend on how many replicas share the work (issue 14
+// item 4): the same topic, read by one serve in one group and by two
+// serves in another, gives the same detections, ids included. Detector
+// state is sharded by partition and detection ids derive from the kind,
+// the endpoints and the window, so a partition read whole by either
+// replica closes the same windows.
+//
+// The two replicas split the partitions before the telemetry arrives. A
+// partition that changes hands mid-stream starts over on its new owner
+// with no baselines, open windows or ongoing detections: detect has no
+// snapshot hand-off on rebalance yet. MESHGUARD_TEST_REBALANCE_DETECT=1
+// also compares a group whose second replica joins a third of the way
+// through; that fails today (a lateral movement of the moved partition
+// is missed), so it stays out of make test until the hand-off exists.
+func TestServeDetectionsOfTwoReplicasEqualOne(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	topic := testenv.NewTopic(t, brokers, 2)
+	conn1, db1 := testenv.ClickHouse(t)
+	_, db2 := testenv.ClickHouse(t)
+	env := func(db, group, addr string) []string {
+		return append(serveEnv(brokers, topic, fmt.Sprintf("clickhouse://%s/%s", testenv.ClickHouseAddr(t), db)),
+			"MESHGUARD_KAFKA_GROUP_ID="+group, "MESHGUARD_SERVER_LISTEN="+addr,
+			"MESHGUARD_DETECT_LEARNING_PERIOD=10m", "MESHGUARD_DETECT_HISTORY=0s")
+	}
+	assigned := func(addr string) string {
+		_, body := httpGet(addr, "/metrics")
+		return metricValue(body, "meshguard_ingest_assigned_partitions")
+	}
+
+	// Two replicas in one group, one partition each, before any record.
+	addrB1, addrB2 := freeAddr(t), freeAddr(t)
+	b1 := startMeshguard(t, env(db2, topic+"-two", addrB1), "serve", "--stages", "ingest,detect")
+	waitUntil(t, "replica B1 holding both partitions", b1, func() bool { return assigned(addrB1) == "2" })
+	b2 := startMeshguard(t, env(db2, topic+"-two", addrB2), "serve", "--stages", "ingest,detect")
+	waitUntil(t, "the group split between B1 and B2", b2, func() bool {
+		return assigned(addrB1) == "1" && assigned(addrB2) == "1"
+	})
+
+	records := produceAttacks(t, brokers, topic)
+	waitFlows(t, conn1, db2, uint64(records), 3*time.Minute)
+	two := settledDetections(t, conn1, db2, b1)
+	b1.terminate(t, 30*time.Second)
+	b2.terminate(t, 30*time.Second)
+	if len(two) == 0 {
+		t.Fatalf("two replicas raised no detection from %d records: the comparison would prove nothing", records)
+	}
+
+	// One replica, its own group: the same topic from the start.
+	addrA := freeAddr(t)
+	a := startMeshguard(t, env(db1, topic+"-one", addrA), "serve", "--stages", "ingest,detect")
+	waitFlows(t, conn1, db1, uint64(records), 3*time.Minute)
+	one := settledDetections(t, conn1, db1, a)
+	a.terminate(t, 30*time.Second)
+
+	t.Logf("%d records; one replica: %d detections, two replicas: %d", records, len(one), len(two))
+	if os.Getenv("MESHGUARD_TEST_REBALANCE_DETECT") != "" {
+		// A second group of two where B2 joins mid-stream: what a
+		// partition changing hands does to its detections.
+		_, db3 := testenv.ClickHouse(t)
+		addrC1, addrC2 := freeAddr(t), freeAddr(t)
+		c1 := startMeshguard(t, env(db3, topic+"-join", addrC1), "serve", "--stages", "ingest,detect")
+		waitFlows(t, conn1, db3, uint64(records)/3, 3*time.Minute)
+		c2 := startMeshguard(t, env(db3, topic+"-join", addrC2), "serve", "--stages", "ingest,detect")
+		waitFlows(t, conn1, db3, uint64(records), 3*time.Minute)
+		joined := settledDetections(t, conn1, db3, c1)
+		c1.terminate(t, 30*time.Second)
+		c2.terminate(t, 30*time.Second)
+		if !slices.Equal(one, joined) {
+			t.Errorf("a replica joining mid-stream changes the detections\nonly with one replica: %v\nonly with the join: %v", missing(one, joined), missing(joined, one))
+		}
+	}
+	if !slices.Equal(one, two) {
+		t.Fatalf("detections differ\nonly with one replica: %v\nonly with two: %v", missing(one, two), missing(two, one))
+	}
+	kinds := map[string]bool{}
+	for _, d := range one {
+		kinds[strings.Split(d, " ")[1]] = true
+	}
+	if !kinds[string(models.LateralMovement)] || !kinds[string(models.CredentialStuffing)] {
+		t.Errorf("detections %v lack the scheduled attacks' kinds", one)
+	}
+}
+
+// produceAttacks writes 30 minutes of event time (then a lateral movement
+// and a credential stuffing, from minute 15) as fast as the broker takes
+// it, and returns the records written. Messages of 10 s of event time go
+// round-robin over the partitions: a partition's watermark moves with
+// what it receives, so every partition gets the whole timeline.
+func produceAttacks(t *testing.T, brokers []string, topic string) int {
+	t.Helper()
+	start := testenv.Last(time.Monday, 9)
+	kinds := []models.DetectionKind{models.LateralMovement, models.CredentialStuffing}
+	attacks, err := scenario.Schedule(kinds, start.Add(15*time.Minute), 5*time.Minute, 2*time.Minute, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, err := scenario.NewWith(scenario.RealisticMesh(), start, 7, scenario.Options{Scale: 0.25, Attacks: attacks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.RoundRobin{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	defer w.Close()
+	records := 0
+	for gen.Now().Before(start.Add(30 * time.Minute)) {
+		ld := gen.Next(10 * time.Second)
+		records += ld.LogRecordCount()
+		msgs, err := logMessages(ld)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return records
+}
+
+// logMessages splits ld into Kafka messages of at most 500 records, as
+// the collector's exporter does.
+func logMessages(ld plog.Logs) ([]kafka.Message, error) {
+	values, err := scenario.Marshal(ld, 500)
+	if err != nil {
+		return nil, err
+	}
+	msgs := make([]kafka.Message, len(values))
+	for i, v := range values {
+		msgs[i].Value = v
+	}
+	return msgs, nil
+}
+
+// settledDetections returns "id kind source" of every stored detection,
+// sorted, once the set has stopped changing: the last windows close only
+// when the idle partitions' event time is advanced by the wall clock
+// (detect.window + detect.allowed_lateness after the last flow), so it is
+// read until unchanged for longer than that.
+func settledDetections(t *testing.T, conn driver.Conn, db string, p *process) []string {
+	t.Helper()
+	const quiet = 45 * time.Second // > 10s window + 20s lateness + a tick
+	var last []string
+	since := time.Now()
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		cur, err := detectionSet(conn, db)
+		switch {
+		case err != nil || !slices.Equal(cur, last):
+			last, since = cur, time.Now()
+		case time.Since(since) > quiet:
+			return last
+		}
+		if !p.alive() {
+			t.Fatalf("meshguard exited while its detections settled:\n%s", p.out)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the detections of %s kept changing for 5 minutes: %v", db, last)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func detectionSet(conn driver.Conn, db string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rows, err := conn.Query(ctx, "SELECT detection_id, kind, source_principal, source_workload, source_namespace FROM "+db+".detections FINAL ORDER BY detection_id")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id, kind, principal, workload, ns string
+		if err := rows.Scan(&id, &kind, &principal, &workload, &ns); err != nil {
+			return nil, err
+		}
+		out = append(out, fmt.Sprintf("%s %s %s|%s/%s", id, kind, principal, ns, workload))
+	}
+	return out, rows.Err()
+}
+
+// missing returns the elements of a not in b.
+func missing(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
