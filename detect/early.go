@@ -9,9 +9,10 @@ import (
 	"github.com/meshguard/meshguard/models"
 )
 
-// Early firing (detect.early_firing). A live shard scores its oldest
-// open window while it is still filling, at most once per earlyEvery of
-// wall-clock time, and raises at once what is already beyond doubt:
+// Early firing (detect.early_firing). A live shard scores its open
+// windows while they are still filling, at most once per earlyEvery of
+// wall-clock time and only the edges with new records, and raises at once
+// what is already beyond doubt:
 //   - plaintext into a strict-mTLS namespace, seen by the destination's
 //     proxy (the TLS authority, so later records cannot turn it into mTLS);
 //   - a first-seen edge from an established source, unless the source's
@@ -36,8 +37,10 @@ import (
 // windows as before, and gives the same detections whatever its speed.
 //
 // What the close does not confirm (the source turned out to be scanning,
-// the surge turned out to be another kind) stays as raised early and is
-// counted in Stats.EarlyUnconfirmed.
+// the surge turned out to be another kind, or an older window's close
+// raised the same key because the attack's first records arrived out of
+// order) stays as raised early, beside what the closes raise, and is
+// counted in Stats.EarlyUnconfirmed: only then do live and replay differ.
 
 // earlyEvery bounds how often a shard's open window is scored.
 const earlyEvery = time.Second

@@ -122,6 +122,7 @@ func TestEarlyFiringRaisesBeyondDoubtAtOnceAndEndsAsAReplay(t *testing.T) {
 			if firstSec < 0 || firstSec > 1 {
 				t.Fatalf("%s raised in second %d of its window, want within its first two (live); got %v", tc.kind, firstSec, lc.kinds())
 			}
+			t.Logf("%s raised early after the batch ending %d s into its window", tc.kind, firstSec+1)
 			replay, rc := playLive(t, cfg, false, at+20, attack, nil)
 			if len(lc.got) != len(rc.got) {
 				t.Fatalf("live raised %v, the replay %v", lc.kinds(), rc.kinds())
