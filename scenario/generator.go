@@ -32,6 +32,7 @@ type Generator struct {
 	bursts  []burst // by index in mesh.Services
 	index   map[string]int
 	attacks []attack
+	mixed   *mixed // a mesh with Telemetry: the proxies' formats and the pods
 }
 
 // Options turn a plain generator into a scenario: the mesh's dynamics and
@@ -89,6 +90,11 @@ func NewWith(mesh Mesh, start time.Time, seed uint64, o Options) (*Generator, er
 	if err := g.prepareDynamics(); err != nil {
 		return nil, err
 	}
+	if len(mesh.Telemetry) > 0 {
+		if err := g.prepareMixed(); err != nil {
+			return nil, err
+		}
+	}
 	for _, a := range o.Attacks {
 		ra, err := g.resolve(a)
 		if err != nil {
@@ -121,6 +127,13 @@ func Load(t time.Time) float64 {
 // export request, and advances the clock. Each request is logged by both
 // proxies (Istio's default), the client's first.
 func (g *Generator) Next(d time.Duration) plog.Logs {
+	if g.mixed != nil {
+		ld := plog.NewLogs()
+		for _, b := range g.NextBatches(d) {
+			b.Logs.ResourceLogs().MoveAndAppendTo(ld.ResourceLogs())
+		}
+		return ld
+	}
 	ld := plog.NewLogs()
 	rl := ld.ResourceLogs().AppendEmpty() // Istio >= 1.19 sends an empty resource
 	sl := rl.ScopeLogs().AppendEmpty()
@@ -236,10 +249,21 @@ func (g *Generator) Emit(records plog.LogRecordSlice, r Request) {
 		if (side == "source" && r.ServerOnly) || (side == "destination" && r.ClientOnly) {
 			continue
 		}
-		lr := records.AppendEmpty()
+		dst, tel := records, Telemetry{}
+		if g.mixed != nil {
+			var ok bool
+			if dst, tel, ok = g.recordsFor(side, &r); !ok {
+				continue
+			}
+		}
+		lr := dst.AppendEmpty()
 		lr.SetTimestamp(pcommon.NewTimestampFromTime(r.At))
 		lr.SetObservedTimestamp(pcommon.NewTimestampFromTime(r.At.Add(time.Duration(r.DurationMs) * time.Millisecond)))
 		lr.SetTraceID(trace)
+		if g.mixed != nil {
+			g.mixedRecord(lr, tel, r, side, reqID, srcPort)
+			continue
+		}
 		g.attributes(lr.Attributes(), r, side, reqID, srcPort)
 		if g.Body {
 			lr.Body().SetStr(textLine(lr.Attributes()))
