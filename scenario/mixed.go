@@ -402,24 +402,7 @@ func (g *Generator) mixedRecord(lr plog.LogRecord, t Telemetry, r Request, side,
 func (g *Generator) envoyValues(a pcommon.Map, r Request, side, reqID string, srcPort int) {
 	host := r.To.App + "." + r.To.Namespace + ".svc.cluster.local"
 	port := strconv.Itoa(int(cmp.Or(r.Port, r.To.Port)))
-	a.EnsureCapacity(32)
-	a.PutStr("start_time", r.At.Format("2006-01-02T15:04:05.000Z"))
-	a.PutStr("method", r.Method)
-	a.PutStr("path", r.Path)
-	a.PutStr("protocol", "HTTP/1.1")
-	a.PutStr("response_code", strconv.Itoa(r.Code))
-	a.PutStr("response_flags", r.Flags)
-	a.PutStr("response_code_details", cmp.Or(r.Details, "via_upstream"))
-	a.PutStr("connection_termination_details", "-")
-	a.PutStr("upstream_transport_failure_reason", "-")
-	a.PutStr("bytes_received", strconv.Itoa(r.BytesReceived))
-	a.PutStr("bytes_sent", strconv.Itoa(r.BytesSent))
-	a.PutStr("duration", strconv.Itoa(r.DurationMs))
-	a.PutStr("upstream_service_time", strconv.Itoa(max(r.DurationMs-1, 0)))
-	a.PutStr("x_forwarded_for", "-")
-	a.PutStr("user_agent", r.UserAgent)
-	a.PutStr("request_id", reqID)
-	a.PutStr("authority", r.To.App+"."+r.To.Namespace+":"+port)
+	requestValues(a, r, reqID, port)
 	src := r.SrcIP.String() + ":" + strconv.Itoa(srcPort)
 	dst := r.DstIP.String() + ":" + port
 	if side == "source" {
