@@ -6,7 +6,7 @@ INFRA   := test/infra/infra.sh
 BIN     := bin/meshguard
 export MESHGUARD_INFRA_DIR ?= /tmp/meshguard-infra
 
-.PHONY: demo test test-clock build lint unit infra-up infra-down infra-clean infra-status bench bench-ingest collector-validate bench-nab eval
+.PHONY: demo test test-clock build lint unit infra-up infra-down infra-clean infra-status bench bench-ingest collector-validate bench-nab eval eval-mixed
 
 demo: build
 	./$(BIN) demo
@@ -80,3 +80,12 @@ bench-nab:
 # E.g. make eval EVAL_FLAGS='-scale 0.25 -strength 0.5'
 eval:
 	$(GO) run ./test/eval $(EVAL_FLAGS)
+
+# The same on the mixed mesh (scenario.MixedMesh): stock text, label form
+# and k8sattributes proxies, otlp_json, callers outside the mesh, pod
+# restarts, a compromised leaf; identities resolved from the scenario's
+# pods, respond (mode enforce) deciding on every detection; adds incidents
+# per attack, false incidents and actions enforced on benign edges.
+# E.g. make eval-mixed EVAL_FLAGS='-strength 0.3'
+eval-mixed:
+	$(GO) run ./test/eval -mixed $(EVAL_FLAGS)

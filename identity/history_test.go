@@ -186,7 +186,8 @@ func TestApplyFillsConflictsAndAttested(t *testing.T) {
 		// 0: IP only, text format: everything filled.
 		{TimestampMs: now, Source: models.Source{IP: ip}, Destination: models.Destination{Service: "catalog.shop.svc.cluster.local"}},
 		// 1: attested by the destination proxy, another identity than
-		// the IP's: kept, marked, nothing filled.
+		// the IP's: kept, marked; the caller's workload and namespace
+		// come from its address (the record named none).
 		{TimestampMs: now, Reporter: models.ReporterDestination, TLS: models.TLSMutual,
 			Source:      models.Source{IP: ip, Principal: "cluster.local/ns/billing/sa/payments"},
 			Destination: models.Destination{Service: "catalog.shop.svc.cluster.local"}},
@@ -212,8 +213,9 @@ func TestApplyFillsConflictsAndAttested(t *testing.T) {
 		t.Errorf("IP-only flow: %+v", f)
 	}
 	f = flows[1]
-	if !f.IdentityConflict || f.Source.Principal != "cluster.local/ns/billing/sa/payments" || f.Source.Workload != "" || f.Resolved.Has(models.ResolvedSourceWorkload) {
-		t.Errorf("attested principal overridden or not marked: %+v", f)
+	if !f.IdentityConflict || f.Source.Principal != "cluster.local/ns/billing/sa/payments" || f.Source.Workload != "frontend" || f.Source.Namespace != "shop" ||
+		f.Resolved != models.ResolvedSourceWorkload|models.ResolvedSourceNamespace|models.ResolvedDestinationWorkload|models.ResolvedDestinationNamespace|models.ResolvedDestinationPrincipal {
+		t.Errorf("attested principal overridden, not marked, or its pod not named: %+v (resolved %v)", f, f.Resolved.Fields())
 	}
 	f = flows[2]
 	if f.IdentityConflict || f.Resolved != models.ResolvedSourceNamespace|models.ResolvedDestinationNamespace|models.ResolvedDestinationPrincipal || f.Source.Namespace != "shop" ||
@@ -269,5 +271,42 @@ func TestStageWarnsOfAnotherTrustDomain(t *testing.T) {
 	if err := NewStage(r2, consumer.FlowsFunc(func(context.Context, []models.Flow) error { t.Error("next called"); return nil }), nil).
 		ConsumeFlows(context.Background(), flows); err != ErrNotSynced || consumer.IsPermanent(err) {
 		t.Errorf("before sync: %v, want ErrNotSynced", err)
+	}
+}
+
+// Issue 12's mixed-mesh evaluation: a stolen certificate on a label-form
+// server-side record (the caller known by principal alone) was left
+// without a workload, so detection never saw a known workload presenting
+// another's principal. The pod behind the address names the caller; the
+// claimed principal stays; a claimed workload the address contradicts is
+// still not replaced.
+func TestConflictOfAPrincipalAloneNamesThePod(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)}
+	r := New(Config{TrustDomain: "cluster.local", Remember: time.Hour})
+	r.now = clk.now
+	obj, _ := r.transform(testPod("identity", "loyalty-v1-abc-1", "u1", "10.0.0.5", "loyalty",
+		controller("ReplicaSet", "loyalty-v1-abc"), map[string]string{"app": "loyalty", "pod-template-hash": "abc"}, clk.t.Add(-time.Hour)))
+	r.onPod(obj, false)
+	ip, now := netip.MustParseAddr("10.0.0.5"), clk.t.UnixMilli()
+	flows := []models.Flow{
+		{TimestampMs: now, Reporter: models.ReporterDestination, TLS: models.TLSMutual,
+			Source: models.Source{IP: ip, Principal: "spiffe://cluster.local/ns/identity/sa/users"}},
+		{TimestampMs: now, Source: models.Source{IP: ip, Workload: "users-v1", Principal: "cluster.local/ns/identity/sa/users"}},
+	}
+	r.Apply(flows)
+	f := flows[0]
+	if !f.IdentityConflict || f.Source.Workload != "loyalty-v1" || f.Source.Namespace != "identity" ||
+		f.Source.Principal != "spiffe://cluster.local/ns/identity/sa/users" || f.Resolved.Has(models.ResolvedSourcePrincipal) {
+		t.Errorf("principal-only claim: %+v (resolved %v)", f, f.Resolved.Fields())
+	}
+	if f := flows[1]; !f.IdentityConflict || f.Source.Workload != "users-v1" || f.Source.Namespace != "" || f.Resolved != 0 {
+		t.Errorf("a claimed workload was replaced or filled beside: %+v", f)
+	}
+	again := append([]models.Flow(nil), flows...)
+	r.Apply(again)
+	for i := range flows {
+		if again[i] != flows[i] {
+			t.Errorf("flow %d changed on redelivery: %+v -> %+v", i, flows[i], again[i])
+		}
 	}
 }

@@ -54,9 +54,11 @@ func (s *Stage) ConsumeFlows(ctx context.Context, flows []models.Flow) error {
 // host. It only fills what a record lacks, and never changes what it
 // claims: a claim the cluster contradicts (a workload, namespace or
 // principal other than the IP's or Service's) is kept, the flow is
-// marked IdentityConflict, and nothing is filled on that side. An
-// identity the destination proxy attested (a source principal on a
-// destination-side mTLS record) is therefore never overridden.
+// marked IdentityConflict, and nothing else is filled on that side, but
+// for the workload and namespace of a source claimed by principal alone,
+// which come from the pod behind its address. An identity the destination
+// proxy attested (a source principal on a destination-side mTLS record)
+// is therefore never overridden.
 func (r *Resolver) Apply(flows []models.Flow) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -114,6 +116,15 @@ func applySource(f *models.Flow, id Identity) {
 	if (s.Workload != "" && s.Workload != id.Workload) || (s.Namespace != "" && s.Namespace != id.Namespace) ||
 		(s.Principal != "" && !samePrincipal(s.Principal, id.Principal)) {
 		f.IdentityConflict = true
+		if s.Workload == "" && s.Namespace == "" {
+			// The record named its caller by certificate only (the label
+			// form's server side): the pod behind the address is who
+			// presented it. Both stay, so that detection sees a known
+			// workload presenting another's principal, and respond sees
+			// the disagreement.
+			s.Workload, s.Namespace = id.Workload, id.Namespace
+			f.Resolved |= models.ResolvedSourceWorkload | models.ResolvedSourceNamespace
+		}
 		return
 	}
 	if s.Workload == "" {

@@ -502,8 +502,9 @@ func (d *Decoder) fillLog(r *rawLog, res *resourceInfo, f *models.Flow) string {
 //     always carries the SNI, so its inbound records are never unknown.
 //   - the source proxy: a TLS version with the upstream peer's principal
 //     (UPSTREAM_TLS_VERSION, UPSTREAM_PEER_URI_SAN) is mTLS; an empty TLS
-//     version field is plaintext; a record without the field (the stock
-//     text format) is unknown.
+//     version field is plaintext, unless the flags say no upstream
+//     connection was made (noUpstreamConnection); a record without the
+//     field (the stock text format) is unknown.
 func logTLS(f *models.Flow, r *rawLog, sni string) models.TLS {
 	carries := func(i int) bool { return r.v[i].kind == kindStr }
 	switch f.Reporter {
@@ -525,11 +526,30 @@ func logTLS(f *models.Flow, r *rawLog, sni string) models.TLS {
 		if f.TLSVersion != "" && f.Destination.Principal != "" {
 			return models.TLSMutual
 		}
-		if carries(fTLSVersion) && f.TLSVersion == "" {
+		if carries(fTLSVersion) && f.TLSVersion == "" && !noUpstreamConnection(f.ResponseFlags) {
 			return models.TLSPlaintext
 		}
 	}
 	return models.TLSUnknown
+}
+
+// noUpstreamConnection reports whether Envoy's response flags say the
+// client proxy never had an upstream connection for the request: it
+// failed (UF), had no host (UH, NR, NC, DF), was refused by a circuit
+// breaker, a fault, a rate limit or an external authorizer before any
+// (UO, FI, RL, RLSE, UAEX, LH, OM). %UPSTREAM_TLS_VERSION% is then empty
+// because no TLS session existed, not because the request went in
+// plaintext.
+func noUpstreamConnection(flags string) bool {
+	for len(flags) > 0 {
+		var f string
+		f, flags, _ = strings.Cut(flags, ",")
+		switch f {
+		case "UF", "UH", "NR", "NC", "DF", "UO", "FI", "RL", "RLSE", "UAEX", "LH", "OM":
+			return true
+		}
+	}
+	return false
 }
 
 func (d *Decoder) badNumber(name string, v rawValue) string {

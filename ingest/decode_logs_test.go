@@ -552,3 +552,45 @@ func TestDecodeLogsRejectsEventTimesOutsideTheCentury(t *testing.T) {
 		}
 	}
 }
+
+// Issue 12's mixed-mesh evaluation: a client-side label-form record of a
+// connection that failed (503 UF, a closed port, an open circuit breaker)
+// logs %UPSTREAM_TLS_VERSION% empty because no TLS session existed; it was
+// read as plaintext, evidence of a downgrade on an mTLS edge. It is
+// unknown; an answered request without TLS stays plaintext.
+func TestClientSideFailedConnectionIsNoPlaintextEvidence(t *testing.T) {
+	for _, c := range []struct {
+		flags string
+		code  string
+		want  models.TLS
+	}{
+		{"UF", "503", models.TLSUnknown},
+		{"UF,URX", "503", models.TLSUnknown},
+		{"UO", "503", models.TLSUnknown},
+		{"UH", "503", models.TLSUnknown},
+		{"-", "200", models.TLSPlaintext},
+		{"URX", "503", models.TLSPlaintext},
+		{"UC", "503", models.TLSPlaintext},
+	} {
+		logs := oneLog(nil, func(lr plog.LogRecord) {
+			a := lr.Attributes()
+			istioAttrs(a)
+			a.PutStr("reporter", "source")
+			a.Remove("source_principal")
+			a.PutStr("upstream_cluster", "outbound|8000||httpbin.foo.svc.cluster.local")
+			a.PutStr("destination_principal", "-")
+			a.PutStr("tls_version", "-")
+			a.PutStr("response_flags", c.flags)
+			a.PutStr("response_code", c.code)
+		})
+		for _, e := range encodings {
+			got, err, _ := decodeAll(t, SignalLogs, EncodingAuto, e.logs(logs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || got[0].Reporter != models.ReporterSource || got[0].TLS != c.want {
+				t.Errorf("%s %s %s: %+v, want TLS %v", e.name, c.code, c.flags, got, c.want)
+			}
+		}
+	}
+}

@@ -110,7 +110,9 @@ type Flow struct {
 	// destination host) because the record lacked them; the others are
 	// as reported. IdentityConflict: what the record claimed contradicts
 	// what its source IP or destination Service resolve to at its event
-	// time; the claim is kept and nothing was filled.
+	// time; the claim is kept and nothing was filled, but for the
+	// workload and namespace of a source claimed by principal alone (the
+	// pod behind its address).
 	Resolved         Resolved
 	IdentityConflict bool
 	// Partition is the Kafka partition the flow arrived on; detect shards

@@ -32,7 +32,9 @@ type Attack struct {
 	Source, Destination string
 	// Variant of mtls_downgrade: "plaintext" (default; the caller's
 	// proxy sends without TLS) or "principal" (the caller presents
-	// another service account's certificate).
+	// another service account's certificate); of lateral_movement,
+	// "leaf": a workload only ever called starts calling Destination,
+	// 2 requests/s, 90% answered 500.
 	Variant string
 }
 
@@ -204,8 +206,9 @@ func (g *Generator) resolve(a Attack) (attack, error) {
 			return attack{}, err
 		}
 	}
-	switch a.Variant {
-	case "", "plaintext", "principal":
+	switch {
+	case a.Variant == "", a.Kind == models.MTLSDowngrade && (a.Variant == "plaintext" || a.Variant == "principal"),
+		a.Kind == models.LateralMovement && a.Variant == "leaf":
 	default:
 		return attack{}, fmt.Errorf("scenario: unknown variant %q", a.Variant)
 	}
@@ -288,6 +291,9 @@ func (g *Generator) playAttacks(records plog.LogRecordSlice, d time.Duration) {
 		switch a.Kind {
 		case models.LateralMovement, models.UnusualPath:
 			perSec = 0.5 * s
+			if a.Variant == "leaf" {
+				perSec = 2 * s
+			}
 		case models.Scan, models.CredentialStuffing:
 			perSec = 20 * s
 		case models.RequestFlood:
@@ -319,11 +325,21 @@ func (g *Generator) attackRequest(a *attack, t time.Time, s float64) Request {
 		From: a.from, To: to, SrcIP: g.ip[a.from.Name], DstIP: g.ip[to.Name], At: t,
 		Method: "GET", Path: g.path(to), Code: 200, Flags: "-", UserAgent: "Go-http-client/1.1",
 	}
+	if g.mixed != nil {
+		r.SrcIP, r.DstIP = g.addr(a.from.Name, t), g.addr(to.Name, t)
+	}
 	r.BytesSent = g.jitter(max(to.MeanBytes, 100))
 	r.DurationMs = 1 + g.jitter(max(to.MeanMs, 2))
 	p := g.rng.Float64()
 	switch a.Kind {
 	case models.LateralMovement:
+		if a.Variant == "leaf" {
+			// A compromised leaf probing its new target: mostly 500s.
+			if p < 0.9 {
+				r.Code, r.BytesSent = 500, 60+g.rng.IntN(40)
+			}
+			break
+		}
 		if p < 0.2 {
 			r.Code, r.BytesSent = 403, 19
 			r.Details = "rbac_access_denied_matched_policy[none]"

@@ -259,7 +259,12 @@ func (g *Generator) call(records plog.LogRecordSlice, c *Call, to string, at tim
 		From: from, To: dst, SrcIP: g.ip[c.From], DstIP: g.ip[to], At: at,
 		Method: "GET", Path: g.pathFrom(paths), Flags: "-", UserAgent: "Go-http-client/1.1",
 	}
-	if g.opts.Dynamics && len(g.mesh.Deploys) > 0 {
+	switch {
+	case g.mixed != nil:
+		r.SrcIP, r.DstIP = g.addr(c.From, at), g.addr(to, at)
+		// A caller outside the mesh has no proxy to originate mTLS.
+		r.Plaintext = g.telemetry(c.From).NoSidecar
+	case g.opts.Dynamics && len(g.mesh.Deploys) > 0:
 		r.SrcIP, r.DstIP = g.podIP(c.From, at), g.podIP(to, at)
 	}
 	if strings.Contains(r.Path, "orders") || strings.Contains(r.Path, "charges") || strings.Contains(r.Path, "token") ||

@@ -32,6 +32,7 @@ type Generator struct {
 	bursts  []burst // by index in mesh.Services
 	index   map[string]int
 	attacks []attack
+	mixed   *mixed // a mesh with Telemetry: the proxies' formats and the pods
 }
 
 // Options turn a plain generator into a scenario: the mesh's dynamics and
@@ -89,6 +90,11 @@ func NewWith(mesh Mesh, start time.Time, seed uint64, o Options) (*Generator, er
 	if err := g.prepareDynamics(); err != nil {
 		return nil, err
 	}
+	if len(mesh.Telemetry) > 0 {
+		if err := g.prepareMixed(); err != nil {
+			return nil, err
+		}
+	}
 	for _, a := range o.Attacks {
 		ra, err := g.resolve(a)
 		if err != nil {
@@ -121,6 +127,13 @@ func Load(t time.Time) float64 {
 // export request, and advances the clock. Each request is logged by both
 // proxies (Istio's default), the client's first.
 func (g *Generator) Next(d time.Duration) plog.Logs {
+	if g.mixed != nil {
+		ld := plog.NewLogs()
+		for _, b := range g.NextBatches(d) {
+			b.Logs.ResourceLogs().MoveAndAppendTo(ld.ResourceLogs())
+		}
+		return ld
+	}
 	ld := plog.NewLogs()
 	rl := ld.ResourceLogs().AppendEmpty() // Istio >= 1.19 sends an empty resource
 	sl := rl.ScopeLogs().AppendEmpty()
@@ -236,10 +249,21 @@ func (g *Generator) Emit(records plog.LogRecordSlice, r Request) {
 		if (side == "source" && r.ServerOnly) || (side == "destination" && r.ClientOnly) {
 			continue
 		}
-		lr := records.AppendEmpty()
+		dst, tel := records, Telemetry{}
+		if g.mixed != nil {
+			var ok bool
+			if dst, tel, ok = g.recordsFor(side, &r); !ok {
+				continue
+			}
+		}
+		lr := dst.AppendEmpty()
 		lr.SetTimestamp(pcommon.NewTimestampFromTime(r.At))
 		lr.SetObservedTimestamp(pcommon.NewTimestampFromTime(r.At.Add(time.Duration(r.DurationMs) * time.Millisecond)))
 		lr.SetTraceID(trace)
+		if g.mixed != nil {
+			g.mixedRecord(lr, tel, r, side, reqID, srcPort)
+			continue
+		}
 		g.attributes(lr.Attributes(), r, side, reqID, srcPort)
 		if g.Body {
 			lr.Body().SetStr(textLine(lr.Attributes()))
@@ -250,25 +274,7 @@ func (g *Generator) Emit(records plog.LogRecordSlice, r Request) {
 func (g *Generator) attributes(a pcommon.Map, r Request, side, reqID string, srcPort int) {
 	host := r.To.App + "." + r.To.Namespace + ".svc.cluster.local"
 	port := strconv.Itoa(int(cmp.Or(r.Port, r.To.Port)))
-	details := cmp.Or(r.Details, "via_upstream")
-	a.EnsureCapacity(32)
-	a.PutStr("start_time", r.At.Format("2006-01-02T15:04:05.000Z"))
-	a.PutStr("method", r.Method)
-	a.PutStr("path", r.Path)
-	a.PutStr("protocol", "HTTP/1.1")
-	a.PutStr("response_code", strconv.Itoa(r.Code))
-	a.PutStr("response_flags", r.Flags)
-	a.PutStr("response_code_details", details)
-	a.PutStr("connection_termination_details", "-")
-	a.PutStr("upstream_transport_failure_reason", "-")
-	a.PutStr("bytes_received", strconv.Itoa(r.BytesReceived))
-	a.PutStr("bytes_sent", strconv.Itoa(r.BytesSent))
-	a.PutStr("duration", strconv.Itoa(r.DurationMs))
-	a.PutStr("upstream_service_time", strconv.Itoa(max(r.DurationMs-1, 0)))
-	a.PutStr("x_forwarded_for", "-")
-	a.PutStr("user_agent", r.UserAgent)
-	a.PutStr("request_id", reqID)
-	a.PutStr("authority", r.To.App+"."+r.To.Namespace+":"+port)
+	requestValues(a, r, reqID, port)
 	a.PutStr("reporter", side)
 	a.PutStr("source_workload", r.From.Name)
 	a.PutStr("source_namespace", r.From.Namespace)
@@ -308,6 +314,29 @@ func (g *Generator) attributes(a pcommon.Map, r Request, side, reqID string, src
 		a.PutStr("destination_principal", "spiffe://"+g.mesh.TrustDomain+"/ns/"+r.To.Namespace+"/sa/"+r.To.SA)
 		a.PutStr("tls_version", "TLSv1.3")
 	}
+}
+
+// requestValues puts the request's operators of Istio's default format,
+// the same on both sides, under Istio's JSON key names.
+func requestValues(a pcommon.Map, r Request, reqID, port string) {
+	a.EnsureCapacity(32)
+	a.PutStr("start_time", r.At.Format("2006-01-02T15:04:05.000Z"))
+	a.PutStr("method", r.Method)
+	a.PutStr("path", r.Path)
+	a.PutStr("protocol", "HTTP/1.1")
+	a.PutStr("response_code", strconv.Itoa(r.Code))
+	a.PutStr("response_flags", r.Flags)
+	a.PutStr("response_code_details", cmp.Or(r.Details, "via_upstream"))
+	a.PutStr("connection_termination_details", "-")
+	a.PutStr("upstream_transport_failure_reason", "-")
+	a.PutStr("bytes_received", strconv.Itoa(r.BytesReceived))
+	a.PutStr("bytes_sent", strconv.Itoa(r.BytesSent))
+	a.PutStr("duration", strconv.Itoa(r.DurationMs))
+	a.PutStr("upstream_service_time", strconv.Itoa(max(r.DurationMs-1, 0)))
+	a.PutStr("x_forwarded_for", "-")
+	a.PutStr("user_agent", r.UserAgent)
+	a.PutStr("request_id", reqID)
+	a.PutStr("authority", r.To.App+"."+r.To.Namespace+":"+port)
 }
 
 // textLine renders Istio's default access-log text format from the labels.

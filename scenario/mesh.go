@@ -136,6 +136,11 @@ type Mesh struct {
 	Incidents []Incident
 	Deploys   []Deploy
 	Launches  []Launch
+	// Telemetry, when set, makes the mesh mixed (see MixedMesh): how each
+	// workload's proxy reports (absent: the label form), and the pods'
+	// inventory with Restarts.
+	Telemetry map[string]Telemetry
+	Restarts  []Restart
 }
 
 // DefaultMesh is an online shop of 22 workloads in 5 namespaces: an

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/meshguard/meshguard/detect"
+	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/models"
 	"github.com/meshguard/meshguard/scenario"
@@ -44,8 +46,16 @@ type Config struct {
 	Detect     detect.Config
 	// Step is the event time generated, encoded and decoded at once.
 	Step time.Duration
-	// Mesh is the mesh played; empty means scenario.RealisticMesh().
+	// Mesh is the mesh played; empty means scenario.RealisticMesh(), or
+	// scenario.MixedMesh with Mixed.
 	Mesh scenario.Mesh
+	// Mixed plays the mixed mesh (scenario.MixedMesh): proxies in the
+	// stock text format, the label form and k8sattributes resources,
+	// otlp_proto and otlp_json collectors, callers outside the mesh, pod
+	// restarts; identities resolved from its pods by identity's resolver;
+	// respond deciding on every detection. The attacks gain the
+	// compromised leaf (scenario.MixedAttacks).
+	Mixed bool
 }
 
 // DefaultConfig is `make eval`: 6 hours of a Wednesday from 09:00 UTC (the
@@ -77,6 +87,9 @@ type Result struct {
 	// Others are the other detections first raised during the attack
 	// (from its start to its end plus the grace).
 	Others []models.Detection
+	// Incidents are the incident ids of the detections the attack
+	// explains.
+	Incidents []string
 }
 
 // FalseDetection is a detection no attack explains.
@@ -100,6 +113,54 @@ type Report struct {
 	Flows        int     // flows decoded
 	Detector     detect.Stats
 	Wall         time.Duration
+	// FalseIncidents are the incidents (detect's incident ids) none of
+	// whose detections an attack explains, reliability events aside.
+	FalseIncidents []Incident
+	// Actions are respond's decisions (mixed mode); Benign the enforced
+	// actions whose source or edge no attack explains.
+	Actions []actionSeen
+	Benign  []actionSeen
+	// Resolved counts flows the identity resolver filled a field of;
+	// Conflicts those it marked identity_conflict.
+	Resolved, Conflicts int
+}
+
+// Incident is one incident's detections.
+type Incident struct {
+	ID         string
+	Detections []FalseDetection
+	Severity   models.Severity // the highest of its detections
+}
+
+// FalseIncidentsPer1000 counts the false incidents of medium or higher
+// severity per 1000 service-hours.
+func (r *Report) FalseIncidentsPer1000() (int, float64) {
+	n := 0
+	for _, in := range r.FalseIncidents {
+		if in.Severity >= models.SeverityMedium {
+			n++
+		}
+	}
+	if r.ServiceHours == 0 {
+		return n, 0
+	}
+	return n, float64(n) / r.ServiceHours * 1000
+}
+
+// IncidentsPerAttack is the mean number of incidents the detected attacks
+// raised.
+func (r *Report) IncidentsPerAttack() float64 {
+	var n, det int
+	for _, res := range r.Results {
+		if res.Match != nil {
+			det++
+			n += len(res.Incidents)
+		}
+	}
+	if det == 0 {
+		return 0
+	}
+	return float64(n) / float64(det)
 }
 
 // FalsePer1000 is false detections per 1000 service-hours.
@@ -118,9 +179,15 @@ type recorder struct {
 	last       map[string]models.Detection
 	order      []string
 	deliveries int
+	// respond, when set, decides on every delivery, as serve's pipeline
+	// hands detections to it.
+	respond interface {
+		HandleDetection(context.Context, models.Detection) error
+	}
+	respondErrs int
 }
 
-func (r *recorder) HandleDetection(_ context.Context, d models.Detection) error {
+func (r *recorder) HandleDetection(ctx context.Context, d models.Detection) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.deliveries++
@@ -129,6 +196,11 @@ func (r *recorder) HandleDetection(_ context.Context, d models.Detection) error 
 		r.order = append(r.order, d.ID)
 	}
 	r.last[d.ID] = d
+	if r.respond != nil {
+		if err := r.respond.HandleDetection(ctx, d); err != nil {
+			r.respondErrs++
+		}
+	}
 	return nil
 }
 
@@ -148,9 +220,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		a.Strength = cfg.Strength
 		templates = append(templates, a)
-		if k == models.MTLSDowngrade && cfg.StolenCertificate {
+		if k == models.MTLSDowngrade && cfg.StolenCertificate && !cfg.Mixed {
 			templates = append(templates, scenario.Attack{Kind: k, Strength: cfg.Strength, Variant: "principal",
 				Source: "identity/loyalty-v1", Destination: "identity/users-v1"})
+		}
+	}
+	if cfg.Mixed {
+		for _, a := range scenario.MixedAttacks(cfg.Strength) {
+			if slices.Contains(cfg.Kinds, a.Kind) && (a.Kind != models.MTLSDowngrade || cfg.StolenCertificate) {
+				templates = append(templates, a)
+			}
 		}
 	}
 	attacks, err := scenario.SpreadAttacks(templates, cfg.Start, cfg.Detect.LearningPeriod, cfg.Duration)
@@ -159,6 +238,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if len(cfg.Mesh.Services) == 0 {
 		cfg.Mesh = scenario.RealisticMesh()
+		if cfg.Mixed {
+			cfg.Mesh = scenario.MixedMesh(cfg.Duration)
+		}
 	}
 	gen, err := scenario.NewWith(cfg.Mesh, cfg.Start, cfg.Seed,
 		scenario.Options{Dynamics: true, Scale: cfg.Scale, Attacks: attacks})
@@ -171,12 +253,36 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{Config: cfg}
+	// The event time the pipeline has reached: respond's clock.
+	var eventNow time.Time
+	var resolver *identity.Resolver
+	actions := &actionLog{}
+	if cfg.Mixed {
+		cl := newCluster(cfg.Mesh, gen.Pods())
+		rctx, stop := context.WithCancel(ctx)
+		defer stop()
+		if resolver, err = startResolver(rctx, cl, cfg.Start, cfg.Mesh.TrustDomain); err != nil {
+			return nil, err
+		}
+		dir, err := os.MkdirTemp("", "meshguard-eval-gitops-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		resp, api, err := newResponder(cl, func() time.Time { return eventNow }, dir, actions)
+		if err != nil {
+			return nil, err
+		}
+		defer api.Close()
+		rec.respond = resp
+	}
 
 	// Generation runs on its own goroutine; encoding, decoding and
 	// detection on this one (two cores).
 	type batch struct {
 		value   []byte
 		records int
+		at      time.Time // the end of the step it is of
 	}
 	ch := make(chan batch, 8)
 	genCtx, cancel := context.WithCancel(ctx)
@@ -186,23 +292,41 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	go func() {
 		defer close(ch)
 		for gen.Now().Before(end) {
-			ld := gen.Next(min(cfg.Step, end.Sub(gen.Now())))
-			v, err := (&plog.ProtoMarshaler{}).MarshalLogs(ld)
-			if err != nil {
-				genErr <- err
-				return
+			step := min(cfg.Step, end.Sub(gen.Now()))
+			var bs []scenario.Batch
+			if cfg.Mixed {
+				bs = gen.NextBatches(step)
+			} else {
+				bs = []scenario.Batch{{Logs: gen.Next(step)}}
 			}
-			select {
-			case ch <- batch{v, ld.LogRecordCount()}:
-			case <-genCtx.Done():
-				genErr <- genCtx.Err()
-				return
+			for _, b := range bs {
+				var v []byte
+				var err error
+				if b.JSON {
+					v, err = (&plog.JSONMarshaler{}).MarshalLogs(b.Logs)
+				} else {
+					v, err = (&plog.ProtoMarshaler{}).MarshalLogs(b.Logs)
+				}
+				if err != nil {
+					genErr <- err
+					return
+				}
+				select {
+				case ch <- batch{v, b.Logs.LogRecordCount(), gen.Now()}:
+				case <-genCtx.Done():
+					genErr <- genCtx.Err()
+					return
+				}
 			}
 		}
 		genErr <- nil
 	}()
 
-	dec := ingest.NewDecoder(ingest.DecoderConfig{Encoding: ingest.EncodingProto})
+	enc := ingest.EncodingProto
+	if cfg.Mixed {
+		enc = ingest.EncodingAuto // otlp_proto and otlp_json collectors
+	}
+	dec := ingest.NewDecoder(ingest.DecoderConfig{Encoding: enc})
 	learnedAt := cfg.Start.Add(cfg.Detect.LearningPeriod).UnixMilli()
 	active := map[int64]map[string]struct{}{} // hour -> workloads seen
 	var flows []models.Flow
@@ -215,6 +339,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		rep.Records += b.records
 		rep.Flows += len(flows)
+		eventNow = b.at
+		if resolver != nil {
+			resolver.Apply(flows)
+			for i := range flows {
+				if flows[i].Resolved != 0 {
+					rep.Resolved++
+				}
+				if flows[i].IdentityConflict {
+					rep.Conflicts++
+				}
+			}
+		}
 		slices.SortFunc(flows, func(a, b models.Flow) int { return cmp.Compare(a.TimestampMs, b.TimestampMs) })
 		for i := range flows {
 			f := &flows[i]
@@ -268,8 +404,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			if m.during(a, d) {
 				res.Others = append(res.Others, d)
 			}
-			if m.explains(a, d) {
+			if m.explains(a, d) || m.matches(a, d) {
 				explained[id] = true
+				if in := cmp.Or(d.IncidentID, d.ID); !slices.Contains(res.Incidents, in) {
+					res.Incidents = append(res.Incidents, in)
+				}
 			}
 		}
 		if res.Match != nil {
@@ -279,13 +418,40 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		rep.Results = append(rep.Results, res)
 	}
+	incidents := map[string]*Incident{}
+	var incidentOrder []string
+	explainedIncident := map[string]bool{}
 	for _, id := range rec.order {
+		fd := FalseDetection{First: rec.first[id], Last: rec.last[id]}
 		switch {
 		case slices.Contains(models.ReliabilityKinds, rec.first[id].Kind):
-			rep.Reliability = append(rep.Reliability, FalseDetection{First: rec.first[id], Last: rec.last[id]})
+			rep.Reliability = append(rep.Reliability, fd)
+			continue
 		case !explained[id]:
-			rep.False = append(rep.False, FalseDetection{First: rec.first[id], Last: rec.last[id]})
+			rep.False = append(rep.False, fd)
 		}
+		inID := cmp.Or(fd.Last.IncidentID, fd.First.IncidentID, id)
+		if explained[id] {
+			explainedIncident[inID] = true
+		}
+		in := incidents[inID]
+		if in == nil {
+			in = &Incident{ID: inID}
+			incidents[inID] = in
+			incidentOrder = append(incidentOrder, inID)
+		}
+		in.Detections = append(in.Detections, fd)
+		in.Severity = max(in.Severity, fd.First.Severity, fd.Last.Severity)
+	}
+	for _, id := range incidentOrder {
+		if !explainedIncident[id] {
+			rep.FalseIncidents = append(rep.FalseIncidents, *incidents[id])
+		}
+	}
+	rep.Actions = actions.all
+	rep.Benign = benignEnforced(m, attacks, actions.all)
+	if rec.respondErrs > 0 {
+		return nil, fmt.Errorf("respond failed on %d detections", rec.respondErrs)
 	}
 	rep.Wall = time.Since(began)
 	return rep, nil
@@ -324,7 +490,15 @@ func (m matcher) is(p models.Party, ref string) bool {
 		name, sns, ok := models.ServiceName(p.Service)
 		return ok && sns == ns && name == s.App
 	case p.IP != "":
-		return p.IP == m.gen.IP(ref).String()
+		if p.IP == m.gen.IP(ref).String() {
+			return true
+		}
+		// A mixed mesh's pods restart at new addresses.
+		for _, pod := range m.gen.Pods() {
+			if pod.Namespace == ns && pod.Workload == wl && pod.IP.String() == p.IP {
+				return true
+			}
+		}
 	}
 	return false
 }
@@ -393,7 +567,7 @@ func (r *Report) Print(w io.Writer, verbose bool) {
 		r.Records, r.Flows, r.Detector.Windows, r.Detections, r.Deliveries, r.Wall.Round(time.Second))
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "class\tattack\tstart\tdetected\tTTD\twindows\tseverity\tother detections during the attack")
+	fmt.Fprintln(tw, "class\tattack\tstart\tdetected\tTTD\twindows\tseverity\tincidents\tother detections during the attack")
 	for _, res := range r.Results {
 		a := res.Attack
 		dst := a.Destination
@@ -416,8 +590,8 @@ func (r *Report) Print(w io.Writer, verbose bool) {
 		if a.Variant != "" {
 			kind += " (" + a.Variant + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s -> %s\t%s\t%s\t%s\t%s\t%s\t%s\n", kind, a.Source, dst, offset(c.Start, a.Start),
-			detected, ttd, wins, sev, cmp.Or(strings.Join(others, "; "), "-"))
+		fmt.Fprintf(tw, "%s\t%s -> %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", kind, a.Source, dst, offset(c.Start, a.Start),
+			detected, ttd, wins, sev, len(res.Incidents), cmp.Or(strings.Join(others, "; "), "-"))
 	}
 	tw.Flush()
 
@@ -441,6 +615,22 @@ func (r *Report) Print(w io.Writer, verbose bool) {
 			fmt.Fprintf(w, "    %s %s -> %s (%d windows, score %.1f): %s\n", offset(c.Start, f.First.WindowStart),
 				party(f.First.Source), party(f.First.Destination), f.Last.Updates, f.Last.Score, f.Last.Evidence.Summary)
 		}
+	}
+
+	nFalse, perK := r.FalseIncidentsPer1000()
+	fmt.Fprintf(w, "\nfalse incidents (none of their detections explained by an attack): %d, %d of them medium or higher = %.2f per 1000 service-hours\n",
+		len(r.FalseIncidents), nFalse, perK)
+	for i, in := range r.FalseIncidents {
+		if i == 10 && !verbose {
+			fmt.Fprintf(w, "    ... %d more\n", len(r.FalseIncidents)-10)
+			break
+		}
+		f := in.Detections[0]
+		fmt.Fprintf(w, "    %s %s %s %s -> %s (%d detections)\n", offset(c.Start, f.First.WindowStart), in.Severity, f.First.Kind,
+			party(f.First.Source), party(f.First.Destination), len(in.Detections))
+	}
+	if c.Mixed {
+		r.printActions(w)
 	}
 
 	fmt.Fprintf(w, "\nreliability events (destination outages, low, alert only; not counted above): %d\n", len(r.Reliability))
@@ -472,4 +662,72 @@ func (r *Report) Print(w io.Writer, verbose bool) {
 		verdict = "NOT met"
 	}
 	fmt.Fprintf(w, "target: at most 1 false detection per 1000 service-hours: %.2f, %s\n", r.FalsePer1000(), verdict)
+	fmt.Fprintf(w, "target: at most 1.2 incidents per attack: %.2f, %s\n", r.IncidentsPerAttack(), met(r.IncidentsPerAttack() <= 1.2))
+	fmt.Fprintf(w, "target: at most 1 false incident (medium or higher) per 1000 service-hours: %.2f in %.0f service-hours, %s\n",
+		perK, r.ServiceHours, met(perK <= 1))
+	if c.Mixed {
+		fmt.Fprintf(w, "target: 0 enforced actions on benign edges: %d, %s\n", len(r.Benign), met(len(r.Benign) == 0))
+	}
+}
+
+func met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+// printActions summarises respond's decisions: each action id by its
+// strongest outcome, and the enforced ones no attack explains.
+func (r *Report) printActions(w io.Writer) {
+	fmt.Fprintf(w, "\nidentity: %d of %d flows had a field resolved from the cluster, %d marked identity_conflict\n", r.Resolved, r.Flows, r.Conflicts)
+	type outcome struct{ state, mode string }
+	best := map[string]actionSeen{}
+	rank := func(a models.Action) int {
+		switch {
+		case a.State == models.StateApplied && a.Mode == models.ModeEnforce:
+			return 3
+		case a.State == models.StateApplied:
+			return 2
+		case a.State == models.StateExtended:
+			return 1
+		}
+		return 0
+	}
+	var ids []string
+	for _, a := range r.Actions {
+		b, ok := best[a.Action.ID]
+		if !ok {
+			ids = append(ids, a.Action.ID)
+		}
+		if !ok || rank(a.Action) > rank(b.Action) {
+			best[a.Action.ID] = a
+		}
+	}
+	counts := map[outcome]int{}
+	for _, id := range ids {
+		a := best[id].Action
+		counts[outcome{string(a.State), string(a.Mode)}]++
+	}
+	fmt.Fprintf(w, "respond (mode enforce, default rules and guards): %d decisions on %d action ids:", len(r.Actions), len(ids))
+	keys := make([]outcome, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].state+keys[i].mode < keys[j].state+keys[j].mode })
+	for _, k := range keys {
+		fmt.Fprintf(w, " %s/%s %d;", k.state, k.mode, counts[k])
+	}
+	fmt.Fprintln(w)
+	for _, id := range ids {
+		a := best[id]
+		if rank(a.Action) >= 2 {
+			fmt.Fprintf(w, "    %s %s %s (%s %s): %s\n", a.Action.State, a.Action.Mode, a.Action.Target, a.Detection.Severity, a.Detection.Kind, a.Action.Reason)
+		}
+	}
+	fmt.Fprintf(w, "enforced on benign edges: %d\n", len(r.Benign))
+	for _, a := range r.Benign {
+		fmt.Fprintf(w, "    %s (%s %s %s -> %s): %s\n", a.Action.Target, a.Detection.Severity, a.Detection.Kind,
+			party(a.Detection.Source), party(a.Detection.Destination), a.Action.Reason)
+	}
 }

@@ -30,6 +30,7 @@ func main() {
 	flag.DurationVar(&cfg.Detect.LearningPeriod, "learning", cfg.Detect.LearningPeriod, "detect.learning_period (attacks start after it)")
 	flag.Float64Var(&cfg.Detect.Threshold, "threshold", cfg.Detect.Threshold, "detect.threshold")
 	flag.BoolVar(&cfg.StolenCertificate, "stolen-certificate", cfg.StolenCertificate, "with mtls_downgrade, also inject its stolen-certificate form")
+	flag.BoolVar(&cfg.Mixed, "mixed", cfg.Mixed, "the mixed mesh: stock text, label form and k8sattributes proxies, otlp_json, callers outside the mesh, restarts; identities resolved, respond deciding")
 	verbose := flag.Bool("v", false, "list every false detection")
 	flag.Parse()
 
