@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/meshguard/meshguard/test/bench"
 )
 
 // The collector's config, in parts: one kafka receiver (franz-go) per
@@ -126,7 +128,7 @@ func (b *runner) runCollectorNop(ctx context.Context, name string, run int) (res
 		func(ctx context.Context) (done, progress bool, err error) {
 			done = true
 			for i, t := range b.data.byEncoding {
-				got, err := committed(ctx, b.kafkaClient, groups[i], t.name, b.data.partitions)
+				got, err := bench.Committed(ctx, b.kafkaClient, groups[i], t.name, b.data.partitions)
 				if err != nil {
 					return false, progress, nil // the group may not exist yet
 				}

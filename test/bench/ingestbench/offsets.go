@@ -6,8 +6,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/meshguard/meshguard/test/bench"
 )
 
@@ -126,28 +124,4 @@ func (b *runner) endOffsets(ctx context.Context, t *topic, partitions int) error
 		return fmt.Errorf("topic %s holds %d messages, %d were produced", t.name, total, b.data.messages)
 	}
 	return nil
-}
-
-// committed returns the group's committed offset per partition (-1 for
-// none yet).
-func committed(ctx context.Context, client *kafka.Client, group, topic string, partitions int) (map[int]int64, error) {
-	req := &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: {}}}
-	for p := range partitions {
-		req.Topics[topic] = append(req.Topics[topic], p)
-	}
-	resp, err := client.OffsetFetch(ctx, req)
-	if err == nil {
-		err = resp.Error
-	}
-	if err != nil {
-		return nil, err
-	}
-	out := map[int]int64{}
-	for _, p := range resp.Topics[topic] {
-		if p.Error != nil {
-			return nil, p.Error
-		}
-		out[p.Partition] = p.CommittedOffset
-	}
-	return out, nil
 }
