@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -77,48 +76,71 @@ func (c *cluster) clean() {
 	}
 }
 
-// applied is a policy serve wrote, as the watch saw it arrive.
+// applied is a policy serve wrote, as polling saw it arrive.
 type applied struct {
 	namespace, name string
 	detectionID     string
-	seen            time.Time // when the watch delivered it
+	seen            time.Time // when a list first returned it
 	created         time.Time // its creationTimestamp (whole seconds)
 }
 
-// policyWatch records every AuthorizationPolicy of the instance as it is
-// created, cluster-wide.
-type policyWatch struct {
+// policyPoll records every AuthorizationPolicy of the instance as it
+// appears, cluster-wide, by listing every 200 ms. Not a watch: on
+// test/infra's kube-apiserver a watch of the CRD from "now" fails with
+// "Too large resource version" (its watch cache lags etcd), while a list
+// reads etcd itself.
+type policyPoll struct {
 	mu  sync.Mutex
 	got []applied
 }
 
-func (c *cluster) watchPolicies(ctx context.Context) (*policyWatch, error) {
-	w, err := c.dyn.Resource(authzGVR).Watch(ctx, metav1.ListOptions{LabelSelector: "meshguard.io/instance=" + c.instance})
-	if err != nil {
-		return nil, fmt.Errorf("watch authorizationpolicies: %w", err)
+func (c *cluster) pollPolicies(ctx context.Context) (*policyPoll, error) {
+	pw := &policyPoll{}
+	if err := c.collect(ctx, pw); err != nil {
+		return nil, err
 	}
-	pw := &policyWatch{}
 	go func() {
-		defer w.Stop()
-		for ev := range w.ResultChan() {
-			if ev.Type != watch.Added {
-				continue
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
 			}
-			u, ok := ev.Object.(*unstructured.Unstructured)
-			if !ok {
-				continue
-			}
-			pw.mu.Lock()
-			pw.got = append(pw.got, applied{namespace: u.GetNamespace(), name: u.GetName(),
-				detectionID: u.GetAnnotations()["meshguard.io/detection-id"], seen: time.Now(), created: u.GetCreationTimestamp().Time})
-			pw.mu.Unlock()
+			_ = c.collect(ctx, pw) // a failed list is retried on the next tick
 		}
 	}()
 	return pw, nil
 }
 
+// collect lists the instance's policies and adds those not seen yet.
+func (c *cluster) collect(ctx context.Context, pw *policyPoll) error {
+	list, err := c.dyn.Resource(authzGVR).List(ctx, metav1.ListOptions{LabelSelector: "meshguard.io/instance=" + c.instance})
+	if err != nil {
+		return fmt.Errorf("list authorizationpolicies: %w", err)
+	}
+	now := time.Now()
+	for i := range list.Items {
+		pw.add(&list.Items[i], now)
+	}
+	return nil
+}
+
+func (pw *policyPoll) add(u *unstructured.Unstructured, seen time.Time) {
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	for _, p := range pw.got {
+		if p.namespace == u.GetNamespace() && p.name == u.GetName() {
+			return
+		}
+	}
+	pw.got = append(pw.got, applied{namespace: u.GetNamespace(), name: u.GetName(),
+		detectionID: u.GetAnnotations()["meshguard.io/detection-id"], seen: seen, created: u.GetCreationTimestamp().Time})
+}
+
 // first is the earliest policy for detection id.
-func (pw *policyWatch) first(id string) (applied, bool) {
+func (pw *policyPoll) first(id string) (applied, bool) {
 	pw.mu.Lock()
 	defer pw.mu.Unlock()
 	for _, p := range pw.got {

@@ -4,8 +4,8 @@
 // (ingest, detect, respond in enforce mode) with the real kube-apiserver
 // and ClickHouse of test/infra. Per attack it reports the time from the
 // attack's first record to the detection (raised by the detector; stored
-// in ClickHouse) and to the applied AuthorizationPolicy (seen by a
-// watch), and the responder's own path from detection to policy; per
+// in ClickHouse) and to the applied AuthorizationPolicy (seen by
+// listing every 200 ms), and the responder's own path from detection to policy; per
 // class the median and p95 over the rounds.
 //
 //	go run ./test/bench/latencybench [flags]    (from the repository root)
@@ -90,7 +90,7 @@ func run() error {
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds: each a fresh serve, topic, database and namespaces, with one attack of every class")
 	flag.DurationVar(&o.replay, "replay", 12*time.Minute, "mesh history before now, played as fast as possible at the start of a round (the detector learns from it)")
 	flag.DurationVar(&o.learning, "learning", 10*time.Minute, "detect.learning_period of serve (at most -replay)")
-	flag.DurationVar(&o.lead, "lead", 90*time.Second, "wall-clock time from the end of the replay to the first attack (serve catches up on the replay meanwhile)")
+	flag.DurationVar(&o.lead, "lead", 150*time.Second, "wall-clock time from the start of a round to its first attack: the replay is produced and serve catches up on it meanwhile (the lag 10 s before the first attack is printed)")
 	flag.DurationVar(&o.stagger, "stagger", 20*time.Second, "time between the starts of two attacks of a round")
 	flag.DurationVar(&o.attackFor, "attack-for", 90*time.Second, "how long each attack lasts")
 	flag.DurationVar(&o.wait, "wait", 120*time.Second, "how long after the last attack's start a round goes on (the longest time measured)")
@@ -185,6 +185,9 @@ func (e *env) round(ctx context.Context, o options, r int) ([]outcome, error) {
 	if err := bench.CreateTopic(ctx, e.kafka, topic, o.partitions); err != nil {
 		return nil, err
 	}
+	if err := bench.CreateTopic(ctx, e.kafka, topic+"-dlq", 1); err != nil {
+		return nil, err
+	}
 	if err := e.ch.Exec(ctx, "CREATE DATABASE "+db); err != nil {
 		return nil, fmt.Errorf("clickhouse: create database %s: %w", db, err)
 	}
@@ -205,7 +208,7 @@ func (e *env) round(ctx context.Context, o options, r int) ([]outcome, error) {
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	policies, err := cl.watchPolicies(watchCtx)
+	policies, err := cl.pollPolicies(watchCtx)
 	if err != nil {
 		return nil, err
 	}
@@ -262,6 +265,9 @@ func (e *env) round(ctx context.Context, o options, r int) ([]outcome, error) {
 	<-pollDone
 	srv.stop()
 	_ = poll.poll(context.Background()) // what serve stored while stopping
+	if err := cl.collect(ctx, policies); err != nil {
+		return nil, err
+	}
 
 	var out []outcome
 	for i, a := range attacks {
@@ -279,7 +285,7 @@ func (e *env) round(ctx context.Context, o options, r int) ([]outcome, error) {
 // match finds a's detection (the earliest raised of its kind from its
 // source after it started) and the earliest policy of any of those
 // detections.
-func match(a scenario.Attack, seen map[string]*detection, policies *policyWatch) (*detection, *applied) {
+func match(a scenario.Attack, seen map[string]*detection, policies *policyPoll) (*detection, *applied) {
 	var det *detection
 	var pol *applied
 	for _, d := range seen {
