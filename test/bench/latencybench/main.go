@@ -261,6 +261,7 @@ func (e *env) round(ctx context.Context, o options, r int) ([]outcome, error) {
 			fmt.Printf("  10 s before the first attack: serve's lag %d messages (replay of %v produced and consumed since %s)\n", lag, o.replay, now.Format(time.TimeOnly))
 		}
 	}
+	fmt.Printf("  at the round's end: serve's lag %d messages\n", e.lag(ctx, group, topic, o.partitions))
 	stopWatch()
 	<-pollDone
 	srv.stop()
