@@ -327,6 +327,7 @@ func (b *runner) cleanKafka() {
 		_, _ = b.kafkaClient.DeleteGroups(ctx, &kafka.DeleteGroupsRequest{GroupIDs: b.groups})
 	}
 	if topics := b.data.topics(); len(topics) > 0 {
+		topics = append(topics, b.data.mixed.name+"-dlq")
 		if _, err := b.kafkaClient.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: topics}); err != nil {
 			fmt.Fprintf(os.Stderr, "ingestbench: delete topics %v: %v\n", topics, err)
 		}

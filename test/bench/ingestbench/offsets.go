@@ -78,6 +78,10 @@ func (b *runner) produceByPod(ctx context.Context, partitions int, m bench.ByPod
 			return "", err
 		}
 	}
+	// meshguard's dead-letter topic (serve does not create topics).
+	if err := bench.CreateTopic(ctx, b.kafkaClient, base+"-dlq", 1); err != nil {
+		return "", err
+	}
 	fmt.Fprintf(os.Stderr, "producing %d records to %v\n", m.Records, b.data.topics())
 	topics := bench.ByPodTopics{Mixed: b.data.mixed.name, Proto: b.data.byEncoding[0].name}
 	if len(b.data.byEncoding) > 1 {
