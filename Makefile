@@ -6,7 +6,7 @@ INFRA   := test/infra/infra.sh
 BIN     := bin/meshguard
 export MESHGUARD_INFRA_DIR ?= /tmp/meshguard-infra
 
-.PHONY: demo test test-clock build lint unit infra-up infra-down infra-clean infra-status bench bench-ingest collector-validate bench-nab eval eval-mixed
+.PHONY: demo test test-clock build lint unit infra-up infra-down infra-clean infra-status bench bench-ingest bench-latency collector-validate bench-nab eval eval-mixed
 
 demo: build
 	./$(BIN) demo
@@ -55,12 +55,23 @@ infra-status:
 bench: infra-up
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.out
 
-# End-to-end ingest: meshguard serve against the OpenTelemetry Collector on
-# the same 1M access logs (test/bench/README.md). The first run builds the
-# collector (~9 min on 2 cores; cached in ~/.cache/meshguard).
-# E.g. make bench-ingest INGESTBENCH_FLAGS='-compression none'
+# End-to-end ingest: meshguard serve (ingest; ingest,detect) against the
+# OpenTelemetry Collector (kafkareceiver -> clickhouseexporter; -> nop) on
+# the same 1M access logs, once in small messages of one pod each and once
+# in 500-record batches (test/bench/README.md). The first run builds the
+# collector (~10 min on 2 cores; cached in ~/.cache/meshguard).
+# E.g. make bench-ingest INGESTBENCH_SHAPES=small INGESTBENCH_FLAGS='-runs 1'
+INGESTBENCH_SHAPES ?= small batch
 bench-ingest: infra-up
-	$(GO) run ./test/bench/ingestbench $(INGESTBENCH_FLAGS)
+	for shape in $(INGESTBENCH_SHAPES); do $(GO) run ./test/bench/ingestbench -shape $$shape $(INGESTBENCH_FLAGS) || exit 1; done
+
+# Live latency: every attack class at wall-clock speed through Kafka into
+# serve (respond.mode enforce) with the real kube-apiserver; per class the
+# time from the attack's first record to the detection and to the applied
+# AuthorizationPolicy (test/bench/README.md). About 7 minutes a round.
+# E.g. make bench-latency LATENCYBENCH_FLAGS='-rounds 5'
+bench-latency: infra-up
+	$(GO) run ./test/bench/latencybench $(LATENCYBENCH_FLAGS)
 
 # Validates deploy/collector/collector.yaml's collector config with the
 # collector release it deploys (built and cached by test/bench/otelcol.sh).

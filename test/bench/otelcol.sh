@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Builds the OpenTelemetry Collector of otelcol/builder-config.yaml with the
-# collector builder (ocb) from the Go module proxy, and validates configs
-# with it.
+# Builds OpenTelemetry Collectors with the collector builder (ocb) from the
+# Go module proxy, and validates configs with one.
 #
-#   otelcol.sh [build]        build if needed; print the binary's path
-#   otelcol.sh validate [F]   validate collector config F (default: the
-#                             config.yaml of deploy/collector/collector.yaml's
-#                             ConfigMap)
+#   otelcol.sh [build]        build otelcol/builder-config.yaml (deploy/
+#                             collector's components at the release it
+#                             deploys) if needed; print the binary's path
+#   otelcol.sh validate [F]   validate collector config F with it (default:
+#                             the config.yaml of deploy/collector/
+#                             collector.yaml's ConfigMap)
+#   otelcol.sh bench          build otelcol/bench-config.yaml (the ingest
+#                             benchmark's peers: kafka receiver, nop and
+#                             clickhouse exporters) if needed; print its path
 #
-# The binary lives in $MESHGUARD_CACHE_DIR/otelcol/<version>/ (default cache
-# ~/.cache/meshguard), rebuilt only when the manifest changes. A first build
+# A binary lives in $MESHGUARD_CACHE_DIR/otelcol/<version>/ (default cache
+# ~/.cache/meshguard), rebuilt only when its manifest changes. A first build
 # takes 10-20 minutes on 2 cores (the prometheus receiver and k8sattributes
 # processor pull in much of Prometheus and client-go); its output goes to
 # build.log there.
@@ -18,6 +22,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 MANIFEST=$HERE/otelcol/builder-config.yaml
+[ "${1:-}" != bench ] || MANIFEST=$HERE/otelcol/bench-config.yaml
 CACHE_DIR=${MESHGUARD_CACHE_DIR:-$HOME/.cache/meshguard}
 
 log() { printf '[otelcol] %s\n' "$*" >&2; }
@@ -99,7 +104,7 @@ validate() {
 }
 
 case ${1:-build} in
-build)
+build | bench)
 	build
 	echo "$BIN"
 	;;

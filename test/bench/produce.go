@@ -174,3 +174,27 @@ func EndOffsets(ctx context.Context, client *kafka.Client, topic string, partiti
 	}
 	return end, nil
 }
+
+// Committed returns group's committed offset of every partition of topic
+// (-1 for none yet).
+func Committed(ctx context.Context, client *kafka.Client, group, topic string, partitions int) (map[int]int64, error) {
+	req := &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: {}}}
+	for p := range partitions {
+		req.Topics[topic] = append(req.Topics[topic], p)
+	}
+	resp, err := client.OffsetFetch(ctx, req)
+	if err == nil {
+		err = resp.Error
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]int64{}
+	for _, p := range resp.Topics[topic] {
+		if p.Error != nil {
+			return nil, p.Error
+		}
+		out[p.Partition] = p.CommittedOffset
+	}
+	return out, nil
+}

@@ -65,6 +65,16 @@ type result struct {
 	loadBefore    string
 }
 
+// consumers, in the order the report prints them. Each run starts them
+// in a rotated order, so that none always meets the page cache, the
+// broker or the machine's other load in the same state.
+var consumers = []struct{ name, label string }{
+	{"meshguard-ingest", "meshguard serve --stages ingest"},
+	{"meshguard-detect", "meshguard serve --stages ingest,detect"},
+	{"otelcol-clickhouse", "collector kafkareceiver -> clickhouseexporter"},
+	{"otelcol-nop", "collector kafkareceiver -> nop"},
+}
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "ingestbench:", err)
@@ -74,18 +84,24 @@ func main() {
 
 func run() error {
 	var (
-		messages    = flag.Int("messages", 2000, "messages to produce (1M records at 500 a message)")
-		perMessage  = flag.Int("per-message", 500, "log records in every message (deploy/collector's send_batch_max_size)")
-		partitions  = flag.Int("partitions", 4, "partitions of the fresh topic")
+		shape       = flag.String("shape", "small", "small: messages of one pod, -min/-max records each, some otlp_json (a collector keyed by pod); batch: -per-message records a message, otlp_proto (after deploy/collector's batch processor)")
+		records     = flag.Int("records", 1_000_000, "records in all (shape small)")
+		minPer      = flag.Int("min", 5, "fewest records in a message (shape small)")
+		maxPer      = flag.Int("max", 20, "most records in a message (shape small)")
+		jsonShare   = flag.Float64("json-share", 0.25, "share of the messages encoded otlp_json (shape small)")
+		pods        = flag.Int("pods", 3, "pods of every workload, each a proxy with its own messages (shape small)")
+		messages    = flag.Int("messages", 2000, "messages to produce (shape batch: 1M records at 500 a message)")
+		perMessage  = flag.Int("per-message", 500, "log records in every message (shape batch; deploy/collector's send_batch_max_size)")
+		partitions  = flag.Int("partitions", 4, "partitions of each fresh topic")
 		runs        = flag.Int("runs", 3, "runs of each consumer over the same messages; medians are printed")
 		body        = flag.Bool("body", true, "give each record Istio's default text line as body, as the envoyOtelAls provider sends it with labels but no text format")
 		compression = flag.String("compression", "zstd", "producer compression: none, gzip, snappy, lz4, zstd (the default is deploy/collector's)")
-		only        = flag.String("only", "", "run only this consumer: meshguard or otelcol")
+		only        = flag.String("only", "", "run only these consumers (comma-separated): meshguard-ingest, meshguard-detect, otelcol-clickhouse, otelcol-nop")
 		brokers     = flag.String("brokers", "", "Kafka bootstrap brokers (default: test/infra's)")
-		chAddr      = flag.String("clickhouse", "", "ClickHouse native address host:port (default: test/infra's)")
+		chAddr      = flag.String("clickhouse", "", "ClickHouse native address host:port (default: test/infra's, ClickHouse 26.7 through chserver)")
 		otelcol     = flag.String("otelcol", "", "collector binary (default: built and cached by test/bench/otelcol.sh)")
 		timeout     = flag.Duration("timeout", 10*time.Minute, "give up on a consumer run after this long")
-		keep        = flag.Bool("keep", false, "keep the topic, groups and databases (and the work directory) for inspection")
+		keep        = flag.Bool("keep", false, "keep the topics, groups and databases (and the work directory) for inspection")
 	)
 	flag.Parse()
 	codec, ok := map[string]compress.Compression{"none": 0, "gzip": compress.Gzip, "snappy": compress.Snappy,
@@ -93,8 +109,12 @@ func run() error {
 	if !ok {
 		return fmt.Errorf("-compression %q: use none, gzip, snappy, lz4 or zstd", *compression)
 	}
-	if *only != "" && *only != "meshguard" && *only != "otelcol" {
-		return fmt.Errorf("-only %q: use meshguard or otelcol", *only)
+	if *shape != "small" && *shape != "batch" {
+		return fmt.Errorf("-shape %q: use small or batch", *shape)
+	}
+	selected, err := selectConsumers(*only)
+	if err != nil {
+		return err
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -113,10 +133,9 @@ func run() error {
 		b.kafka = infraServer(testenv.InfraDir(), "kafka", "kafka.pid")
 	}
 	if *chAddr == "" {
-		b.clickhouse = infraServer(testenv.InfraDir(), "clickhouse", "server.pid")
+		b.clickhouse = infraServer(testenv.InfraDir(), "chserver", "server.pid")
 	}
 
-	var err error
 	if b.dir, err = os.MkdirTemp("", "ingestbench-"); err != nil {
 		return err
 	}
@@ -130,15 +149,17 @@ func run() error {
 	if err := b.ch.Ping(ctx); err != nil {
 		return fmt.Errorf("clickhouse %s: %w", b.chAddr, err)
 	}
+	var chVersion string
+	_ = b.ch.QueryRow(ctx, "SELECT version()").Scan(&chVersion)
 	b.kafkaClient = &kafka.Client{Addr: kafka.TCP(b.brokers...), Timeout: 30 * time.Second}
 
-	if *only != "otelcol" {
+	if selected["meshguard-ingest"] || selected["meshguard-detect"] {
 		fmt.Fprintln(os.Stderr, "building meshguard")
 		if b.meshguard, err = buildMeshguard(b.dir); err != nil {
 			return err
 		}
 	}
-	if *only != "meshguard" {
+	if selected["otelcol-clickhouse"] || selected["otelcol-nop"] {
 		b.otelcol = *otelcol
 		if b.otelcol == "" {
 			if b.otelcol, err = otelcolBinary(); err != nil {
@@ -147,55 +168,44 @@ func run() error {
 		}
 	}
 
-	topic := strings.ReplaceAll(b.id, "_", "-")
-	if err := bench.CreateTopic(ctx, b.kafkaClient, topic, *partitions); err != nil {
-		return err
+	began := time.Now()
+	var described string
+	if *shape == "small" {
+		described, err = b.produceByPod(ctx, *partitions, bench.ByPod{Records: *records, MinPerMessage: *minPer, MaxPerMessage: *maxPer,
+			PodsPerService: *pods, JSONShare: *jsonShare, Body: *body, Compression: codec})
+	} else {
+		described, err = b.produceBatches(ctx, *partitions, bench.Messages{Count: *messages, PerMessage: *perMessage, Body: *body, Compression: codec})
 	}
 	if !b.keep {
-		defer b.cleanKafka(topic)
+		defer b.cleanKafka()
 	}
-	fmt.Fprintf(os.Stderr, "producing %d messages to %s\n", *messages, topic)
-	began := time.Now()
-	records, size, err := bench.Produce(ctx, b.brokers, topic, bench.Messages{Count: *messages, PerMessage: *perMessage, Body: *body, Compression: codec})
 	if err != nil {
 		return err
 	}
-	end, err := bench.EndOffsets(ctx, b.kafkaClient, topic, *partitions)
-	if err != nil {
-		return err
-	}
-	b.data = dataset{topic: topic, partitions: *partitions, messages: *messages, records: records, bytes: size, end: end}
-	var total int64
-	for _, e := range end {
-		total += e
-	}
-	if total != int64(*messages) {
-		return fmt.Errorf("topic %s holds %d messages, %d were produced", topic, total, *messages)
-	}
-	fmt.Fprintf(os.Stderr, "produced %d records in %s\n", records, time.Since(began).Round(time.Second))
+	fmt.Fprintf(os.Stderr, "produced %d records in %s\n", b.data.records, time.Since(began).Round(time.Second))
 
-	fmt.Printf("ingestbench: %d records in %d messages (otlp_proto, %d records a message, text body %v, %.0f MB uncompressed, compression %s) on %d partitions\n",
-		records, *messages, *perMessage, *body, float64(size)/1e6, *compression, *partitions)
+	fmt.Printf("ingestbench: %s, text body %v, compression %s, %d partitions a topic; ClickHouse %s at %s\n",
+		described, *body, *compression, *partitions, chVersion, b.chAddr)
 	fmt.Printf("machine: %d cores shared with Kafka, ClickHouse and whatever else runs; load average before: %s\n", runtime.NumCPU(), loadAvg())
 
-	// Alternate which consumer goes first, so neither always meets the
-	// page cache, the broker or the machine's other load in the same state.
 	var results []result
 	for i := 1; i <= *runs; i++ {
-		order := []string{"meshguard", "otelcol"}
-		if i%2 == 0 {
-			slices.Reverse(order)
-		}
-		for _, name := range order {
-			if *only != "" && name != *only {
+		for k := range consumers {
+			name := consumers[(k+i-1)%len(consumers)].name
+			if !selected[name] {
 				continue
 			}
 			fmt.Fprintf(os.Stderr, "run %d: %s\n", i, name)
 			var r result
-			if name == "meshguard" {
-				r, err = b.runMeshguard(ctx, i)
-			} else {
-				r, err = b.runCollector(ctx, i)
+			switch name {
+			case "meshguard-ingest":
+				r, err = b.runMeshguard(ctx, name, i, "ingest")
+			case "meshguard-detect":
+				r, err = b.runMeshguard(ctx, name, i, "ingest,detect")
+			case "otelcol-clickhouse":
+				r, err = b.runCollectorClickHouse(ctx, name, i)
+			case "otelcol-nop":
+				r, err = b.runCollectorNop(ctx, name, i)
 			}
 			if err != nil {
 				return fmt.Errorf("run %d: %w", i, err)
@@ -206,9 +216,27 @@ func run() error {
 	b.report(results)
 	fmt.Printf("load average after: %s\n", loadAvg())
 	if b.keep {
-		fmt.Printf("kept topic %s, groups and databases %s_*, logs in %s\n", topic, b.id, b.dir)
+		fmt.Printf("kept topics %s, groups and databases %s_*, logs in %s\n", strings.Join(b.data.topics(), ", "), b.id, b.dir)
 	}
 	return nil
+}
+
+func selectConsumers(only string) (map[string]bool, error) {
+	selected := map[string]bool{}
+	for _, c := range consumers {
+		selected[c.name] = only == ""
+	}
+	if only == "" {
+		return selected, nil
+	}
+	for _, name := range strings.Split(only, ",") {
+		name = strings.TrimSpace(name)
+		if _, ok := selected[name]; !ok {
+			return nil, fmt.Errorf("-only %q: %q is none of meshguard-ingest, meshguard-detect, otelcol-clickhouse, otelcol-nop", only, name)
+		}
+		selected[name] = true
+	}
+	return selected, nil
 }
 
 func (b *runner) report(results []result) {
@@ -224,10 +252,10 @@ func (b *runner) report(results []result) {
 		row(fmt.Sprint(r.run), r)
 	}
 	medians := map[string]result{}
-	for _, name := range []string{"meshguard", "otelcol"} {
+	for _, c := range consumers {
 		var rs []result
 		for _, r := range results {
-			if r.consumer == name {
+			if r.consumer == c.name {
 				rs = append(rs, r)
 			}
 		}
@@ -235,7 +263,7 @@ func (b *runner) report(results []result) {
 			continue
 		}
 		m := result{
-			consumer:      name,
+			consumer:      c.name,
 			wall:          median(rs, func(r result) time.Duration { return r.wall }),
 			startup:       median(rs, func(r result) time.Duration { return r.startup }),
 			peakRSS:       int64(median(rs, func(r result) time.Duration { return time.Duration(r.peakRSS) })),
@@ -244,16 +272,29 @@ func (b *runner) report(results []result) {
 			clickhouseCPU: median(rs, func(r result) time.Duration { return r.clickhouseCPU }),
 			loadBefore:    "-",
 		}
-		medians[name] = m
+		medians[c.name] = m
 		row("median", m)
 	}
 	w.Flush()
-	mg, okM := medians["meshguard"]
-	oc, okO := medians["otelcol"]
-	if okM && okO {
-		fmt.Printf("meshguard / otelcol (medians): records/s %.2fx, peak RSS %.2fx, CPU %.2fx\n",
-			oc.wall.Seconds()/mg.wall.Seconds(), float64(mg.peakRSS)/float64(oc.peakRSS), mg.cpu.Seconds()/oc.cpu.Seconds())
+
+	// Side by side, the medians against the cheapest thing a collector
+	// does with these messages (receive and drop).
+	fmt.Println()
+	w = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "consumer (medians)\trecords/s\tpeak RSS\tCPU\tvs collector -> nop")
+	nop, okNop := medians["otelcol-nop"]
+	for _, c := range consumers {
+		m, ok := medians[c.name]
+		if !ok {
+			continue
+		}
+		ratio := "-"
+		if okNop {
+			ratio = fmt.Sprintf("%.2fx", nop.wall.Seconds()/m.wall.Seconds())
+		}
+		fmt.Fprintf(w, "%s\t%.0f\t%.0f MB\t%.1fs\t%s\n", c.label, b.rate(m.wall), float64(m.peakRSS)/(1<<20), m.cpu.Seconds(), ratio)
 	}
+	w.Flush()
 }
 
 func (b *runner) rate(d time.Duration) float64 {
@@ -279,14 +320,17 @@ func median(rs []result, f func(result) time.Duration) time.Duration {
 }
 
 // cleanKafka deletes what the runs left on the broker.
-func (b *runner) cleanKafka(topic string) {
+func (b *runner) cleanKafka() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if len(b.groups) > 0 {
 		_, _ = b.kafkaClient.DeleteGroups(ctx, &kafka.DeleteGroupsRequest{GroupIDs: b.groups})
 	}
-	if _, err := b.kafkaClient.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{topic}}); err != nil {
-		fmt.Fprintf(os.Stderr, "ingestbench: delete topic %s: %v\n", topic, err)
+	if topics := b.data.topics(); len(topics) > 0 {
+		topics = append(topics, b.data.mixed.name+"-dlq")
+		if _, err := b.kafkaClient.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: topics}); err != nil {
+			fmt.Fprintf(os.Stderr, "ingestbench: delete topics %v: %v\n", topics, err)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -22,12 +23,14 @@ func buildMeshguard(dir string) (string, error) {
 	return bin, nil
 }
 
-// runMeshguard times `meshguard serve` from its start until ClickHouse
-// holds every produced record as a distinct flow: fetch, decode, store and
-// the server's own insert work, end to end.
-func (b *runner) runMeshguard(ctx context.Context, run int) (result, error) {
-	db := fmt.Sprintf("%s_mg%d", b.id, run)
-	group := fmt.Sprintf("%s-mg%d", b.id, run)
+// runMeshguard times `meshguard serve --stages STAGES` from its start
+// until ClickHouse holds every produced record as a distinct flow: fetch,
+// decode, store (and detect, when a stage) and the server's own insert
+// work, end to end.
+func (b *runner) runMeshguard(ctx context.Context, name string, run int, stages string) (result, error) {
+	tag := strings.TrimPrefix(name, "meshguard-")
+	db := fmt.Sprintf("%s_mg_%s%d", b.id, tag, run)
+	group := fmt.Sprintf("%s-mg-%s%d", b.id, tag, run)
 	// serve would create the database itself; creating it here keeps that
 	// out of the timing.
 	if err := b.ch.Exec(ctx, "CREATE DATABASE "+db); err != nil {
@@ -35,11 +38,7 @@ func (b *runner) runMeshguard(ctx context.Context, run int) (result, error) {
 	}
 	b.groups = append(b.groups, group)
 	if !b.keep {
-		defer func() {
-			if err := b.ch.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db); err != nil {
-				fmt.Fprintf(os.Stderr, "ingestbench: drop database %s: %v\n", db, err)
-			}
-		}()
+		defer b.dropDatabase(db)
 	}
 
 	// MESHGUARD_* variables of the caller pass through (to try another
@@ -48,17 +47,21 @@ func (b *runner) runMeshguard(ctx context.Context, run int) (result, error) {
 	env := append(os.Environ(),
 		"MESHGUARD_KAFKA_BROKERS="+b.brokers[0],
 		"MESHGUARD_KAFKA_GROUP_ID="+group,
-		"MESHGUARD_KAFKA_TOPICS_LOGS="+b.data.topic,
+		"MESHGUARD_KAFKA_TOPICS_LOGS="+b.data.mixed.name,
 		"MESHGUARD_KAFKA_TOPICS_SPANS=",
 		"MESHGUARD_KAFKA_TOPICS_METRICS=",
-		"MESHGUARD_KAFKA_DLQ_TOPIC="+b.data.topic+"-dlq",
+		"MESHGUARD_KAFKA_DLQ_TOPIC="+b.data.mixed.name+"-dlq",
 		"MESHGUARD_CLICKHOUSE_DSN=clickhouse://"+b.chAddr+"/"+db,
+		// The API on a free port, unauthenticated: nothing reads it here,
+		// and two runs must not collide.
+		"MESHGUARD_SERVER_LISTEN=127.0.0.1:0",
+		"MESHGUARD_SERVER_AUTH_MODE=none",
 	)
-	logPath := filepath.Join(b.dir, fmt.Sprintf("meshguard-%d.log", run))
+	logPath := filepath.Join(b.dir, fmt.Sprintf("%s-%d.log", name, run))
 	want := uint64(b.data.records)
-	return b.measure(ctx, "meshguard", run, logPath, env, b.meshguard, []string{"serve"},
+	return b.measure(ctx, name, run, logPath, env, b.meshguard, []string{"serve", "--stages", stages},
 		func(ctx context.Context) (done, progress bool, err error) {
-			rows := flowRows(ctx, b.ch, db)
+			rows := tableRows(ctx, b.ch, db+".flows")
 			if rows < want {
 				return false, rows > 0, nil
 			}
@@ -66,7 +69,7 @@ func (b *runner) runMeshguard(ctx context.Context, run int) (result, error) {
 			// flows every 100 ms would take CPU from the consumer.
 			distinct, err := distinctFlows(ctx, b.ch, db)
 			if err != nil {
-				return false, true, err
+				return false, true, nil // a slow server: ask again
 			}
 			if distinct > want {
 				return false, true, fmt.Errorf("%d distinct flow ids stored, only %d records produced", distinct, want)
@@ -75,11 +78,17 @@ func (b *runner) runMeshguard(ctx context.Context, run int) (result, error) {
 		})
 }
 
-// flowRows is count() of db.flows; 0 while the table does not exist yet.
-func flowRows(ctx context.Context, conn driver.Conn, db string) uint64 {
+// tableRows is count() of table; 0 while it does not exist yet.
+func tableRows(ctx context.Context, conn driver.Conn, table string) uint64 {
 	var n uint64
-	_ = conn.QueryRow(ctx, "SELECT count() FROM "+db+".flows").Scan(&n)
+	_ = conn.QueryRow(ctx, "SELECT count() FROM "+table).Scan(&n)
 	return n
+}
+
+func (b *runner) dropDatabase(db string) {
+	if err := b.ch.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db); err != nil {
+		fmt.Fprintf(os.Stderr, "ingestbench: drop database %s: %v\n", db, err)
+	}
 }
 
 func distinctFlows(ctx context.Context, conn driver.Conn, db string) (uint64, error) {
@@ -113,17 +122,19 @@ func (b *runner) measure(ctx context.Context, name string, run int, logPath stri
 		if p.exited() {
 			return r, p.failure("exited before consuming every record")
 		}
-		pollCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		pollCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		done, progress, err := check(pollCtx)
 		cancel()
 		if err != nil {
 			return r, p.failure("%v", err)
 		}
 		if progress && r.startup == 0 {
+			fmt.Fprintf(os.Stderr, "  %s: first progress after %s\n", name, time.Since(start).Round(10*time.Millisecond))
 			r.startup = time.Since(start)
 		}
 		if done {
 			r.wall = time.Since(start)
+			fmt.Fprintf(os.Stderr, "  %s: done after %s\n", name, r.wall.Round(10*time.Millisecond))
 			break
 		}
 		if time.Now().After(deadline) {

@@ -143,8 +143,9 @@ func loadAvg() string {
 }
 
 // server is a test/infra server whose CPU time a run charges to the
-// consumer: Kafka serves both consumers, ClickHouse stores meshguard's
-// flows. Zero when its pid file is missing.
+// consumer: Kafka serves every consumer, ClickHouse stores what meshguard
+// and the collector -> clickhouse write. Zero when its pid file is
+// missing.
 type server struct {
 	name string
 	pid  int
@@ -159,10 +160,19 @@ func infraServer(infraDir, name, pidFile string) server {
 	return server{name: name, pid: pid}
 }
 
+// cpu is the server's CPU time so far, its children's included: chserver's
+// pid file names the script that supervises the engine.
 func (s server) cpu() time.Duration {
 	if s.pid == 0 {
 		return 0
 	}
 	d, _ := cpuTime(s.pid)
+	children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", s.pid, s.pid))
+	for _, f := range strings.Fields(string(children)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			c, _ := cpuTime(pid)
+			d += c
+		}
+	}
 	return d
 }
