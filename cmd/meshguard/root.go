@@ -30,6 +30,7 @@ to attacks with mesh policies and alerts.`,
 		newSimulateCmd(),
 		newPoliciesCmd(),
 		newReplayCmd(),
+		newPostureCmd(),
 	)
 	return root
 }
