@@ -3,67 +3,17 @@ package posture
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/yaml"
 
 	"github.com/meshguard/meshguard/storage"
 	"github.com/meshguard/meshguard/test/testenv"
+	"github.com/meshguard/meshguard/test/zerotrust"
 )
-
-// fixtureGVRs maps the fixture's kinds to their resources.
-var fixtureGVRs = map[string]schema.GroupVersionResource{
-	"Namespace":           {Version: "v1", Resource: "namespaces"},
-	"Deployment":          {Group: "apps", Version: "v1", Resource: "deployments"},
-	"PeerAuthentication":  peerAuthenticationsGVR,
-	"AuthorizationPolicy": authorizationPoliciesGVR,
-}
-
-// applyFixture creates testdata/cluster.yaml with fresh namespace names
-// and returns them (root, shop, ops).
-func applyFixture(t *testing.T, dyn dynamic.Interface) (root, shop, ops string) {
-	t.Helper()
-	raw, err := os.ReadFile("testdata/cluster.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	suffix := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000_000)
-	root, shop, ops = "root-"+suffix, "shop-"+suffix, "ops-"+suffix
-	text := strings.NewReplacer("ROOT", root, "SHOP", shop, "OPS", ops).Replace(string(raw))
-	ctx := context.Background()
-	for _, doc := range strings.Split(text, "\n---\n") {
-		var obj map[string]any
-		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
-			t.Fatal(err)
-		}
-		u := &unstructured.Unstructured{Object: obj}
-		gvr, ok := fixtureGVRs[u.GetKind()]
-		if !ok {
-			t.Fatalf("fixture kind %q not mapped", u.GetKind())
-		}
-		var ri dynamic.ResourceInterface = dyn.Resource(gvr)
-		if u.GetNamespace() != "" {
-			ri = dyn.Resource(gvr).Namespace(u.GetNamespace())
-		}
-		if _, err := ri.Create(ctx, u, metav1.CreateOptions{}); err != nil {
-			t.Fatalf("create %s %s/%s: %v", u.GetKind(), u.GetNamespace(), u.GetName(), err)
-		}
-	}
-	t.Cleanup(func() {
-		for _, ns := range []string{root, shop, ops} {
-			_ = dyn.Resource(fixtureGVRs["Namespace"]).Delete(context.Background(), ns, metav1.DeleteOptions{})
-		}
-	})
-	return root, shop, ops
-}
 
 func edge(srcNS, src, ip, dstNS, dst string, port uint16, mtls, plain, unknown uint64) storage.PostureEdge {
 	e := storage.PostureEdge{SourceWorkload: src, SourceNamespace: srcNS, SourceIP: ip,
@@ -86,7 +36,8 @@ func TestPostureAgainstTheCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, shop, ops := applyFixture(t, dyn)
+	n := zerotrust.ApplyCluster(t, cfg)
+	root, shop, ops := n.Root, n.Shop, n.Ops
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cluster, err := LoadCluster(ctx, dyn, cs, root)

@@ -38,7 +38,8 @@ func (s *Shares) add(e *storage.PostureEdge) {
 	s.Unknown += e.Unknown
 }
 
-func (s *Shares) finish() {
+// Finish computes Requests and the shares from the counts.
+func (s *Shares) Finish() {
 	s.Requests = s.MTLS + s.Plaintext + s.Unknown
 	if s.Requests == 0 {
 		return
@@ -200,7 +201,7 @@ func Build(edges []storage.PostureEdge, cluster *Cluster, from, to time.Time, op
 	b.finishWorkloads(p, allow)
 	b.finishNamespaces(p)
 	p.Total = b.total
-	p.Total.finish()
+	p.Total.Finish()
 	p.EdgeCount = len(all)
 	for i := range all {
 		if all[i].Plaintext > 0 {
@@ -284,7 +285,7 @@ func (b *builder) edge(s *storage.PostureEdge) Edge {
 		Port:        s.DestinationPort, FirstSeen: s.FirstSeen, LastSeen: s.LastSeen, SampleRequestIDs: s.SampleRequestIDs,
 	}
 	e.add(s)
-	e.finish()
+	e.Finish()
 	b.total.add(s)
 	if s.Plaintext > 0 {
 		first, last := s.PlaintextFirstSeen, s.PlaintextLastSeen
@@ -324,8 +325,8 @@ func (b *builder) edge(s *storage.PostureEdge) Edge {
 func (b *builder) finishWorkloads(p *Posture, allow *allowIndex) {
 	for _, acc := range b.workloads {
 		w := &acc.w
-		w.Inbound.finish()
-		w.Outbound.finish()
+		w.Inbound.Finish()
+		w.Outbound.Finish()
 		for pr := range acc.id.principals {
 			w.Principals = append(w.Principals, pr)
 		}
@@ -380,7 +381,7 @@ func sortParties(ps []Party) {
 
 func (b *builder) finishNamespaces(p *Posture) {
 	for _, n := range b.namespaces {
-		n.finish()
+		n.Finish()
 		if b.peers != nil {
 			m := b.peers.modeFor(n.Name, nil, false, 0, false)
 			m.Uncertain = false // the namespace-wide mode, no workload's

@@ -25,23 +25,29 @@ type Reader struct {
 
 // Posture reads the edges of [from, to) and the cluster's policies now.
 func (r *Reader) Posture(ctx context.Context, from, to time.Time) (*Posture, error) {
+	p, _, err := r.PostureAndCluster(ctx, from, to)
+	return p, err
+}
+
+// PostureAndCluster is Posture, and the cluster it read (nil without Kube).
+func (r *Reader) PostureAndCluster(ctx context.Context, from, to time.Time) (*Posture, *Cluster, error) {
 	edges, err := r.Edges.PostureEdges(ctx, from, to)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var cluster *Cluster
 	if r.Kube != nil {
 		dyn, err := dynamic.NewForConfig(r.Kube)
 		if err != nil {
-			return nil, fmt.Errorf("posture: kubernetes client: %w", err)
+			return nil, nil, fmt.Errorf("posture: kubernetes client: %w", err)
 		}
 		cs, err := kubernetes.NewForConfig(r.Kube)
 		if err != nil {
-			return nil, fmt.Errorf("posture: kubernetes client: %w", err)
+			return nil, nil, fmt.Errorf("posture: kubernetes client: %w", err)
 		}
 		if cluster, err = LoadCluster(ctx, dyn, cs, r.RootNamespace); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return Build(edges, cluster, from, to, r.Options), nil
+	return Build(edges, cluster, from, to, r.Options), cluster, nil
 }

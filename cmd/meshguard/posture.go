@@ -84,14 +84,26 @@ func newPostureReader(cfg Config, root string) (*posture.Reader, func(), error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	r := &posture.Reader{Edges: store, RootNamespace: root}
-	if cfg.Kubernetes.Kubeconfig != "" || os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
-		if r.Kube, err = cfg.Kubernetes.RESTConfig(); err != nil {
-			store.Close()
-			return nil, nil, fmt.Errorf("posture: %w", err)
-		}
+	r, err := postureReaderFor(cfg, store, root)
+	if err != nil {
+		store.Close()
+		return nil, nil, err
 	}
 	return r, func() { store.Close() }, nil
+}
+
+// postureReaderFor reads flows from store and policies from the config's
+// cluster, when it names one (kubernetes.kubeconfig, or running in a pod).
+func postureReaderFor(cfg Config, store *storage.ClickHouse, root string) (*posture.Reader, error) {
+	r := &posture.Reader{Edges: store, RootNamespace: root}
+	if cfg.Kubernetes.Kubeconfig != "" || os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
+		kube, err := cfg.Kubernetes.RESTConfig()
+		if err != nil {
+			return nil, fmt.Errorf("posture: %w", err)
+		}
+		r.Kube = kube
+	}
+	return r, nil
 }
 
 func pct(x float64) string { return fmt.Sprintf("%.1f%%", 100*x) }
@@ -190,15 +202,12 @@ func printPosture(w io.Writer, p *posture.Posture) {
 
 // servePosture is serve's posture source: its store, and its cluster when
 // the config names one (a cluster that cannot be configured is logged and
-// left out, the posture then has no modes).
+// left out: the posture then has no modes).
 func servePosture(cfg Config, store *storage.ClickHouse, log *slog.Logger) *posture.Reader {
-	r := &posture.Reader{Edges: store, RootNamespace: posture.DefaultRootNamespace}
-	if cfg.Kubernetes.Kubeconfig != "" || os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
-		kube, err := cfg.Kubernetes.RESTConfig()
-		if err != nil {
-			log.Warn("posture: no cluster; modes and coverage left out", "err", err)
-		}
-		r.Kube = kube
+	r, err := postureReaderFor(cfg, store, posture.DefaultRootNamespace)
+	if err != nil {
+		log.Warn("posture: no cluster; modes and coverage left out", "err", err)
+		r = &posture.Reader{Edges: store, RootNamespace: posture.DefaultRootNamespace}
 	}
 	return r
 }

@@ -31,6 +31,7 @@ to attacks with mesh policies and alerts.`,
 		newPoliciesCmd(),
 		newReplayCmd(),
 		newPostureCmd(),
+		newReportCmd(),
 	)
 	return root
 }

@@ -87,6 +87,8 @@ type Deps struct {
 	RespondMode models.Mode
 	// Posture serves GET /api/v1/posture; nil: 503.
 	Posture PostureSource
+	// Report serves GET /api/v1/report; nil: 503.
+	Report ReportSource
 }
 
 // ShutdownTimeout bounds how long Run waits for requests in flight once
@@ -245,6 +247,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /api/v1/actions/current", s.viewer(http.HandlerFunc(s.currentActions)))
 	mux.Handle("GET /api/v1/edges", s.viewer(http.HandlerFunc(s.edges)))
 	mux.Handle("GET /api/v1/posture", s.viewer(http.HandlerFunc(s.posture)))
+	mux.Handle("GET /api/v1/report", s.viewer(http.HandlerFunc(s.report)))
 	mux.HandleFunc("POST /api/v1/actions/{id}/{verb}", s.operate)
 	if s.deps.Slack != nil {
 		mux.Handle("/slack/interactions", s.deps.Slack)
