@@ -193,7 +193,7 @@ func Build(edges []storage.PostureEdge, cluster *Cluster, from, to time.Time, op
 		peers, allow = newPeerIndex(cluster), newAllowIndex(cluster)
 	}
 	b := builder{cluster: cluster, peers: peers, workloads: map[string]*workloadAcc{}, namespaces: map[string]*Namespace{},
-		bareIPs: map[string]*identityAcc{}}
+		bareIPs: map[string]*identityAcc{}, modes: map[modeKey]*ModeInForce{}}
 	all := make([]Edge, 0, len(edges))
 	for i := range edges {
 		all = append(all, b.edge(&edges[i]))
@@ -255,6 +255,27 @@ type builder struct {
 	namespaces map[string]*Namespace
 	bareIPs    map[string]*identityAcc
 	total      Shares
+	// modes caches the mode on a destination's port: a million edges
+	// share some ten thousand destinations.
+	modes map[modeKey]*ModeInForce
+}
+
+type modeKey struct {
+	ns, workload string
+	port         uint16
+}
+
+// edgeMode is the destination's mode on port, computed once per
+// destination and port and shared by its edges (read-only).
+func (b *builder) edgeMode(ns, wl string, port uint16) *ModeInForce {
+	k := modeKey{ns, wl, port}
+	if m, ok := b.modes[k]; ok {
+		return m
+	}
+	labels, known := b.cluster.labelsOf(ns, wl)
+	m := b.peers.modeFor(ns, labels, known, port, false)
+	b.modes[k] = &m
+	return &m
 }
 
 func (b *builder) workload(ns, name string) *workloadAcc {
@@ -311,9 +332,7 @@ func (b *builder) edge(s *storage.PostureEdge) Edge {
 		dst.id.saw(s.DestinationPrincipal, plaintext)
 		dst.ports[s.DestinationPort] = struct{}{}
 		if b.peers != nil {
-			labels, known := b.cluster.labelsOf(s.DestinationNamespace, s.DestinationWorkload)
-			m := b.peers.modeFor(s.DestinationNamespace, labels, known, s.DestinationPort, false)
-			e.Mode = &m
+			e.Mode = b.edgeMode(s.DestinationNamespace, s.DestinationWorkload, s.DestinationPort)
 		}
 	}
 	if s.DestinationNamespace != "" {

@@ -60,15 +60,17 @@ func factsOf(r *Report) facts {
 	f.noIdentity = len(r.NoIdentity) == 0
 	f.identity = fmt.Sprintf("%d workloads seen; %d callers or workloads showed no mesh identity and sent or received plaintext",
 		len(r.Identities), len(r.NoIdentity))
-	f.allCovered = r.ClusterRead && len(r.Uncovered) == 0
-	f.allow = fmt.Sprintf("%d of %d workloads covered by no enforced ALLOW AuthorizationPolicy (allowed by default)", len(r.Uncovered), len(r.Identities))
+	f.allCovered = r.ClusterRead && len(r.Uncovered) == 0 && len(r.CoverageUnknown) == 0
+	f.allow = fmt.Sprintf("%d of %d workloads covered by no enforced ALLOW AuthorizationPolicy (allowed by default); %d whose coverage is unknown (pod labels not found)",
+		len(r.Uncovered), len(r.Identities), len(r.CoverageUnknown))
 	f.allStrict = r.ClusterRead && len(r.NotStrict) == 0
 	f.strict = fmt.Sprintf("%d of %d workloads not under PeerAuthentication STRICT (or not known to be)", len(r.NotStrict), len(r.Identities))
 	if !r.ClusterRead {
 		f.allow = "the cluster's policies were not read (no kubernetes.kubeconfig): coverage unknown"
 		f.strict = "the cluster's policies were not read: mTLS modes unknown"
 	}
-	f.monitor = fmt.Sprintf("every stored flow scored by meshguard's detectors; %d detections in %d incidents", len(r.Detections), len(r.Incidents))
+	f.monitor = fmt.Sprintf("%d requests recorded from the proxies' telemetry for detection; %d detections in %d incidents",
+		c.Requests, len(r.Detections), len(r.Incidents))
 	noActor := 0
 	for _, a := range r.Actions {
 		if strings.TrimSpace(a.Actor) == "" {
@@ -132,7 +134,7 @@ func judge(r *Report) []Control {
 	if !f.allStrict {
 		str = "some workloads accept plaintext (PERMISSIVE, DISABLE or unknown)"
 	}
-	mon := "traffic was observed and scored"
+	mon := "the mesh's traffic was recorded and available to the detectors"
 	if !f.monitored {
 		mon = "no traffic was stored for the period"
 	}

@@ -104,6 +104,9 @@ type Report struct {
 	NoIdentity     []posture.Party `json:"no_identity"`
 	Policies       []Policy        `json:"policies"`
 	Uncovered      []posture.Party `json:"uncovered"`
+	// CoverageUnknown are workloads whose pod labels the cluster did not
+	// show while selector policies could apply to them.
+	CoverageUnknown []posture.Party `json:"coverage_unknown"`
 	// NotStrict are workloads whose mTLS mode in force is not STRICT.
 	NotStrict     []posture.Party `json:"not_strict"`
 	Gaps          []posture.Gap   `json:"strict_gaps"`
@@ -165,7 +168,7 @@ func Build(p *posture.Posture, cluster *posture.Cluster, days []storage.PostureD
 	r := &Report{Title: "meshguard zero-trust compliance report", GeneratedAt: now.UTC(), From: p.From, To: p.To,
 		ClusterRead: p.ClusterRead, Coverage: p.Total, PlaintextEdges: p.PlaintextEdges, NoIdentity: p.NoIdentity,
 		Uncovered: p.Uncovered, Gaps: p.Gaps,
-		Trend: []Day{}, Identities: []Identity{}, Policies: []Policy{}, NotStrict: []posture.Party{},
+		Trend: []Day{}, Identities: []Identity{}, Policies: []Policy{}, NotStrict: []posture.Party{}, CoverageUnknown: []posture.Party{},
 		PolicyChanges: []Action{}, Detections: []Detection{}, Incidents: []Incident{}, Actions: []Action{}}
 	for _, d := range days {
 		s := posture.Shares{MTLS: d.MTLS, Plaintext: d.Plaintext, Unknown: d.Unknown}
@@ -174,6 +177,9 @@ func Build(p *posture.Posture, cluster *posture.Cluster, days []storage.PostureD
 	}
 	for _, w := range p.Workloads {
 		r.Identities = append(r.Identities, Identity{Namespace: w.Namespace, Workload: w.Name, Identity: w.Identity, Principals: w.Principals})
+		if w.Allow != nil && w.Allow.State == posture.Unknown {
+			r.CoverageUnknown = append(r.CoverageUnknown, posture.Party{Namespace: w.Namespace, Workload: w.Name})
+		}
 		if w.Mode != nil && (w.Mode.Mode != posture.ModeStrict || w.Mode.Uncertain) {
 			r.NotStrict = append(r.NotStrict, posture.Party{Namespace: w.Namespace, Workload: w.Name})
 		}
