@@ -192,7 +192,7 @@ func Build(edges []storage.PostureEdge, cluster *Cluster, from, to time.Time, op
 		p.RootNamespace = cluster.RootNamespace
 		peers, allow = newPeerIndex(cluster), newAllowIndex(cluster)
 	}
-	b := builder{cluster: cluster, peers: peers, workloads: map[string]*workloadAcc{}, namespaces: map[string]*Namespace{},
+	b := builder{cluster: cluster, peers: peers, workloads: map[workloadKey]*workloadAcc{}, namespaces: map[string]*Namespace{},
 		bareIPs: map[string]*identityAcc{}, modes: map[modeKey]*ModeInForce{}}
 	all := make([]Edge, 0, len(edges))
 	for i := range edges {
@@ -211,10 +211,61 @@ func Build(edges []storage.PostureEdge, cluster *Cluster, from, to time.Time, op
 	if cluster != nil {
 		p.Gaps = b.gaps(all)
 	}
-	max := cmp.Or(opt.MaxEdges, DefaultMaxEdges)
-	slices.SortStableFunc(all, func(a, b Edge) int { return cmp.Compare(b.Requests, a.Requests) })
-	p.Edges = append(p.Edges, all[:min(len(all), max)]...)
+	p.Edges = append(p.Edges, busiest(all, cmp.Or(opt.MaxEdges, DefaultMaxEdges))...)
 	return p
+}
+
+// busiest returns the n edges with the most requests, busiest first and
+// in all's order among equals. A min-heap of n indices: a million edges
+// are looked at once each, and only the n kept are ever sorted.
+func busiest(all []Edge, n int) []Edge {
+	// worse reports whether edge a ranks below edge b.
+	worse := func(a, b int32) bool {
+		if all[a].Requests != all[b].Requests {
+			return all[a].Requests < all[b].Requests
+		}
+		return a > b
+	}
+	h := make([]int32, 0, min(n, len(all)))
+	down := func(i int) {
+		for {
+			l, m := 2*i+1, i
+			if l < len(h) && worse(h[l], h[m]) {
+				m = l
+			}
+			if r := l + 1; r < len(h) && worse(h[r], h[m]) {
+				m = r
+			}
+			if m == i {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	for i := range all {
+		switch {
+		case len(h) < n:
+			h = append(h, int32(i))
+			for j := len(h) - 1; j > 0 && worse(h[j], h[(j-1)/2]); j = (j - 1) / 2 {
+				h[j], h[(j-1)/2] = h[(j-1)/2], h[j]
+			}
+		case n > 0 && worse(h[0], int32(i)):
+			h[0] = int32(i)
+			down(0)
+		}
+	}
+	slices.SortFunc(h, func(a, b int32) int {
+		if worse(a, b) {
+			return 1
+		}
+		return -1
+	})
+	out := make([]Edge, len(h))
+	for i, j := range h {
+		out[i] = all[j]
+	}
+	return out
 }
 
 type identityAcc struct {
@@ -242,6 +293,8 @@ func (a *identityAcc) state() string {
 	return IdentityUnknown
 }
 
+type workloadKey struct{ ns, name string }
+
 type workloadAcc struct {
 	w     Workload
 	id    identityAcc
@@ -251,7 +304,7 @@ type workloadAcc struct {
 type builder struct {
 	cluster    *Cluster
 	peers      *peerIndex
-	workloads  map[string]*workloadAcc
+	workloads  map[workloadKey]*workloadAcc
 	namespaces map[string]*Namespace
 	bareIPs    map[string]*identityAcc
 	total      Shares
@@ -279,7 +332,7 @@ func (b *builder) edgeMode(ns, wl string, port uint16) *ModeInForce {
 }
 
 func (b *builder) workload(ns, name string) *workloadAcc {
-	k := ns + "/" + name
+	k := workloadKey{ns, name}
 	w := b.workloads[k]
 	if w == nil {
 		w = &workloadAcc{w: Workload{Namespace: ns, Name: name}, ports: map[uint16]struct{}{}}
