@@ -149,3 +149,33 @@ func TestPostureAgainstTheCluster(t *testing.T) {
 		t.Errorf("total %+v, want 40 requests, 8 plaintext, 4 unknown", p.Total)
 	}
 }
+
+// TestLoadClusterUnderShippedRBAC reads the cluster as meshguard's own
+// ServiceAccount, with only what deploy/kubernetes/rbac.yaml grants.
+func TestLoadClusterUnderShippedRBAC(t *testing.T) {
+	sa := testenv.ShippedRBAC(t)
+	n := zerotrust.ApplyCluster(t, testenv.KubeConfig(t))
+	dyn, err := dynamic.NewForConfig(sa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(sa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var c *Cluster
+	// The authorizer follows new bindings within moments.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if c, err = LoadCluster(ctx, dyn, cs, n.Root); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("as meshguard/meshguard under the shipped RBAC: %v", err)
+	}
+	if _, ok := c.labelsOf(n.Shop, "cart"); !ok || len(c.PeerAuthentications) == 0 || len(c.AuthorizationPolicies) == 0 {
+		t.Errorf("read %d PeerAuthentications, %d AuthorizationPolicies, cart's labels known %v", len(c.PeerAuthentications), len(c.AuthorizationPolicies), ok)
+	}
+}

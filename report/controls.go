@@ -122,38 +122,22 @@ func judge(r *Report) []Control {
 	c := func(fw, id, req, src string, ok bool, why string, ev ...string) Control {
 		return Control{Framework: fw, ID: id, Requirement: req, Source: src, Verdict: verdict(ok), Why: why, Evidence: ev}
 	}
-	enc := "every observed request was mutually authenticated and encrypted"
-	if !f.encrypted {
-		enc = "plaintext requests were observed, or requests with no TLS evidence leave encryption unproven"
+	said := func(ok bool, yes, no string) string {
+		if ok {
+			return yes
+		}
+		return no
 	}
-	cov := "every workload is covered by an enforced ALLOW policy (deny by default)"
-	if !f.allCovered {
-		cov = "some workloads are allowed by default, or the cluster was not read"
-	}
-	str := "every workload requires mTLS"
-	if !f.allStrict {
-		str = "some workloads accept plaintext (PERMISSIVE, DISABLE or unknown)"
-	}
-	mon := "the mesh's traffic was recorded and available to the detectors"
-	if !f.monitored {
-		mon = "no traffic was stored for the period"
-	}
-	aud := "every action carries its actor and time"
-	if !f.audited {
-		aud = "some audit rows name no actor"
-	}
-	eva := "every detection has a recorded decision"
-	if !f.evaluated {
-		eva = "some detections have no decision in the audit log"
-	}
-	ans := "every incident was answered"
-	if !f.answered {
-		ans = "some incidents got no response"
-	}
-	nid := "every caller showed a mesh identity"
-	if !f.noIdentity {
-		nid = "callers without a mesh identity exchanged plaintext"
-	}
+	enc := said(f.encrypted, "every observed request was mutually authenticated and encrypted",
+		"plaintext requests were observed, or requests with no TLS evidence leave encryption unproven")
+	cov := said(f.allCovered, "every workload is covered by an enforced ALLOW policy (deny by default)",
+		"some workloads are allowed by default or their coverage is unknown, or the cluster was not read")
+	str := said(f.allStrict, "every workload requires mTLS", "some workloads accept plaintext (PERMISSIVE, DISABLE or unknown)")
+	mon := said(f.monitored, "the mesh's traffic was recorded and available to the detectors", "no traffic was stored for the period")
+	aud := said(f.audited, "every action carries its actor and time", "some audit rows name no actor")
+	eva := said(f.evaluated, "every detection has a recorded decision", "some detections have no decision in the audit log")
+	ans := said(f.answered, "every incident was answered", "some incidents got no response")
+	nid := said(f.noIdentity, "every caller showed a mesh identity", "callers without a mesh identity exchanged plaintext")
 	return []Control{
 		c("NIST SP 800-207", "Tenet 2", "All communication is secured regardless of network location.", srcSP800207, f.encrypted, enc, f.transport),
 		c("NIST SP 800-207", "Tenet 3", "Access to each resource is granted per session, with least privilege.", srcSP800207, f.allCovered, cov, f.allow),

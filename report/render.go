@@ -199,3 +199,15 @@ Controls: <strong>{{.Passed}} pass, {{.Gapped}} gap</strong>.{{if not .ClusterRe
 {{end}}</table>
 </body></html>
 `
+
+// ParseTime reads a period bound as the CLI and the API take it: an RFC
+// 3339 time, or a date (midnight UTC).
+func ParseTime(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q: want an RFC 3339 time (2026-01-31T00:00:00Z) or a date (2026-01-31)", v)
+}

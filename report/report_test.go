@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/posture"
-	"github.com/meshguard/meshguard/storage"
 	"github.com/meshguard/meshguard/test/testenv"
 	"github.com/meshguard/meshguard/test/zerotrust"
 )
@@ -25,19 +24,9 @@ import (
 // ClickHouse and the cluster.
 func seeded(t *testing.T) (*Report, zerotrust.World) {
 	t.Helper()
-	_, db := testenv.ClickHouse(t)
-	cfg := storage.DefaultClickHouseConfig()
-	cfg.Addr, cfg.Database = []string{testenv.ClickHouseAddr(t)}, db
-	store, err := storage.NewClickHouse(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store, _ := zerotrust.Store(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	kube := testenv.KubeConfig(t)
 	w := zerotrust.Seed(t, store, kube)
 	r := &Reader{Store: store, Posture: &posture.Reader{Edges: store, Kube: kube, RootNamespace: w.Root}}

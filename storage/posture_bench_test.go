@@ -16,8 +16,20 @@ import (
 // test server: the GROUP BY over flows and the fold to one side per edge.
 func BenchmarkPostureEdges(b *testing.B) {
 	const workloads, fan = 10_000, 100
-	store, _ := migratedStore(b)
+	_, db := testenv.ClickHouse(b)
+	cfg := DefaultClickHouseConfig()
+	cfg.Addr, cfg.Database = []string{testenv.ClickHouseAddr(b)}, db
+	// The shared test server is slow under load; this reads a million rows.
+	cfg.QueryTimeout = 10 * time.Minute
+	store, err := NewClickHouse(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
 	ctx := context.Background()
+	if err := store.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
 	start := testenv.Recent()
 	base := models.NewFlowIDBase("bench", 0, start.UnixNano())
 	batch := make([]models.Flow, 0, benchBatch)

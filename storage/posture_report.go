@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // Reads for the compliance report (package report): the mTLS trend per
@@ -114,18 +116,25 @@ ORDER BY at, action_id`
 		return nil, fmt.Errorf("actions between: %w", classify(err))
 	}
 	defer rows.Close()
+	out, err := scanActions(rows)
+	if err != nil {
+		return nil, fmt.Errorf("actions between: %w", err)
+	}
+	return out, nil
+}
+
+// scanActions reads rows of the actions table's columns in their order
+// (recentActionsQuery's).
+func scanActions(rows driver.Rows) ([]ActionRow, error) {
 	var out []ActionRow
 	for rows.Next() {
 		var a ActionRow
 		if err := rows.Scan(&a.ActionID, &a.At, &a.DetectionID, &a.Kind, &a.Mode, &a.State, &a.Actor,
 			&a.Reason, &a.Target, &a.PolicyName, &a.PolicyNamespace, &a.ExpiresAt); err != nil {
-			return nil, fmt.Errorf("actions between: %w", classify(err))
+			return nil, classify(err)
 		}
 		a.At, a.ExpiresAt = a.At.UTC(), fromDateTime(a.ExpiresAt)
 		out = append(out, a)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("actions between: %w", classify(err))
-	}
-	return out, nil
+	return out, classify(rows.Err())
 }

@@ -95,16 +95,14 @@ with its evidence and a pass or gap verdict.`,
 	return cmd
 }
 
-// parseReportTime reads an RFC 3339 time or a UTC date; empty is def.
+// parseReportTime reads --from or --to; empty is def.
 func parseReportTime(flag, v string, def time.Time) (time.Time, error) {
 	if v == "" {
 		return def, nil
 	}
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t.UTC(), nil
+	t, err := report.ParseTime(v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s %w", flag, err)
 	}
-	if t, err := time.Parse(time.DateOnly, v); err == nil {
-		return t, nil
-	}
-	return time.Time{}, fmt.Errorf("%s %q: want an RFC 3339 time (2026-01-31T00:00:00Z) or a date (2026-01-31)", flag, v)
+	return t, nil
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/meshguard/meshguard/posture"
 	"github.com/meshguard/meshguard/report"
-	"github.com/meshguard/meshguard/storage"
 	"github.com/meshguard/meshguard/test/testenv"
 	"github.com/meshguard/meshguard/test/zerotrust"
 )
@@ -40,19 +38,7 @@ func runMeshguard(t *testing.T, args ...string) []byte {
 // the control mapping, and serve answers GET /api/v1/posture and
 // /api/v1/report to a viewer.
 func TestPostureAndReportThroughTheBinary(t *testing.T) {
-	_, db := testenv.ClickHouse(t)
-	chCfg := storage.DefaultClickHouseConfig()
-	chCfg.Addr, chCfg.Database = []string{testenv.ClickHouseAddr(t)}, db
-	store, err := storage.NewClickHouse(chCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store, db := zerotrust.Store(t)
 	w := zerotrust.Seed(t, store, testenv.KubeConfig(t))
 	config := filepath.Join(t.TempDir(), "meshguard.yml")
 	if err := os.WriteFile(config, []byte("clickhouse:\n  addr: ["+testenv.ClickHouseAddr(t)+"]\n  database: "+db+"\n"+

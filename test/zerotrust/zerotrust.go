@@ -133,3 +133,23 @@ func Seed(t testing.TB, store *storage.ClickHouse, kube *rest.Config) World {
 	}
 	return w
 }
+
+// Store returns a store on a fresh, migrated database of the test
+// ClickHouse (closed when the test ends) and the database's name.
+func Store(t testing.TB) (*storage.ClickHouse, string) {
+	t.Helper()
+	_, db := testenv.ClickHouse(t)
+	cfg := storage.DefaultClickHouseConfig()
+	cfg.Addr, cfg.Database = []string{testenv.ClickHouseAddr(t)}, db
+	store, err := storage.NewClickHouse(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return store, db
+}

@@ -56,19 +56,17 @@ type ReportSource interface {
 // maxReportSpan bounds a report's period: a quarter.
 const maxReportSpan = 92 * 24 * time.Hour
 
-// reportTime reads ?name= as RFC 3339 or a date; empty is def.
+// reportTime reads ?name= (report.ParseTime); empty is def.
 func reportTime(r *http.Request, name string, def time.Time) (time.Time, error) {
 	v := r.URL.Query().Get(name)
 	if v == "" {
 		return def, nil
 	}
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t.UTC(), nil
+	t, err := report.ParseTime(v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s %w", name, err)
 	}
-	if t, err := time.Parse(time.DateOnly, v); err == nil {
-		return t, nil
-	}
-	return time.Time{}, fmt.Errorf("%s %q: want an RFC 3339 time or a date (YYYY-MM-DD)", name, v)
+	return t, nil
 }
 
 // report serves GET /api/v1/report?from=&to=&format=json|md|html|pdf
