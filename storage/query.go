@@ -99,18 +99,9 @@ func (c *ClickHouse) RecentActions(ctx context.Context, limit int) ([]ActionRow,
 		return nil, fmt.Errorf("recent actions: %w", classify(err))
 	}
 	defer rows.Close()
-	var out []ActionRow
-	for rows.Next() {
-		var a ActionRow
-		if err := rows.Scan(&a.ActionID, &a.At, &a.DetectionID, &a.Kind, &a.Mode, &a.State, &a.Actor,
-			&a.Reason, &a.Target, &a.PolicyName, &a.PolicyNamespace, &a.ExpiresAt); err != nil {
-			return nil, fmt.Errorf("recent actions: %w", classify(err))
-		}
-		a.At, a.ExpiresAt = a.At.UTC(), fromDateTime(a.ExpiresAt)
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("recent actions: %w", classify(err))
+	out, err := scanActions(rows)
+	if err != nil {
+		return nil, fmt.Errorf("recent actions: %w", err)
 	}
 	return out, nil
 }

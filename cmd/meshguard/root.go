@@ -30,6 +30,8 @@ to attacks with mesh policies and alerts.`,
 		newSimulateCmd(),
 		newPoliciesCmd(),
 		newReplayCmd(),
+		newPostureCmd(),
+		newReportCmd(),
 	)
 	return root
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/meshguard/meshguard/detect"
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/models"
+	"github.com/meshguard/meshguard/report"
 	"github.com/meshguard/meshguard/respond"
 	"github.com/meshguard/meshguard/storage"
 )
@@ -277,8 +278,10 @@ func startServer(ctx context.Context, cfg Config, store *storage.ClickHouse, reg
 			return fmt.Errorf("server.auth.mode kubernetes: %w", err)
 		}
 	}
+	pr := servePosture(cfg, store, log)
 	srv, err := api.New(cfg.Server, api.Deps{Store: store, Operator: wiring, Ready: ready.check, Registry: reg,
-		Slack: wiring, ActionWriter: store, Log: log, Kube: kube, RespondMode: cfg.Respond.Mode})
+		Slack: wiring, ActionWriter: store, Log: log, Kube: kube, RespondMode: cfg.Respond.Mode,
+		Posture: pr, Report: &report.Reader{Store: store, Posture: pr}})
 	if err != nil {
 		return err
 	}

@@ -85,6 +85,10 @@ type Deps struct {
 	// enforce, approve needs ?override=respond.mode from a named
 	// operator. Empty: no ceiling (the caller enforces its own).
 	RespondMode models.Mode
+	// Posture serves GET /api/v1/posture; nil: 503.
+	Posture PostureSource
+	// Report serves GET /api/v1/report; nil: 503.
+	Report ReportSource
 }
 
 // ShutdownTimeout bounds how long Run waits for requests in flight once
@@ -242,6 +246,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /api/v1/actions", s.viewer(http.HandlerFunc(s.actions)))
 	mux.Handle("GET /api/v1/actions/current", s.viewer(http.HandlerFunc(s.currentActions)))
 	mux.Handle("GET /api/v1/edges", s.viewer(http.HandlerFunc(s.edges)))
+	mux.Handle("GET /api/v1/posture", s.viewer(http.HandlerFunc(s.posture)))
+	mux.Handle("GET /api/v1/report", s.viewer(http.HandlerFunc(s.report)))
 	mux.HandleFunc("POST /api/v1/actions/{id}/{verb}", s.operate)
 	if s.deps.Slack != nil {
 		mux.Handle("/slack/interactions", s.deps.Slack)
