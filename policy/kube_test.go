@@ -72,6 +72,7 @@ func TestRolloutRoundTrip(t *testing.T) {
 	_, db := testenv.ClickHouse(t)
 	scfg := storage.DefaultClickHouseConfig()
 	scfg.Addr, scfg.Database = []string{testenv.ClickHouseAddr(t)}, db
+	scfg.QueryTimeout = 3 * time.Minute // the shared servers are slow under load
 	store, err := storage.NewClickHouse(scfg)
 	if err != nil {
 		t.Fatal(err)

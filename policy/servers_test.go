@@ -23,6 +23,7 @@ func playedStore(t *testing.T) (*storage.ClickHouse, *policytest.Truth, policy.O
 	cfg := storage.DefaultClickHouseConfig()
 	cfg.Addr = []string{testenv.ClickHouseAddr(t)}
 	cfg.Database = db
+	cfg.QueryTimeout = 3 * time.Minute // the shared servers are slow under load
 	store, err := storage.NewClickHouse(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/meshguard/meshguard/cmd/meshguard/api"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/respond"
 	"github.com/meshguard/meshguard/storage"
@@ -89,9 +90,9 @@ applies them, in dry-run, to the cluster, with your credentials (meshguard's
 service account may not write ALLOW policies). Promote with 'policies promote'.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			period, err := parseSince(since)
+			period, err := policy.ParseSince(since)
 			if err != nil {
-				return err
+				return fmt.Errorf("--since: %w", err)
 			}
 			if out == "" {
 				return errors.New("--out DIR is required: the directory the policies are written to")
@@ -245,22 +246,27 @@ func printSuggestions(w io.Writer, ss []policy.Suggestion) {
 	}
 }
 
-// parseSince reads a Go duration or a number of days ("7d").
-func parseSince(s string) (time.Duration, error) {
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err == nil && n > 0 {
-			return time.Duration(n) * 24 * time.Hour, nil
-		}
-	} else if d, err := time.ParseDuration(s); err == nil && d > 0 {
-		return d, nil
-	}
-	return 0, fmt.Errorf("--since %q: use a positive Go duration (36h) or days (7d)", s)
-}
-
 func actorName(actor string) string {
 	if actor != "" {
 		return actor
 	}
 	return "cli:" + currentUser()
+}
+
+// suggestFunc is the API's suggestions over store: the responder's
+// resolver when a cluster answers (else app=<workload>), its guardrails,
+// detect's learning period and hold.
+func suggestFunc(cfg Config, store *storage.ClickHouse) api.SuggestFunc {
+	resolve := respond.Resolver(respond.ConventionResolver)
+	if kube, err := cfg.Kubernetes.RESTConfig(); err == nil && (cfg.Respond.Backend != respond.BackendGitOps || cfg.Kubernetes.Kubeconfig != "") {
+		if cs, err := kubernetes.NewForConfig(kube); err == nil {
+			resolve = respond.KubeResolver(cs)
+		}
+	}
+	return func(ctx context.Context, scope policy.Scope, since time.Duration) ([]policy.Suggestion, error) {
+		now := time.Now()
+		o := policy.DefaultOptions(now.Add(-since), now)
+		o.LearningPeriod, o.Margin = cfg.Detect.LearningPeriod, cfg.Detect.Hold
+		return policy.Learn(ctx, store, scope, o, resolve, cfg.Respond)
+	}
 }

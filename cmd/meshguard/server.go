@@ -276,7 +276,8 @@ func startServer(ctx context.Context, cfg Config, store *storage.ClickHouse, reg
 		}
 	}
 	srv, err := api.New(cfg.Server, api.Deps{Store: store, Operator: wiring, Ready: ready.check, Registry: reg,
-		Slack: wiring, ActionWriter: store, Log: log, Kube: kube, RespondMode: cfg.Respond.Mode})
+		Slack: wiring, ActionWriter: store, Log: log, Kube: kube, RespondMode: cfg.Respond.Mode,
+		Suggest: suggestFunc(cfg, store)})
 	if err != nil {
 		return err
 	}

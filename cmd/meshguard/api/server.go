@@ -85,6 +85,8 @@ type Deps struct {
 	// enforce, approve needs ?override=respond.mode from a named
 	// operator. Empty: no ceiling (the caller enforces its own).
 	RespondMode models.Mode
+	// Suggest answers GET /api/v1/policies/suggestions; nil: 503.
+	Suggest SuggestFunc
 }
 
 // ShutdownTimeout bounds how long Run waits for requests in flight once
@@ -242,6 +244,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /api/v1/actions", s.viewer(http.HandlerFunc(s.actions)))
 	mux.Handle("GET /api/v1/actions/current", s.viewer(http.HandlerFunc(s.currentActions)))
 	mux.Handle("GET /api/v1/edges", s.viewer(http.HandlerFunc(s.edges)))
+	mux.Handle("GET /api/v1/policies/suggestions", s.viewer(http.HandlerFunc(s.suggestions)))
 	mux.HandleFunc("POST /api/v1/actions/{id}/{verb}", s.operate)
 	if s.deps.Slack != nil {
 		mux.Handle("/slack/interactions", s.deps.Slack)
