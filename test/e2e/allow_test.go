@@ -221,7 +221,7 @@ func verdictFlows(s policy.Suggestion, at time.Time, v models.DryRun, n int) []m
 	for i := range out {
 		out[i] = models.Flow{ID: base.ID(i), TimestampMs: at.UnixMilli(), Reporter: models.ReporterDestination, Source: src,
 			Destination: models.Destination{Workload: s.Workload, Namespace: s.Namespace, Port: 8080},
-			Method: "GET", Path: "/", PathTemplate: "/", ResponseCode: 200, TLS: tls, Count: 1, DryRunAllow: v}
+			Method:      "GET", Path: "/", PathTemplate: "/", ResponseCode: 200, TLS: tls, Count: 1, DryRunAllow: v}
 	}
 	return out
 }
