@@ -152,8 +152,9 @@ func Suggest(ev Evidence, o Options) []Suggestion {
 		}
 	}
 	out := make([]Suggestion, 0, len(byDst))
+	valid := principalCheck{}
 	for k, rows := range byDst {
-		out = append(out, suggestOne(k, oneReporter(rows), firstSeen[k], ev.Detections, o))
+		out = append(out, suggestOne(k, oneReporter(rows), firstSeen[k], ev.Detections, o, valid))
 	}
 	slices.SortFunc(out, func(a, b Suggestion) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Workload, b.Workload))
@@ -192,7 +193,20 @@ func callerName(t storage.CallerTraffic) string {
 	return "unknown caller"
 }
 
-func suggestOne(k dstKey, rows []storage.CallerTraffic, firstSeen map[string]time.Time, ds []storage.DetectionRow, o Options) Suggestion {
+// principalCheck remembers which principals validate: a mesh has far
+// fewer principals than edges.
+type principalCheck map[string]bool
+
+func (c principalCheck) valid(p string) bool {
+	v, ok := c[p]
+	if !ok {
+		v = validPrincipal(p)
+		c[p] = v
+	}
+	return v
+}
+
+func suggestOne(k dstKey, rows []storage.CallerTraffic, firstSeen map[string]time.Time, ds []storage.DetectionRow, o Options, principals principalCheck) Suggestion {
 	s := Suggestion{Name: Name(k.ns, k.wl), Namespace: k.ns, Workload: k.wl, From: o.From, To: o.To}
 	byCaller := map[string][]storage.CallerTraffic{}
 	for _, r := range rows {
@@ -203,7 +217,7 @@ func suggestOne(k dstKey, rows []storage.CallerTraffic, firstSeen map[string]tim
 	learnedBy := o.To.Add(-o.LearningPeriod)
 	for name, rs := range byCaller {
 		total := sumRows(rs)
-		if !rs[0].Attested || !validPrincipal(rs[0].SourcePrincipal) {
+		if !rs[0].Attested || !principals.valid(rs[0].SourcePrincipal) {
 			s.NotAdmitted = append(s.NotAdmitted, Caller{Caller: name, Reason: ExcludedUnattested,
 				Requests: total.Requests, FirstSeen: total.FirstSeen, LastSeen: total.LastSeen})
 			continue
@@ -420,14 +434,19 @@ func pathMatches(p, tpl string) bool {
 }
 
 // blast counts the requests in byCaller that no rule admits, and their
-// callers.
+// callers. A rule admits one principal, so each row meets only its
+// principal's rule.
 func blast(rules []Rule, byCaller map[string][]storage.CallerTraffic) (uint64, int) {
+	byPrincipal := make(map[string]*Rule, len(rules))
+	for i := range rules {
+		byPrincipal[rules[i].Principal] = &rules[i]
+	}
 	var requests uint64
 	callers := 0
 	for _, rs := range byCaller {
 		var denied uint64
 		for _, row := range rs {
-			if !slices.ContainsFunc(rules, func(r Rule) bool { return r.admits(row) }) {
+			if r := byPrincipal[row.SourcePrincipal]; r == nil || !r.admits(row) {
 				denied += row.Requests
 			}
 		}
