@@ -64,6 +64,7 @@ const (
 	fDestinationNamespace
 	fTLSVersion
 	fReporter
+	fDryRunAllow
 	numLogFields
 )
 
@@ -135,6 +136,8 @@ func logField(key string) int {
 		return fTLSVersion
 	case "reporter":
 		return fReporter
+	case "dry_run_allow_result":
+		return fDryRunAllow
 	}
 	return -1
 }
@@ -440,6 +443,7 @@ func (d *Decoder) fillLog(r *rawLog, res *resourceInfo, f *models.Flow) string {
 	f.TLSVersion = d.internStr(d.text(r.v[fTLSVersion], d.cfg.MaxFieldBytes))
 
 	f.Reporter = models.ParseReporter(r.v[fReporter].s)
+	f.DryRunAllow = models.ParseDryRun(r.v[fDryRunAllow].s)
 	crep, cport, chost := clusterParts(r.v[fUpstreamCluster].s)
 	if f.Reporter == models.ReporterUnknown {
 		f.Reporter = crep

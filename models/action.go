@@ -17,6 +17,10 @@ const (
 	// ActionQuarantine denies everything the source sends and everything
 	// sent to it.
 	ActionQuarantine ActionKind = "quarantine"
+	// ActionAllow stages or enforces a least-privilege ALLOW policy
+	// learned from history (package policy); never a detection's answer,
+	// so respond.actions cannot name it.
+	ActionAllow ActionKind = "allow_policy"
 )
 
 // ParseActionKind accepts exactly "alert", "block_edge" and "quarantine".

@@ -115,6 +115,9 @@ type Flow struct {
 	// pod behind its address).
 	Resolved         Resolved
 	IdentityConflict bool
+	// DryRunAllow is what dry-run ALLOW policies said of the request
+	// (destination-side records only).
+	DryRunAllow DryRun
 	// Partition is the Kafka partition the flow arrived on; detect shards
 	// its state by it so that replicas of one consumer group split the
 	// work. Not stored.

@@ -407,3 +407,7 @@ func policyFromIstio(u *unstructured.Unstructured) (Policy, error) {
 }
 
 func cloneMap(m map[string]string) map[string]string { return maps.Clone(m) }
+
+// Slug is the DNS-1123 slug respond builds object names from (at most n
+// characters of [a-z0-9-]), for other writers of meshguard's objects.
+func Slug(s string, n int) string { return dnsSlug(s, n) }

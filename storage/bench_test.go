@@ -74,7 +74,7 @@ func BenchmarkColumnBuild(b *testing.B) {
 		"ts": "DateTime('UTC')", "ts_ms": "Int64", "flow_id": "FixedString(16)", "trace_id": "FixedString(16)",
 		"destination_port": "UInt16", "response_code": "UInt16", "bytes_sent": "UInt64", "bytes_received": "UInt64",
 		"duration_ms": "UInt32", "mtls": "UInt8", "count": "UInt32",
-		"identity_resolved": "UInt8", "identity_conflict": "UInt8",
+		"identity_resolved": "UInt8", "identity_conflict": "UInt8", "dry_run_allow": "UInt8",
 	}
 	cols := make([]column.Interface, len(flowColumnNames))
 	b.ReportAllocs()

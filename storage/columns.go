@@ -26,6 +26,7 @@ type flowColumns struct {
 	durationMs, count     []uint32
 	mtls                  []uint8
 	resolved, conflict    []uint8
+	dryRunAllow           []uint8
 	tlsVersion, userAgent []string
 	requestID             []string
 
@@ -44,6 +45,7 @@ var flowColumnNames = []string{
 	"bytes_sent", "bytes_received", "duration_ms", "mtls", "tls_version",
 	"user_agent", "request_id", "trace_id", "count",
 	"identity_resolved", "identity_conflict",
+	"dry_run_allow",
 }
 
 // values returns one slice per entry of flowColumnNames, each of a type
@@ -57,6 +59,7 @@ func (c *flowColumns) values(from, to int) []any {
 		c.bytesSent[from:to], c.bytesRecv[from:to], c.durationMs[from:to], c.mtls[from:to], c.tlsVersion[from:to],
 		c.userAgent[from:to], c.requestID[from:to], c.traceID[from:to], c.count[from:to],
 		c.resolved[from:to], c.conflict[from:to],
+		c.dryRunAllow[from:to],
 	}
 }
 
@@ -81,6 +84,7 @@ func (c *flowColumns) fill(flows []models.Flow) {
 	c.durationMs, c.count = resize(c.durationMs, n), resize(c.count, n)
 	c.mtls = resize(c.mtls, n)
 	c.resolved, c.conflict = resize(c.resolved, n), resize(c.conflict, n)
+	c.dryRunAllow = resize(c.dryRunAllow, n)
 	c.ids = resize(c.ids, 32*n)
 	c.ipText, c.ipEnds = c.ipText[:0], resize(c.ipEnds, n)
 
@@ -111,6 +115,7 @@ func (c *flowColumns) fill(flows []models.Flow) {
 		if f.IdentityConflict {
 			c.conflict[i] = 1
 		}
+		c.dryRunAllow[i] = uint8(f.DryRunAllow)
 	}
 	c.fillIPs(flows)
 }

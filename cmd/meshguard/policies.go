@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshguard/meshguard/models"
+	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/respond"
 	"github.com/meshguard/meshguard/storage"
 )
@@ -43,10 +44,7 @@ audited in ClickHouse with the actor (--actor, default cli:$USER).`,
 			return err
 		}
 		defer closeFn()
-		who := actor
-		if who == "" {
-			who = "cli:" + currentUser()
-		}
+		who := actorName(actor)
 		ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 		defer cancel()
 		return f(ctx, r, who)
@@ -89,6 +87,16 @@ audited in ClickHouse with the actor (--actor, default cli:$USER).`,
 				var errs []error
 				for _, id := range ids {
 					a, err := r.Revoke(ctx, id, who)
+					if errors.Is(err, respond.ErrNotFound) && !all {
+						// Not the responder's: a least-privilege ALLOW policy?
+						aerr := revokeAllow(cmd, configPath, actor, id)
+						if aerr == nil {
+							continue
+						}
+						if !errors.Is(aerr, policy.ErrNotFound) {
+							err = aerr
+						}
+					}
 					if err != nil {
 						errs = append(errs, err)
 						continue
@@ -136,6 +144,7 @@ audited in ClickHouse with the actor (--actor, default cli:$USER).`,
 	}
 	extend.Flags().DurationVar(&by, "by", time.Hour, "how much longer")
 	cmd.AddCommand(list, revoke, approve, extend)
+	cmd.AddCommand(newAllowCmds(&configPath, &actor)...)
 	return cmd
 }
 

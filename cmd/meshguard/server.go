@@ -281,7 +281,8 @@ func startServer(ctx context.Context, cfg Config, store *storage.ClickHouse, reg
 	pr := servePosture(cfg, store, log)
 	srv, err := api.New(cfg.Server, api.Deps{Store: store, Operator: wiring, Ready: ready.check, Registry: reg,
 		Slack: wiring, ActionWriter: store, Log: log, Kube: kube, RespondMode: cfg.Respond.Mode,
-		Posture: pr, Report: &report.Reader{Store: store, Posture: pr}})
+		Posture: pr, Report: &report.Reader{Store: store, Posture: pr},
+		Suggest: suggestFunc(cfg, store)})
 	if err != nil {
 		return err
 	}

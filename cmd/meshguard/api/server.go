@@ -89,6 +89,9 @@ type Deps struct {
 	Posture PostureSource
 	// Report serves GET /api/v1/report; nil: 503.
 	Report ReportSource
+
+	// Suggest answers GET /api/v1/policies/suggestions; nil: 503.
+	Suggest SuggestFunc
 }
 
 // ShutdownTimeout bounds how long Run waits for requests in flight once
@@ -248,6 +251,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /api/v1/edges", s.viewer(http.HandlerFunc(s.edges)))
 	mux.Handle("GET /api/v1/posture", s.viewer(http.HandlerFunc(s.posture)))
 	mux.Handle("GET /api/v1/report", s.viewer(http.HandlerFunc(s.report)))
+
+	mux.Handle("GET /api/v1/policies/suggestions", s.viewer(http.HandlerFunc(s.suggestions)))
 	mux.HandleFunc("POST /api/v1/actions/{id}/{verb}", s.operate)
 	if s.deps.Slack != nil {
 		mux.Handle("/slack/interactions", s.deps.Slack)
