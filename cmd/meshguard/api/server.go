@@ -242,12 +242,16 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /api/v1/actions", s.viewer(http.HandlerFunc(s.actions)))
 	mux.Handle("GET /api/v1/actions/current", s.viewer(http.HandlerFunc(s.currentActions)))
 	mux.Handle("GET /api/v1/edges", s.viewer(http.HandlerFunc(s.edges)))
+	mux.Handle("GET /api/v1/graph", s.viewer(http.HandlerFunc(s.graph)))
+	mux.Handle("GET /api/v1/graph/edge", s.viewer(http.HandlerFunc(s.graphEdge)))
+	mux.Handle("GET /api/v1/audit", s.viewer(http.HandlerFunc(s.auditLog)))
+	mux.Handle("GET /api/v1/ingest", s.viewer(http.HandlerFunc(s.ingestLag)))
 	mux.HandleFunc("POST /api/v1/actions/{id}/{verb}", s.operate)
 	if s.deps.Slack != nil {
 		mux.Handle("/slack/interactions", s.deps.Slack)
 	}
 	mux.HandleFunc("GET /{$}", s.static("index.html"))
-	for _, f := range []string{"app.js", "app.css"} {
+	for _, f := range uiFiles {
 		mux.HandleFunc("GET /ui/"+f, s.static(f))
 	}
 	return securityHeaders(s.guardHost(mux))
