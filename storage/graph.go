@@ -40,8 +40,9 @@ type GraphEdge struct {
 	// MTLS, Plaintext and UnknownTLS split Requests by what the records
 	// showed of transport security (models.TLS).
 	MTLS, Plaintext, UnknownTLS uint64
-	// LastSeen is the newest flow's time, to the second.
-	LastSeen time.Time
+	// FirstSeen and LastSeen are the oldest and the newest flow's time,
+	// to the second.
+	FirstSeen, LastSeen time.Time
 }
 
 // ServiceWorkload says that requests to Service host Service (in
@@ -63,7 +64,7 @@ func graphEdgesQuery(db string) string {
     destination_workload, destination_namespace, destination_service, reporter,
     sum(count) AS r, sumIf(count, response_code >= 500 AND response_code < 600),
     sumIf(count, response_code >= 400 AND response_code < 500),
-    sumIf(count, mtls = 1), sumIf(count, mtls = 2), sumIf(count, mtls = 0), max(ts)
+    sumIf(count, mtls = 1), sumIf(count, mtls = 2), sumIf(count, mtls = 0), min(ts), max(ts)
 FROM ` + db + `.flows_by_source
 WHERE ts >= toDateTime(?) AND ts < toDateTime(?)
 GROUP BY source_principal, source_workload, source_namespace, sip,
@@ -87,10 +88,10 @@ func (c *ClickHouse) GraphEdges(ctx context.Context, from, to time.Time) ([]Grap
 		var e GraphEdge
 		if err := rows.Scan(&e.SourcePrincipal, &e.SourceWorkload, &e.SourceNamespace, &e.SourceIP,
 			&e.DestinationWorkload, &e.DestinationNamespace, &e.DestinationService, &e.Reporter,
-			&e.Requests, &e.Errors5xx, &e.Errors4xx, &e.MTLS, &e.Plaintext, &e.UnknownTLS, &e.LastSeen); err != nil {
+			&e.Requests, &e.Errors5xx, &e.Errors4xx, &e.MTLS, &e.Plaintext, &e.UnknownTLS, &e.FirstSeen, &e.LastSeen); err != nil {
 			return nil, fmt.Errorf("graph edges: %w", classify(err))
 		}
-		e.LastSeen = e.LastSeen.UTC()
+		e.FirstSeen, e.LastSeen = e.FirstSeen.UTC(), e.LastSeen.UTC()
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
@@ -178,6 +179,9 @@ func (m *Memory) GraphEdges(_ context.Context, from, to time.Time) ([]GraphEdge,
 		}
 		if at.After(e.LastSeen) {
 			e.LastSeen = at
+		}
+		if e.FirstSeen.IsZero() || at.Before(e.FirstSeen) {
+			e.FirstSeen = at
 		}
 	}
 	m.mu.Unlock()

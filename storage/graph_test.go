@@ -85,15 +85,15 @@ func testGraphQueries(t *testing.T, s dashboardStore) {
 	want := []GraphEdge{
 		{SourcePrincipal: "cluster.local/ns/front/sa/web", SourceWorkload: "web", SourceNamespace: "front",
 			DestinationWorkload: "ads-v1", DestinationNamespace: "shop", DestinationService: host, Reporter: "destination",
-			Requests: 5, Errors5xx: 1, MTLS: 5, LastSeen: at(30 * time.Second)},
+			Requests: 5, Errors5xx: 1, MTLS: 5, FirstSeen: at(20 * time.Second), LastSeen: at(30 * time.Second)},
 		{SourcePrincipal: "cluster.local/ns/front/sa/web", SourceWorkload: "web", SourceNamespace: "front",
-			DestinationService: host, Reporter: "source", Requests: 4, MTLS: 4, LastSeen: at(10 * time.Second)},
+			DestinationService: host, Reporter: "source", Requests: 4, MTLS: 4, FirstSeen: at(10 * time.Second), LastSeen: at(10 * time.Second)},
 		{SourceWorkload: "cart", SourceNamespace: "shop", DestinationWorkload: "pay-v2", DestinationNamespace: "shop",
-			DestinationService: "pay.shop.svc.cluster.local", Reporter: "source", Requests: 3, UnknownTLS: 3, LastSeen: at(50 * time.Second)},
+			DestinationService: "pay.shop.svc.cluster.local", Reporter: "source", Requests: 3, UnknownTLS: 3, FirstSeen: at(50 * time.Second), LastSeen: at(50 * time.Second)},
 		{SourceIP: "10.1.2.3", DestinationWorkload: "ads-v1", DestinationNamespace: "shop", DestinationService: host,
-			Reporter: "destination", Requests: 2, Errors4xx: 2, Plaintext: 2, LastSeen: at(40 * time.Second)},
+			Reporter: "destination", Requests: 2, Errors4xx: 2, Plaintext: 2, FirstSeen: at(40 * time.Second), LastSeen: at(40 * time.Second)},
 		{SourceWorkload: "cart", SourceNamespace: "shop", DestinationWorkload: "evil", DestinationNamespace: "shop",
-			DestinationService: "pay.shop.svc.cluster.local", Reporter: "destination", Requests: 1, UnknownTLS: 1, LastSeen: at(55 * time.Second)},
+			DestinationService: "pay.shop.svc.cluster.local", Reporter: "destination", Requests: 1, UnknownTLS: 1, FirstSeen: at(55 * time.Second), LastSeen: at(55 * time.Second)},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("GraphEdges:\n got %+v\nwant %+v", got, want)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -83,8 +84,12 @@ type graphEdgeJSON struct {
 }
 
 type graphJSON struct {
-	From       time.Time       `json:"from"`
-	To         time.Time       `json:"to"`
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// DataFrom is the oldest flow in the span: rates are over DataFrom
+	// to To, so that a store holding less than the span (a new install,
+	// retention) does not dilute them.
+	DataFrom   time.Time       `json:"data_from"`
 	Namespaces []string        `json:"namespaces"`
 	Kinds      []string        `json:"kinds"`
 	Nodes      []graphNodeJSON `json:"nodes"`
@@ -252,8 +257,15 @@ func buildGraph(rows []storage.GraphEdge, svcs []storage.ServiceWorkload, from, 
 		}
 		side.add(e)
 	}
-	span := to.Sub(from).Seconds()
-	g := graphJSON{From: from, To: to, Nodes: []graphNodeJSON{}, Edges: make([]graphEdgeJSON, 0, len(order))}
+	dataFrom := to
+	for i := range rows {
+		if f := rows[i].FirstSeen; !f.IsZero() && f.Before(dataFrom) {
+			dataFrom = f
+		}
+	}
+	dataFrom = later(dataFrom, from)
+	span := to.Sub(dataFrom).Seconds()
+	g := graphJSON{From: from, To: to, DataFrom: dataFrom, Nodes: []graphNodeJSON{}, Edges: make([]graphEdgeJSON, 0, len(order))}
 	for _, k := range order {
 		g.Edges = append(g.Edges, edgeOut(k, edges[k], span))
 	}
@@ -269,6 +281,13 @@ func buildGraph(rows []storage.GraphEdge, svcs []storage.ServiceWorkload, from, 
 	}
 	sort.Slice(g.Nodes, func(i, j int) bool { return g.Nodes[i].ID < g.Nodes[j].ID })
 	return g
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // edgeOut writes one folded edge: the busier side's counts.
@@ -352,13 +371,17 @@ func annotate(g *graphJSON, dets []storage.DetectionRow, from time.Time) {
 		if d.DestinationWorkload != "" {
 			mark(nodeOf(party{workload: d.DestinationWorkload, namespace: d.DestinationNamespace}).ID, incident)
 		}
+		named := d.DestinationWorkload != ""
+		listed := listedDestinations(d)
 		for i := range g.Edges {
 			e := &g.Edges[i]
 			if !matches(d, &storage.EdgeSummary{SourceWorkload: e.src.workload, SourceNamespace: e.src.namespace,
 				SourcePrincipal: e.src.principal, DestinationWorkload: e.dst.workload, DestinationNamespace: e.dst.namespace}) {
 				continue
 			}
-			named := d.DestinationWorkload != ""
+			if !named && listed != nil && !listed[e.dst.namespace+"/"+e.dst.workload] {
+				continue // a scan's fan-out: only the destinations it probed
+			}
 			e.Fanout = !named && (!e.Anomalous || e.Fanout)
 			e.Anomalous = true
 			e.Detections = append(e.Detections, d.DetectionID)
@@ -375,6 +398,26 @@ func annotate(g *graphJSON, dets []storage.DetectionRow, from time.Time) {
 		g.Kinds = append(g.Kinds, k)
 	}
 	slices.Sort(g.Kinds)
+}
+
+// listedDestinations are the destinations ("namespace/workload") a
+// detection naming no destination lists in its evidence (a scan's
+// probes), nil when it lists none.
+func listedDestinations(d *storage.DetectionRow) map[string]bool {
+	if d.DestinationWorkload != "" {
+		return nil
+	}
+	var ev struct {
+		Destinations []string `json:"destinations"`
+	}
+	if json.Unmarshal([]byte(d.Evidence), &ev) != nil || len(ev.Destinations) == 0 {
+		return nil
+	}
+	out := make(map[string]bool, len(ev.Destinations))
+	for _, x := range ev.Destinations {
+		out[x] = true
+	}
+	return out
 }
 
 // filter keeps the edges with an end in one of namespaces (all when
@@ -525,7 +568,7 @@ func (s *Server) graphEdge(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, "graph", err)
 		return
 	}
-	out := edgeViewJSON{Edge: findEdge(&now, src, dst), Baseline: findEdge(&before, src, dst), BaselineFrom: bfrom, BaselineTo: from,
+	out := edgeViewJSON{Edge: findEdge(&now, src, dst), Baseline: findEdge(&before, src, dst), BaselineFrom: before.DataFrom, BaselineTo: from,
 		Detections: []detectionJSON{}}
 	if out.Edge == nil && out.Baseline == nil {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no edge from " + src + " to " + dst + " in the span or its baseline"})

@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -142,23 +144,23 @@ func (b *browser) signIn(t *testing.T, url, token string) {
 	b.waitGraph(t, "")
 }
 
-// waitGraph waits until the graph was laid out after the stamp before
-// (the previous value of #graph's data-laid-out; "" for any) and the
-// status line says the page updated.
+// waitGraph waits until a graph was rendered after the one numbered
+// before (#graph's data-rendered; "" for any) and the status line says
+// the page updated.
 func (b *browser) waitGraph(t *testing.T, before string) {
 	t.Helper()
-	js := `(() => { const g = document.getElementById('graph'); const s = g.dataset.laidOut;
+	js := `(() => { const g = document.getElementById('graph'); const s = g.dataset.rendered;
 		return !!(g.cy && s && s !== ` + jsString(before) + ` && document.getElementById('status').textContent.startsWith('updated')); })()`
 	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(0))); err != nil {
-		t.Fatalf("the graph was not laid out: %v", err)
+		t.Fatalf("the graph was not rendered: %v", err)
 	}
 }
 
-// setSince picks a time range in the graph's filter and waits for the new
-// layout.
+// setSince picks a time range in the graph's filter and waits for the
+// graph of it.
 func (b *browser) setSince(t *testing.T, since string) {
 	t.Helper()
-	before := run(t, b.ctx, chromedp.Evaluate[string](`document.getElementById('graph').dataset.laidOut || ''`))
+	before := run(t, b.ctx, chromedp.Evaluate[string](`document.getElementById('graph').dataset.rendered || ''`))
 	run(t, b.ctx, chromedp.Evaluate[bool](`(() => { const s = document.getElementById('f-since'); s.value = `+jsString(since)+
 		`; s.dispatchEvent(new Event('change')); return true; })()`))
 	b.waitGraph(t, before)
@@ -197,10 +199,12 @@ type graphView struct {
 	Anomalous  int            `json:"anomalous"`
 	// Overlaps counts pairs of node labels whose boxes intersect;
 	// NodeOverlaps pairs of node bodies.
-	Overlaps     int      `json:"overlaps"`
-	NodeOverlaps int      `json:"node_overlaps"`
-	Zoom         float64  `json:"zoom"`
-	Labels       []string `json:"labels"`
+	Overlaps     int `json:"overlaps"`
+	NodeOverlaps int `json:"node_overlaps"`
+	// BoxOverlaps counts pairs of namespace boxes that intersect.
+	BoxOverlaps int      `json:"box_overlaps"`
+	Zoom        float64  `json:"zoom"`
+	Labels      []string `json:"labels"`
 	// OnScreen: every node's centre is inside the graph's box.
 	OnScreen bool `json:"on_screen"`
 }
@@ -218,16 +222,34 @@ const graphViewJS = `(() => {
 		if (hit(labels[i], labels[j])) overlaps++;
 		if (hit(bodies[i], bodies[j])) nodeOverlaps++;
 	}
+	const boxes = cy.nodes('.ns').map((n) => n.boundingBox({ includeLabels: false }));
+	let boxOverlaps = 0;
+	for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) if (hit(boxes[i], boxes[j])) boxOverlaps++;
 	const ext = cy.extent();
 	const onScreen = nodes.every((n) => { const p = n.position(); return p.x >= ext.x1 && p.x <= ext.x2 && p.y >= ext.y1 && p.y <= ext.y2; });
 	return { nodes: nodes.length, by_kind: byKind, namespaces: cy.nodes('.ns').length, edges: cy.edges().length,
-		anomalous: cy.edges('.anomalous').length, overlaps, node_overlaps: nodeOverlaps, zoom: cy.zoom(),
+		anomalous: cy.edges('.anomalous').length, overlaps, node_overlaps: nodeOverlaps, box_overlaps: boxOverlaps, zoom: cy.zoom(),
 		labels: nodes.map((n) => n.data('label')), on_screen: onScreen };
 })()`
 
 func (b *browser) graph(t *testing.T) graphView {
 	t.Helper()
 	return run(t, b.ctx, chromedp.Evaluate[graphView](graphViewJS))
+}
+
+// checkOverlapCount proves graphViewJS's counts can fail: two nodes (and
+// their labels) moved onto each other count, and are put back.
+func (b *browser) checkOverlapCount(t *testing.T, before graphView) {
+	t.Helper()
+	run(t, b.ctx, chromedp.Evaluate[bool](`(() => { const ns = document.getElementById('graph').cy.nodes().filter((n) => !n.hasClass('ns'));
+		window.__kept = ns[1].position(); ns[1].position(ns[0].position()); return true; })()`))
+	moved := b.graph(t)
+	run(t, b.ctx, chromedp.Evaluate[bool](`(() => { const ns = document.getElementById('graph').cy.nodes().filter((n) => !n.hasClass('ns'));
+		ns[1].position(window.__kept); return true; })()`))
+	if moved.Overlaps <= before.Overlaps || moved.NodeOverlaps <= before.NodeOverlaps {
+		t.Errorf("two nodes on one spot: %d label and %d node overlaps, as many as before (%d, %d): the count sees nothing",
+			moved.Overlaps, moved.NodeOverlaps, before.Overlaps, before.NodeOverlaps)
+	}
 }
 
 // TestPageInChromium loads the dashboard in headless Chromium against
@@ -491,26 +513,12 @@ func TestDashboardOnRealisticRun(t *testing.T) {
 		t.Error("the timeline shows no incident")
 	}
 
-	// The graph over the whole run: one node per workload, every Service
-	// host folded into its workload, labels apart.
-	b.setSince(t, "1h")
-	g := b.graph(t)
-	t.Logf("graph over 1h: %d nodes %v in %d namespaces, %d edges (%d anomalous), %d label overlaps, %d node overlaps, zoom %.2f",
-		g.Nodes, g.ByKind, g.Namespaces, g.Edges, g.Anomalous, g.Overlaps, g.NodeOverlaps, g.Zoom)
-	if g.ByKind["workload"] != len(rr.workloads) || g.ByKind["service"] != 0 || g.Nodes != len(rr.workloads)+len(rr.others) {
-		t.Errorf("graph nodes %v (%d); want %d workloads, no Service host, %d others", g.ByKind, g.Nodes, len(rr.workloads), len(rr.others))
-	}
-	if g.Anomalous == 0 || !g.OnScreen {
-		t.Errorf("graph: %d anomalous edges, every node on screen %v; want some, true", g.Anomalous, g.OnScreen)
-	}
-	if maxOverlaps := g.Nodes / 20; g.Overlaps > maxOverlaps || g.NodeOverlaps > 0 {
-		t.Errorf("%d pairs of labels overlap (at most %d), %d pairs of nodes", g.Overlaps, maxOverlaps, g.NodeOverlaps)
-	}
-	b.screenshot(t, dir, "2-graph-1h")
-
 	// The side panel of an anomalous edge: now against the baseline, and
 	// the detections' expected and observed values.
-	run(t, ctx, chromedp.Evaluate[bool](`(() => { document.getElementById('graph').cy.edges('.anomalous:not(.fanout)').first().emit('tap'); return true; })()`))
+	// The busiest anomalous edge a detection names (not a scan's probe),
+	// over the default 15 minutes: the 6 hours before hold the learning.
+	run(t, ctx, chromedp.Evaluate[bool](`(() => { const es = document.getElementById('graph').cy.edges('.anomalous:not(.fanout)');
+		es.max((e) => e.data('edge').requests).ele.emit('tap'); return true; })()`))
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`#side table.compare`))); err != nil {
 		t.Fatal(err)
 	}
@@ -518,7 +526,29 @@ func TestDashboardOnRealisticRun(t *testing.T) {
 	if !strings.Contains(side, "baseline") || !strings.Contains(side, "requests/s") || !strings.Contains(side, "expected") {
 		t.Errorf("edge panel without baseline or evidence:\n%s", side)
 	}
-	b.screenshot(t, dir, "3-edge-panel")
+	cells := run(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#side table.compare tr')].find((tr) => tr.firstChild.textContent === 'requests/s').textContent ? [...[...document.querySelectorAll('#side table.compare tr')].find((tr) => tr.firstChild.textContent === 'requests/s').children].map((c) => c.textContent) : []`))
+	if len(cells) != 3 || cells[1] == "no traffic" || cells[2] == "no traffic" {
+		t.Errorf("edge panel's requests/s row %q; want the rate now and in the baseline", cells)
+	}
+	b.screenshot(t, dir, "2-edge-panel")
+
+	// The graph over the whole run: one node per workload, every Service
+	// host folded into its workload, labels apart.
+	b.setSince(t, "1h")
+	g := b.graph(t)
+	t.Logf("graph over 1h: %d nodes %v in %d namespaces, %d edges (%d anomalous), %d label overlaps, %d node overlaps, %d box overlaps, zoom %.2f",
+		g.Nodes, g.ByKind, g.Namespaces, g.Edges, g.Anomalous, g.Overlaps, g.NodeOverlaps, g.BoxOverlaps, g.Zoom)
+	if g.ByKind["workload"] != len(rr.workloads) || g.ByKind["service"] != 0 || g.Nodes != len(rr.workloads)+len(rr.others) {
+		t.Errorf("graph nodes %v (%d); want %d workloads, no Service host, %d others", g.ByKind, g.Nodes, len(rr.workloads), len(rr.others))
+	}
+	if g.Anomalous == 0 || !g.OnScreen {
+		t.Errorf("graph: %d anomalous edges, every node on screen %v; want some, true", g.Anomalous, g.OnScreen)
+	}
+	if maxOverlaps := g.Nodes / 20; g.Overlaps > maxOverlaps || g.NodeOverlaps > 0 || g.BoxOverlaps > 0 {
+		t.Errorf("%d pairs of labels overlap (at most %d), %d pairs of nodes, %d of namespace boxes", g.Overlaps, maxOverlaps, g.NodeOverlaps, g.BoxOverlaps)
+	}
+	b.checkOverlapCount(t, g)
+	b.screenshot(t, dir, "3-graph-1h")
 
 	// The audit log: runs of one decision are one row with a count.
 	var audit struct{ Groups []auditGroupJSON }
@@ -566,4 +596,92 @@ func getJSON(t *testing.T, url, token string, v any) {
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// scaleMesh seeds m with workloads workloads in 8 namespaces and edges
+// distinct edges of traffic in the last minutes (each reported by both
+// sides, the source naming only the Service host), and a detection on
+// one edge of three; it returns the number of workloads with traffic.
+func scaleMesh(t *testing.T, m *storage.Memory, now time.Time, workloads, edges int) int {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(7, 21))
+	names := []string{"api", "web", "cart", "pay", "ledger", "users", "auth", "search", "ads", "mail", "cache", "queue"}
+	nss := []string{"shop", "billing", "identity", "search", "ops", "media", "ads", "data"}
+	type wl struct{ ns, name string }
+	wls := make([]wl, workloads)
+	for i := range wls {
+		wls[i] = wl{nss[i%len(nss)], fmt.Sprintf("%s-%d", names[i%len(names)], i)}
+	}
+	seen := map[[2]int]bool{}
+	used := map[int]bool{}
+	base := models.NewFlowIDBase("scale", 0, now.UnixNano())
+	var flows []models.Flow
+	var dets []storage.DetectionRow
+	for len(seen) < edges {
+		// Mostly within a namespace, some across, as meshes are.
+		s := rng.IntN(workloads)
+		d := rng.IntN(workloads)
+		if rng.IntN(3) > 0 {
+			d = (s + len(nss)*(1+rng.IntN(workloads/len(nss)-1))) % workloads
+		}
+		if s == d || seen[[2]int{s, d}] {
+			continue
+		}
+		seen[[2]int{s, d}] = true
+		used[s], used[d] = true, true
+		src := models.Source{Workload: wls[s].name, Namespace: wls[s].ns, Principal: "cluster.local/ns/" + wls[s].ns + "/sa/" + wls[s].name}
+		host := wls[d].name + "." + wls[d].ns + ".svc.cluster.local"
+		n := uint32(1 + rng.IntN(50))
+		at := now.Add(-time.Duration(1+rng.IntN(4)) * time.Minute).UnixMilli()
+		flows = append(flows,
+			models.Flow{ID: base.ID(len(flows)), TimestampMs: at, Reporter: models.ReporterSource, Source: src,
+				Destination: models.Destination{Service: host}, ResponseCode: 200, TLS: models.TLSMutual, Count: n},
+			models.Flow{ID: base.ID(len(flows) + 1), TimestampMs: at, Reporter: models.ReporterDestination, Source: src,
+				Destination: models.Destination{Service: host, Workload: wls[d].name, Namespace: wls[d].ns}, ResponseCode: 200, TLS: models.TLSMutual, Count: n})
+		if len(seen)%3 == 0 {
+			dets = append(dets, storage.DetectionRow{DetectionID: fmt.Sprintf("d-%d", len(seen)), DetectedAt: now.Add(-time.Minute),
+				WindowStart: now.Add(-2 * time.Minute), WindowEnd: now.Add(-time.Minute), Kind: "request_flood", Severity: "medium", Score: 9,
+				SourceWorkload: src.Workload, SourceNamespace: src.Namespace, DestinationWorkload: wls[d].name, DestinationNamespace: wls[d].ns,
+				Evidence: `{"summary":"flood"}`})
+		}
+	}
+	if err := m.ConsumeFlows(context.Background(), flows); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dets {
+		if err := m.WriteDetection(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return len(used)
+}
+
+// TestGraphAtScaleInChromium: 100 workloads and 500 edges stay one node
+// per workload, on screen, with few labels overlapping.
+func TestGraphAtScaleInChromium(t *testing.T) {
+	bin := chromium(t)
+	dir := screenshotDir(t)
+	var workloads int
+	e := newEnv(t, func(_ *Config, d *Deps) {
+		m := storage.NewMemory(10000)
+		workloads = scaleMesh(t, m, time.Now().UTC(), 100, 500)
+		d.Store = m
+	})
+	ts := httptest.NewServer(e.h)
+	defer ts.Close()
+	b := newBrowser(t, bin)
+	b.signIn(t, ts.URL, viewerToken)
+	g := b.graph(t)
+	layoutMs := run(t, b.ctx, chromedp.Evaluate[string](`document.getElementById('graph').dataset.layoutMs`))
+	t.Logf("graph at scale: %d nodes in %d namespaces, %d edges (%d anomalous), %d label overlaps, %d node overlaps, %d box overlaps, zoom %.2f, layout %s ms",
+		g.Nodes, g.Namespaces, g.Edges, g.Anomalous, g.Overlaps, g.NodeOverlaps, g.BoxOverlaps, g.Zoom, layoutMs)
+	if g.Nodes != workloads || g.ByKind["workload"] != workloads || g.Edges != 500 || g.Namespaces != 8 || !g.OnScreen {
+		t.Errorf("graph %d nodes %v, %d edges, %d namespaces, on screen %v; want %d workloads, 500 edges, 8 namespaces, true",
+			g.Nodes, g.ByKind, g.Edges, g.Namespaces, g.OnScreen, workloads)
+	}
+	if maxOverlaps := g.Nodes / 20; g.Overlaps > maxOverlaps || g.NodeOverlaps > 0 || g.BoxOverlaps > 0 {
+		t.Errorf("%d pairs of labels overlap (at most %d), %d pairs of nodes, %d of namespace boxes", g.Overlaps, maxOverlaps, g.NodeOverlaps, g.BoxOverlaps)
+	}
+	b.checkOverlapCount(t, g)
+	b.screenshot(t, dir, "5-graph-100-workloads-500-edges")
 }

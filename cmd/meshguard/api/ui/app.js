@@ -9,6 +9,7 @@
   const REFRESH_MS = 5000;
   const GRAPH_EVERY = 3; // graph refreshes every third round
   const TIMELINE_HOURS = 6;
+  const MAX_LANES = 8;
   const SVG = 'http://www.w3.org/2000/svg';
 
   const $ = (id) => document.getElementById(id);
@@ -21,6 +22,7 @@
   let latest = new Map();   // action id -> newest audit group
   let cy = null;
   let graphShape = '';      // node and edge ids of the graph laid out
+  let renders = 0;          // graphs rendered, in #graph's data-rendered
   let sideEdge = null;      // [source, destination] of the edge in the side panel
 
   function token() { return sessionStorage.getItem(TOKEN_KEY) || ''; }
@@ -158,7 +160,8 @@
     const row = el('div', undefined, 'action-line');
     row.dataset.id = a.action_id;
     row.appendChild(el('span', a.kind, 'a-kind'));
-    row.appendChild(el('span', (live ? live.mode : a.mode) || '', 'a-mode mode-' + ((live ? live.mode : a.mode) || 'none')));
+    const mode = (live ? live.mode : a.mode) || '';
+    if (mode && mode !== a.kind) row.appendChild(el('span', mode, 'a-mode mode-' + mode));
     row.appendChild(el('span', a.state, 'a-state state-' + a.state));
     row.appendChild(el('span', a.target || '', 'a-target'));
     const exp = (live && live.expires_at) || a.expires_at;
@@ -207,7 +210,12 @@
     const root = $('timeline');
     clear(root);
     const W = Math.max(root.clientWidth || 560, 300), top = 16, lane = 9;
-    const end = Date.now(), start = end - TIMELINE_HOURS * 3600e3;
+    // The last hours, from the oldest incident within TIMELINE_HOURS (at
+    // least one hour), so that a recent attack is not a sliver.
+    const end = Date.now();
+    const oldest = Math.min(...list.map((i) => new Date(i.first_seen).getTime()).filter((t) => t > end - TIMELINE_HOURS * 3600e3), end - 3600e3);
+    const hours = Math.min(Math.ceil((end - oldest) / 3600e3), TIMELINE_HOURS);
+    const start = end - hours * 3600e3;
     const x = (t) => (Math.min(Math.max(t, start), end) - start) / (end - start) * (W - 2) + 1;
     const lanes = [];
     const bars = [];
@@ -215,18 +223,19 @@
       const a = new Date(inc.first_seen).getTime(), b = Math.max(new Date(inc.last_seen).getTime(), a + 60e3);
       if (b < start) continue;
       let l = lanes.findIndex((until) => until < x(a) - 2);
-      if (l < 0) { l = lanes.length; lanes.push(0); }
+      if (l < 0 && lanes.length < MAX_LANES) { l = lanes.length; lanes.push(0); }
+      if (l < 0) l = bars.length % MAX_LANES; // crowded: bars share lanes
       lanes[l] = x(b);
       bars.push({ inc, l, a, b });
     }
     const H = top + Math.max(lanes.length, 1) * lane + 4;
     root.setAttribute('viewBox', '0 0 ' + W + ' ' + H);
     root.setAttribute('height', String(H));
-    for (let h = 0; h <= TIMELINE_HOURS; h++) {
-      const t = start + h * 3600e3;
+    const step = hours <= 1 ? 10 * 60e3 : hours <= 3 ? 30 * 60e3 : 3600e3;
+    for (let t = end; t >= start - 1; t -= step) {
       root.appendChild(svg('line', { x1: x(t), x2: x(t), y1: 12, y2: H, class: 'tick' }));
-      const label = svg('text', { x: Math.min(x(t) + 2, W - 30), y: 10, class: 'tick-label' });
-      label.textContent = h === TIMELINE_HOURS ? 'now' : new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+      const label = svg('text', { x: Math.max(Math.min(x(t) - 14, W - 30), 0), y: 10, class: 'tick-label' });
+      label.textContent = t === end ? 'now' : '−' + Math.round((end - t) / 60e3) + ' min';
       root.appendChild(label);
     }
     for (const { inc, l, a, b } of bars) {
@@ -323,20 +332,21 @@
   // ---- graph ----
   const graphStyle = [
     { selector: 'node', style: {
-      'label': 'data(label)', 'font-size': 10, 'text-valign': 'bottom', 'text-margin-y': 3, 'width': 14, 'height': 14,
-      'background-color': '#0969da', 'color': '#1b1f24', 'text-wrap': 'ellipsis', 'text-max-width': 110, 'min-zoomed-font-size': 6 } },
+      'label': 'data(label)', 'font-size': 13, 'text-valign': 'bottom', 'text-margin-y': 3, 'width': 16, 'height': 16,
+      'background-color': '#0969da', 'color': '#1b1f24', 'text-wrap': 'ellipsis', 'text-max-width': 130, 'min-zoomed-font-size': 5,
+      'text-background-color': '#ffffff', 'text-background-opacity': 0.7, 'text-background-padding': 1 } },
     { selector: 'node.service', style: { 'shape': 'round-rectangle', 'background-color': '#8250df' } },
     { selector: 'node.principal, node.ip, node.unknown', style: { 'shape': 'diamond', 'background-color': '#6e7781' } },
     { selector: 'node.anomalous', style: { 'background-color': '#cf222e', 'border-width': 3, 'border-color': '#ffb3b3' } },
     { selector: 'node.ns', style: {
-      'label': 'data(label)', 'text-valign': 'top', 'text-halign': 'center', 'font-size': 12, 'font-weight': 'bold', 'color': '#57606a',
+      'label': 'data(label)', 'text-valign': 'top', 'text-halign': 'center', 'font-size': 15, 'font-weight': 'bold', 'color': '#57606a',
       'background-color': '#f6f8fa', 'background-opacity': 0.6, 'border-width': 1, 'border-color': '#afb8c1', 'shape': 'round-rectangle',
       'padding': 10, 'text-margin-y': -2 } },
     { selector: 'node.ns.anomalous', style: { 'border-color': '#cf222e', 'border-width': 2, 'background-color': '#fff5f5' } },
     { selector: 'edge', style: {
       'width': 'mapData(weight, 0, 4, 1, 5)', 'line-color': '#8c959f', 'target-arrow-color': '#8c959f', 'target-arrow-shape': 'triangle',
-      'arrow-scale': 0.7, 'curve-style': 'bezier', 'opacity': 0.75, 'label': 'data(label)', 'font-size': 8, 'color': '#57606a',
-      'text-rotation': 'autorotate', 'min-zoomed-font-size': 9, 'text-background-color': '#fff', 'text-background-opacity': 0.8 } },
+      'arrow-scale': 0.8, 'curve-style': 'bezier', 'opacity': 0.75, 'label': 'data(label)', 'font-size': 10, 'color': '#57606a',
+      'text-rotation': 'autorotate', 'min-zoomed-font-size': 8, 'text-background-color': '#fff', 'text-background-opacity': 0.8 } },
     { selector: 'edge.mtls', style: { 'line-color': '#2da44e', 'target-arrow-color': '#2da44e' } },
     { selector: 'edge.plaintext', style: { 'line-color': '#d4a72c', 'target-arrow-color': '#d4a72c', 'line-style': 'dashed' } },
     { selector: 'edge.anomalous', style: { 'line-color': '#cf222e', 'target-arrow-color': '#cf222e', 'opacity': 1, 'z-index': 10, 'color': '#cf222e' } },
@@ -392,7 +402,7 @@
     const shape = els.map((e) => e.data.id).sort().join('\n');
     const bad = g.edges.filter((e) => e.anomalous).length;
     $('graph-note').textContent = g.nodes.length + ' workloads and callers, ' + g.edges.length + ' edges, ' + bad + ' anomalous · ' +
-      time(g.from) + '–' + time(g.to);
+      time(g.data_from || g.from) + '–' + time(g.to) + (g.data_from && new Date(g.data_from) - new Date(g.from) > 60e3 ? ' (no older flows stored)' : '');
     if (typeof cytoscape !== 'function') { status('graph library failed to load', true); return; }
     if (!cy) {
       cy = cytoscape({ container: $('graph'), style: graphStyle, wheelSensitivity: 0.3, minZoom: 0.1, maxZoom: 4 });
@@ -401,6 +411,7 @@
       cy.on('tap', 'edge', (ev) => showEdge(ev.target.data('edge')));
       cy.on('tap', (ev) => { if (ev.target === cy) hideSide(); });
     }
+    renders++;
     if (shape === graphShape) {
       // Same nodes and edges: new numbers and classes, no new layout.
       cy.batch(() => {
@@ -410,22 +421,57 @@
           c.classes(e.classes);
         }
       });
+      $('graph').dataset.rendered = String(renders);
       highlightIncident();
       return;
     }
     graphShape = shape;
     cy.elements().remove();
     cy.add(els);
-    const big = g.nodes.length > 60;
-    cy.layout({
-      name: typeof cytoscapeFcose === 'function' ? 'fcose' : 'grid', quality: big ? 'default' : 'proof', randomize: true, animate: false,
-      nodeDimensionsIncludeLabels: true, packComponents: true, nodeRepulsion: () => 9000, idealEdgeLength: () => big ? 70 : 90,
-      edgeElasticity: () => 0.3, nestingFactor: 0.8, gravity: 0.3, gravityCompound: 1.2, gravityRangeCompound: 1.6,
-      numIter: 2500, tile: true, tilingPaddingVertical: 20, tilingPaddingHorizontal: 20, padding: 20,
-    }).run();
-    cy.fit(undefined, 20);
-    $('graph').dataset.laidOut = String(Date.now());
+    const began = performance.now();
+    layoutGraph();
+    $('graph').dataset.layoutMs = String(Math.round(performance.now() - began));
+    $('graph').dataset.rendered = String(renders);
     highlightIncident();
+  }
+
+  // layoutGraph lays out each namespace's nodes by fcose (force-directed,
+  // labels counted in the nodes' size), then packs the namespace boxes in
+  // rows filling the panel's shape, so that boxes never overlap however
+  // many edges cross between them.
+  function layoutGraph() {
+    const PAD = 14, TITLE = 18, GAP = 28;
+    const boxes = [];
+    cy.nodes('.ns').forEach((ns) => {
+      const kids = ns.children();
+      if (kids.length > 1) {
+        kids.union(kids.edgesWith(kids)).layout({
+          name: typeof cytoscapeFcose === 'function' ? 'fcose' : 'cose', quality: 'proof', randomize: true, animate: false, fit: false,
+          nodeDimensionsIncludeLabels: true, packComponents: true, nodeRepulsion: () => 6000, idealEdgeLength: () => 60,
+          edgeElasticity: () => 0.4, gravity: 0.8, numIter: 2500, tile: true, padding: 0,
+        }).run();
+      } else {
+        kids.position({ x: 0, y: 0 });
+      }
+      const bb = kids.boundingBox({ includeLabels: true, includeEdges: false });
+      boxes.push({ kids, bb, w: bb.w + 2 * PAD, h: bb.h + 2 * PAD + TITLE, bad: ns.hasClass('anomalous') });
+    });
+    // Boxes with anomalies first, then the tallest: a shelf packing.
+    boxes.sort((a, b) => (b.bad - a.bad) || (b.h - a.h));
+    const aspect = Math.max($('graph').clientWidth, 1) / Math.max($('graph').clientHeight, 1);
+    const area = boxes.reduce((s, b) => s + (b.w + GAP) * (b.h + GAP), 0);
+    const rowW = Math.max(Math.sqrt(area * aspect), ...boxes.map((b) => b.w));
+    let x = 0, y = 0, rowH = 0;
+    cy.batch(() => {
+      for (const b of boxes) {
+        if (x > 0 && x + b.w > rowW) { x = 0; y += rowH + GAP; rowH = 0; }
+        const dx = x + PAD - b.bb.x1, dy = y + PAD + TITLE - b.bb.y1;
+        b.kids.positions((n) => ({ x: n.position('x') + dx, y: n.position('y') + dy }));
+        x += b.w + GAP;
+        rowH = Math.max(rowH, b.h);
+      }
+    });
+    cy.fit(undefined, 16);
   }
 
   function highlightIncident() {
