@@ -31,7 +31,7 @@ func TestBuildGraphFoldsServices(t *testing.T) {
 	}
 	ads, cart := "ads.shop.svc.cluster.local", "cart.shop.svc.cluster.local"
 	rows := []storage.GraphEdge{
-		edge(web, "", ads, "source", 10, 0, 0),            // folded into ads-v1
+		edge(web, "", ads, "source", 10, 0, 0),           // folded into ads-v1
 		edge(web, "ads-v1", ads, "destination", 9, 9, 0), // the same requests, seen arriving
 		edge(web, "", cart, "source", 6, 6, 0),           // cart-v1 and cart-v2 behind it
 		edge(web, "cart-v1", cart, "destination", 3, 0, 3),
