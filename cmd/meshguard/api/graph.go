@@ -497,19 +497,29 @@ func (s *Server) dashboard(w http.ResponseWriter) (DashboardStore, bool) {
 	return ds, ok
 }
 
-// graph serves GET /api/v1/graph?since=15m&namespace=a,b&kind=scan.
-func (s *Server) graph(w http.ResponseWriter, r *http.Request) {
+// graphSpan is the store and the span [now-since, now) of a graph
+// request; it answers the request itself when they are not to be had.
+func (s *Server) graphSpan(w http.ResponseWriter, r *http.Request) (DashboardStore, time.Time, time.Time, bool) {
 	ds, ok := s.dashboard(w)
 	if !ok {
-		return
+		return nil, time.Time{}, time.Time{}, false
 	}
 	since, err := sinceParam(r)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
-		return
+		return nil, time.Time{}, time.Time{}, false
 	}
 	to := s.now().UTC().Truncate(time.Second)
-	g, _, err := s.graphOver(r.Context(), ds, to.Add(-since), to)
+	return ds, to.Add(-since), to, true
+}
+
+// graph serves GET /api/v1/graph?since=15m&namespace=a,b&kind=scan.
+func (s *Server) graph(w http.ResponseWriter, r *http.Request) {
+	ds, from, to, ok := s.graphSpan(w, r)
+	if !ok {
+		return
+	}
+	g, _, err := s.graphOver(r.Context(), ds, from, to)
 	if err != nil {
 		s.storeError(w, "graph", err)
 		return
@@ -541,13 +551,8 @@ type edgeViewJSON struct {
 // about it (whose evidence holds the detector's expected and observed
 // values).
 func (s *Server) graphEdge(w http.ResponseWriter, r *http.Request) {
-	ds, ok := s.dashboard(w)
+	ds, from, to, ok := s.graphSpan(w, r)
 	if !ok {
-		return
-	}
-	since, err := sinceParam(r)
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
 	src, dst := r.URL.Query().Get("source"), r.URL.Query().Get("destination")
@@ -555,14 +560,12 @@ func (s *Server) graphEdge(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "source and destination: the node ids of the edge, as /api/v1/graph names them"})
 		return
 	}
-	to := s.now().UTC().Truncate(time.Second)
-	from := to.Add(-since)
 	now, dets, err := s.graphOver(r.Context(), ds, from, to)
 	if err != nil {
 		s.storeError(w, "graph", err)
 		return
 	}
-	bfrom := from.Add(-baselineSpan(since))
+	bfrom := from.Add(-baselineSpan(to.Sub(from)))
 	before, _, err := s.graphOver(r.Context(), ds, bfrom, from)
 	if err != nil {
 		s.storeError(w, "graph", err)

@@ -476,6 +476,15 @@ func TestDashboardOnRealisticRun(t *testing.T) {
 	defer ts.Close()
 	t.Logf("realistic run: %d flows, %d workloads, %d other callers", rr.flows, len(rr.workloads), len(rr.others))
 
+	// Figures for BENCHMARKS.md (logged, not asserted): one read of each
+	// view's endpoint on this run.
+	for _, p := range []string{"/api/v1/graph?since=15m", "/api/v1/graph?since=1h", "/api/v1/incidents?limit=1000", "/api/v1/audit?limit=500"} {
+		began := time.Now()
+		var v any
+		getJSON(t, ts.URL+p, viewerToken, &v)
+		t.Logf("GET %s: %v", p, time.Since(began).Round(time.Millisecond))
+	}
+
 	b := newBrowser(t, bin)
 	b.signIn(t, ts.URL, operatorToken)
 	ctx := b.ctx
