@@ -10,8 +10,9 @@ import (
 )
 
 // The audit log as a person reads it: the same decision written again and
-// again (a "skipped" every tick of an ongoing detection) is one row with
-// how often and from when to when.
+// again (a "skipped" every tick of an ongoing detection, an "extended" at
+// each update, its reason quoting the newest evidence) is one row with
+// how often, from when to when, and the newest row's details.
 
 // AuditFilter selects audit rows; empty fields match everything. Each
 // field is matched exactly and passed to the server as a query parameter.
@@ -27,8 +28,9 @@ type AuditFilter struct {
 	Limit int
 }
 
-// AuditGroup is one run of identical audit rows: everything but the time
-// equal. Row holds the values and, in At, the newest time.
+// AuditGroup is the audit rows of one decision: one action's rows of one
+// kind, mode, state and actor. Row is the newest of them (its reason,
+// target and expiry; At is Last).
 type AuditGroup struct {
 	Row         ActionRow
 	Count       uint64
@@ -45,8 +47,9 @@ func (f AuditFilter) limit() int {
 	return clampLimit(f.Limit)
 }
 
-// auditSummaryQuery groups the actions log by every column but at; the
-// filter's conditions are placeholders, args their values in order.
+// auditSummaryQuery groups the actions log by decision (see AuditGroup);
+// the filter's conditions are placeholders, args their values in order.
+// Rows of one second keep the value argMax meets first.
 func auditSummaryQuery(db string, f AuditFilter) (string, []any) {
 	var where []string
 	var args []any
@@ -62,15 +65,14 @@ func auditSummaryQuery(db string, f AuditFilter) (string, []any) {
 		where = append(where, "(action_id = ? OR kind = ? OR state = ?)")
 		args = append(args, f.Action, f.Action, f.Action)
 	}
-	q := `SELECT action_id, detection_id, kind, mode, state, actor, reason, target,
-    policy_name, policy_namespace, expires_at, count() AS n, min(at), max(at) AS last
+	q := `SELECT action_id, argMax(detection_id, at), kind, mode, state, actor, argMax(reason, at), argMax(target, at),
+    argMax(policy_name, at), argMax(policy_namespace, at), argMax(expires_at, at), count() AS n, min(at), max(at) AS last
 FROM ` + db + `.actions`
 	if len(where) > 0 {
 		q += "\nWHERE " + strings.Join(where, " AND ")
 	}
 	q += `
-GROUP BY action_id, detection_id, kind, mode, state, actor, reason, target,
-    policy_name, policy_namespace, expires_at
+GROUP BY action_id, kind, mode, state, actor
 ORDER BY last DESC, action_id DESC, state
 LIMIT ` + strconv.Itoa(f.limit())
 	return q, args
@@ -110,7 +112,8 @@ func (m *Memory) AuditSummary(_ context.Context, f AuditFilter) ([]AuditGroup, e
 	m.mu.Lock()
 	rows := append([]ActionRow(nil), m.actions...)
 	m.mu.Unlock()
-	at := map[ActionRow]int{}
+	type decision struct{ id, kind, mode, state, actor string }
+	at := map[decision]int{}
 	var out []AuditGroup
 	for _, a := range rows {
 		t := a.At.UTC().Truncate(time.Second)
@@ -118,13 +121,12 @@ func (m *Memory) AuditSummary(_ context.Context, f AuditFilter) ([]AuditGroup, e
 			f.Action != "" && a.ActionID != f.Action && a.Kind != f.Action && a.State != f.Action {
 			continue
 		}
-		// The key: every column but the time, the expiry to the second
-		// as the table keeps it.
-		a.At, a.ExpiresAt = time.Time{}, fromDateTime(a.ExpiresAt.UTC().Truncate(time.Second))
-		i, ok := at[a]
+		a.ExpiresAt = fromDateTime(a.ExpiresAt.UTC().Truncate(time.Second))
+		k := decision{a.ActionID, a.Kind, a.Mode, a.State, a.Actor}
+		i, ok := at[k]
 		if !ok {
 			i = len(out)
-			at[a] = i
+			at[k] = i
 			out = append(out, AuditGroup{Row: a, First: t, Last: t})
 		}
 		g := &out[i]
@@ -133,7 +135,7 @@ func (m *Memory) AuditSummary(_ context.Context, f AuditFilter) ([]AuditGroup, e
 			g.First = t
 		}
 		if t.After(g.Last) {
-			g.Last = t
+			g.Last, g.Row = t, a
 		}
 	}
 	for i := range out {

@@ -24,7 +24,21 @@ type dashboardStore interface {
 
 func TestDashboardQueriesClickHouseAndMemory(t *testing.T) {
 	store, _ := migratedStore(t)
-	for name, s := range map[string]dashboardStore{"clickhouse": store, "memory": NewMemory(100)} {
+	// The oldest server supported: the same queries must run there.
+	_, db18 := testenv.ClickHouse18(t)
+	cfg := DefaultClickHouseConfig()
+	cfg.Addr, cfg.Database = []string{testenv.ClickHouse18Addr(t)}, db18
+	old, err := NewClickHouse(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { old.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := old.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]dashboardStore{"clickhouse": store, "clickhouse-18.16": old, "memory": NewMemory(100)} {
 		t.Run(name, func(t *testing.T) {
 			testGraphQueries(t, s)
 			testAuditSummary(t, s)

@@ -613,7 +613,7 @@
     timer = setTimeout(refresh, REFRESH_MS);
   }
 
-  function regraph() { round = 0; refresh(); }
+  function regraph() { hideSide(); round = 0; refresh(); }
 
   function signedOut(msg) {
     clearTimeout(timer);
