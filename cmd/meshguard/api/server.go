@@ -251,14 +251,17 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /api/v1/edges", s.viewer(http.HandlerFunc(s.edges)))
 	mux.Handle("GET /api/v1/posture", s.viewer(http.HandlerFunc(s.posture)))
 	mux.Handle("GET /api/v1/report", s.viewer(http.HandlerFunc(s.report)))
-
 	mux.Handle("GET /api/v1/policies/suggestions", s.viewer(http.HandlerFunc(s.suggestions)))
+	mux.Handle("GET /api/v1/graph", s.viewer(http.HandlerFunc(s.graph)))
+	mux.Handle("GET /api/v1/graph/edge", s.viewer(http.HandlerFunc(s.graphEdge)))
+	mux.Handle("GET /api/v1/audit", s.viewer(http.HandlerFunc(s.auditLog)))
+	mux.Handle("GET /api/v1/ingest", s.viewer(http.HandlerFunc(s.ingestLag)))
 	mux.HandleFunc("POST /api/v1/actions/{id}/{verb}", s.operate)
 	if s.deps.Slack != nil {
 		mux.Handle("/slack/interactions", s.deps.Slack)
 	}
 	mux.HandleFunc("GET /{$}", s.static("index.html"))
-	for _, f := range []string{"app.js", "app.css"} {
+	for _, f := range uiFiles {
 		mux.HandleFunc("GET /ui/"+f, s.static(f))
 	}
 	return securityHeaders(s.guardHost(mux))

@@ -1,12 +1,19 @@
 package api
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,7 +21,16 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/pdata/plog"
 
+	"github.com/meshguard/meshguard/consumer"
+	"github.com/meshguard/meshguard/detect"
+	"github.com/meshguard/meshguard/ingest"
+	"github.com/meshguard/meshguard/models"
+	"github.com/meshguard/meshguard/respond"
+	"github.com/meshguard/meshguard/scenario"
+	"github.com/meshguard/meshguard/storage"
 	"github.com/meshguard/meshguard/test/testenv"
 )
 
@@ -50,10 +66,196 @@ func tail(s string, n int) string {
 	return s
 }
 
+// run runs one action and returns its value, failing the test on error.
+func run[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// jsString quotes s as a JavaScript string literal.
+func jsString(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`)
+	return "'" + r.Replace(s) + "'"
+}
+
+// browser is a headless Chromium tab at 1400x1000 with the page's
+// dialogs recorded (and accepted).
+type browser struct {
+	ctx     context.Context
+	mu      sync.Mutex
+	dialogs []string
+}
+
+func newBrowser(t *testing.T, bin string) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("disable-gpu", true), chromedp.WindowSize(1400, 1000))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	t.Cleanup(cancel)
+	// A bound on the whole browser session, so that a broken page fails
+	// the test instead of hanging it; no step is timed.
+	ctx, cancelTimeout := context.WithTimeout(ctx, 5*time.Minute)
+	t.Cleanup(cancelTimeout)
+	b := &browser{ctx: ctx}
+	if err := chromedp.Listen(ctx, func(ev any) {
+		if d, ok := ev.(*page.EventJavascriptDialogOpening); ok {
+			b.mu.Lock()
+			b.dialogs = append(b.dialogs, d.Message)
+			b.mu.Unlock()
+			go func() {
+				_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+			}()
+		}
+	}); err != nil {
+		t.Fatalf("starting %s: %v", bin, err)
+	}
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1400, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (b *browser) Dialogs() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.dialogs...)
+}
+
+// signIn opens the page, signs in with token as a person would (typing it
+// and clicking: form.submit() would skip the page's handler) and waits
+// for the incidents and the laid-out graph.
+func (b *browser) signIn(t *testing.T, url, token string) {
+	t.Helper()
+	if err := chromedp.Do(b.ctx,
+		chromedp.Navigate(url+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#login")),
+		chromedp.SendKeys(chromedp.CSS("#token"), token),
+		chromedp.Click(chromedp.CSS(`#login button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#incidents li`)),
+	); err != nil {
+		t.Fatalf("page did not render: %v", err)
+	}
+	b.waitGraph(t, "")
+}
+
+// waitGraph waits until a graph was rendered after the one numbered
+// before (#graph's data-rendered; "" for any) and the status line says
+// the page updated.
+func (b *browser) waitGraph(t *testing.T, before string) {
+	t.Helper()
+	js := `(() => { const g = document.getElementById('graph'); const s = g.dataset.rendered;
+		return !!(g.cy && s && s !== ` + jsString(before) + ` && document.getElementById('status').textContent.startsWith('updated')); })()`
+	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(0))); err != nil {
+		t.Fatalf("the graph was not rendered: %v", err)
+	}
+}
+
+// setSince picks a time range in the graph's filter and waits for the
+// graph of it.
+func (b *browser) setSince(t *testing.T, since string) {
+	t.Helper()
+	before := run(t, b.ctx, chromedp.Evaluate[string](`document.getElementById('graph').dataset.rendered || ''`))
+	run(t, b.ctx, chromedp.Evaluate[bool](`(() => { const s = document.getElementById('f-since'); s.value = `+jsString(since)+
+		`; s.dispatchEvent(new Event('change')); return true; })()`))
+	b.waitGraph(t, before)
+}
+
+// screenshot saves the viewport as PNG in dir and logs where.
+func (b *browser) screenshot(t *testing.T, dir, name string) string {
+	t.Helper()
+	png := run(t, b.ctx, chromedp.CaptureScreenshot())
+	path := filepath.Join(dir, name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+	return path
+}
+
+// screenshotDir is MESHGUARD_TEST_SCREENSHOTS when set (kept, for review),
+// else the test's temp dir.
+func screenshotDir(t *testing.T) string {
+	if d := os.Getenv("MESHGUARD_TEST_SCREENSHOTS"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	return t.TempDir()
+}
+
+// graphView is what the laid-out graph shows, read from Cytoscape.
+type graphView struct {
+	Nodes      int            `json:"nodes"`
+	ByKind     map[string]int `json:"by_kind"`
+	Namespaces int            `json:"namespaces"`
+	Edges      int            `json:"edges"`
+	Anomalous  int            `json:"anomalous"`
+	// Overlaps counts pairs of node labels whose boxes intersect;
+	// NodeOverlaps pairs of node bodies.
+	Overlaps     int `json:"overlaps"`
+	NodeOverlaps int `json:"node_overlaps"`
+	// BoxOverlaps counts pairs of namespace boxes that intersect.
+	BoxOverlaps int      `json:"box_overlaps"`
+	Zoom        float64  `json:"zoom"`
+	Labels      []string `json:"labels"`
+	// OnScreen: every node's centre is inside the graph's box.
+	OnScreen bool `json:"on_screen"`
+}
+
+const graphViewJS = `(() => {
+	const cy = document.getElementById('graph').cy;
+	const nodes = cy.nodes().filter((n) => !n.hasClass('ns'));
+	const byKind = {};
+	nodes.forEach((n) => { const k = n.data('node').kind; byKind[k] = (byKind[k] || 0) + 1; });
+	const hit = (a, b) => a.x1 < b.x2 && b.x1 < a.x2 && a.y1 < b.y2 && b.y1 < a.y2;
+	const labels = nodes.map((n) => n.boundingBox({ includeNodes: false, includeEdges: false, includeLabels: true }));
+	const bodies = nodes.map((n) => n.boundingBox({ includeNodes: true, includeEdges: false, includeLabels: false }));
+	let overlaps = 0, nodeOverlaps = 0;
+	for (let i = 0; i < nodes.length; i++) for (let j = i + 1; j < nodes.length; j++) {
+		if (hit(labels[i], labels[j])) overlaps++;
+		if (hit(bodies[i], bodies[j])) nodeOverlaps++;
+	}
+	const boxes = cy.nodes('.ns').map((n) => n.boundingBox({ includeLabels: false }));
+	let boxOverlaps = 0;
+	for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) if (hit(boxes[i], boxes[j])) boxOverlaps++;
+	const ext = cy.extent();
+	const onScreen = nodes.every((n) => { const p = n.position(); return p.x >= ext.x1 && p.x <= ext.x2 && p.y >= ext.y1 && p.y <= ext.y2; });
+	return { nodes: nodes.length, by_kind: byKind, namespaces: cy.nodes('.ns').length, edges: cy.edges().length,
+		anomalous: cy.edges('.anomalous').length, overlaps, node_overlaps: nodeOverlaps, box_overlaps: boxOverlaps, zoom: cy.zoom(),
+		labels: nodes.map((n) => n.data('label')), on_screen: onScreen };
+})()`
+
+func (b *browser) graph(t *testing.T) graphView {
+	t.Helper()
+	return run(t, b.ctx, chromedp.Evaluate[graphView](graphViewJS))
+}
+
+// checkOverlapCount proves graphViewJS's counts can fail: two nodes (and
+// their labels) moved onto each other count, and are put back.
+func (b *browser) checkOverlapCount(t *testing.T, before graphView) {
+	t.Helper()
+	run(t, b.ctx, chromedp.Evaluate[bool](`(() => { const ns = document.getElementById('graph').cy.nodes().filter((n) => !n.hasClass('ns'));
+		window.__kept = ns[1].position(); ns[1].position(ns[0].position()); return true; })()`))
+	moved := b.graph(t)
+	run(t, b.ctx, chromedp.Evaluate[bool](`(() => { const ns = document.getElementById('graph').cy.nodes().filter((n) => !n.hasClass('ns'));
+		ns[1].position(window.__kept); return true; })()`))
+	if moved.Overlaps <= before.Overlaps || moved.NodeOverlaps <= before.NodeOverlaps {
+		t.Errorf("two nodes on one spot: %d label and %d node overlaps, as many as before (%d, %d): the count sees nothing",
+			moved.Overlaps, moved.NodeOverlaps, before.Overlaps, before.NodeOverlaps)
+	}
+}
+
 // TestPageInChromium loads the dashboard in headless Chromium against
-// seeded data whose telemetry is hostile HTML: the graph and detections
-// render, the evidence shows the hostile text as text, and approve sends
-// the CSRF header from the same origin.
+// seeded data whose telemetry is hostile HTML: the incidents and graph
+// render, the evidence shows the hostile text as text, approve sends the
+// CSRF header from the same origin, and a viewer gets no buttons.
 func TestPageInChromium(t *testing.T) {
 	bin := chromium(t)
 	e := newEnv(t, nil)
@@ -70,83 +272,50 @@ func TestPageInChromium(t *testing.T) {
 	}))
 	defer ts.Close()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("disable-gpu", true))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancel()
-	// A bound on the whole browser session, so that a broken page fails
-	// the test instead of hanging it; no step is timed.
-	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancelTimeout()
-
-	var dialogs []string
-	if err := chromedp.Listen(ctx, func(ev any) {
-		if d, ok := ev.(*page.EventJavascriptDialogOpening); ok {
-			mu.Lock()
-			dialogs = append(dialogs, d.Message)
-			mu.Unlock()
-			go func() {
-				_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
-			}()
-		}
-	}); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
-	}
-
-	// Sign in with the operator's token.
+	b := newBrowser(t, bin)
+	b.signIn(t, ts.URL, operatorToken)
+	ctx := b.ctx
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	if err := chromedp.Do(ctx,
-		chromedp.Navigate(ts.URL+"/"),
-		chromedp.WaitVisible(css("#login")),
-		chromedp.SendKeys(css("#token"), operatorToken),
-		chromedp.Click(css(`#login button[type="submit"]`)), // a person clicking: form.submit() would skip the page's handler
-		chromedp.WaitVisible(css(`#detections tbody tr[data-id="det-1"]`)),
-		chromedp.WaitVisible(css(`#edges path.edge.anomalous`)),
-	); err != nil {
-		t.Fatalf("page did not render: %v", err)
-	}
 
 	who := run(t, ctx, chromedp.Text(css("#who")))
 	stored := run(t, ctx, chromedp.Evaluate[string](`sessionStorage.getItem('meshguard.token')`))
-	edges := run(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#edges path.edge').length`))
-	anomalous := run(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#edges path.edge.anomalous').length`))
-	rows := run(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#detections tbody tr').length`))
-	hostileNode := run(t, ctx, chromedp.Evaluate[bool](`[...document.querySelectorAll('#nodes g.node text')].some(t => t.textContent === `+jsString(hostile)+`)`))
 	if who != "otto (operator)" || stored != operatorToken {
 		t.Errorf("signed in as %q, token kept %v", who, stored == operatorToken)
 	}
-	if edges != 4 || anomalous != 1 || rows != 2 {
-		t.Errorf("graph %d edges (%d anomalous), %d detection rows; want 4 (1), 2", edges, anomalous, rows)
+	// The seed: cart, payments, web, a hostile-named workload and an IP
+	// caller; four edges, web -> cart under a detection.
+	g := b.graph(t)
+	if g.Nodes != 5 || g.ByKind["workload"] != 4 || g.ByKind["ip"] != 1 || g.Edges != 4 || g.Anomalous != 1 {
+		t.Errorf("graph %+v; want 5 nodes (4 workloads, 1 IP), 4 edges, 1 anomalous", g)
 	}
-	if !hostileNode {
-		t.Error("the node named with hostile text is not shown as text")
+	if !slices.Contains(g.Labels, hostile) {
+		t.Errorf("the node named with hostile text is not labelled with it as text: %q", g.Labels)
+	}
+	incidents := run(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#incidents li.incident')].map((li) => li.dataset.id)`))
+	if !slices.Equal(incidents, []string{"det-1", "det-old"}) {
+		t.Errorf("incidents listed %q; want det-1, det-old", incidents)
 	}
 
 	// Evidence: the hostile strings appear as text; no element comes of them.
 	if err := chromedp.Do(ctx,
-		chromedp.Click(css(`#detections tbody tr[data-id="det-1"]`)),
-		chromedp.WaitVisible(css(`#detections tbody tr.selected[data-id="det-1"]`)),
+		chromedp.Click(css(`#incidents li.incident[data-id="det-1"] .inc-summary`)),
+		chromedp.WaitVisible(css(`#incidents li.incident.selected[data-id="det-1"] .inc-details`)),
 	); err != nil {
 		t.Fatal(err)
 	}
-	evidence := run(t, ctx, chromedp.Evaluate[string](`document.getElementById('evidence').textContent`))
-	evidenceChildren := run(t, ctx, chromedp.Evaluate[int](`document.getElementById('evidence').children.length`))
+	text := run(t, ctx, chromedp.Evaluate[string](`document.querySelector('#incidents li.incident[data-id="det-1"]').textContent`))
 	imgs := run(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('img').length`))
-	if !strings.Contains(evidence, "credential stuffing on "+hostile) || !strings.Contains(evidence, "/login/"+hostile) {
-		t.Errorf("evidence does not show the hostile text as text:\n%s", evidence)
+	if !strings.Contains(text, "credential stuffing on "+hostile) || !strings.Contains(text, "/login/"+hostile) {
+		t.Errorf("the incident does not show the hostile text as text:\n%s", text)
 	}
-	if evidenceChildren != 0 || imgs != 0 {
-		t.Errorf("telemetry became markup: %d elements in #evidence, %d <img> in the page", evidenceChildren, imgs)
+	if imgs != 0 {
+		t.Errorf("telemetry became markup: %d <img> in the page", imgs)
 	}
 
-	// Approve: the button sends the CSRF header, same-origin, and the
-	// operator acts as otto.
-	if err := chromedp.Do(ctx,
-		chromedp.WaitVisible(css(`#current tr[data-id="act-1"] button.op-approve`)),
-		chromedp.Click(css(`#current tr[data-id="act-1"] button.op-approve`)),
-	); err != nil {
+	// Approve, from the incident's action line: the CSRF header,
+	// same-origin, acting as otto.
+	approve := `#incidents li.incident[data-id="det-1"] .action-line[data-id="act-1"] button.op-approve`
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(css(approve)), chromedp.Click(css(approve))); err != nil {
 		t.Fatal(err)
 	}
 	statusText := run(t, ctx, chromedp.Poll[string](`document.getElementById('status').textContent.startsWith('approve act-1') && document.getElementById('status').textContent`,
@@ -155,36 +324,373 @@ func TestPageInChromium(t *testing.T) {
 		t.Errorf("status after approve: %q", statusText)
 	}
 	mu.Lock()
-	defer mu.Unlock()
 	if len(posts) != 1 {
 		t.Fatalf("%d POSTs, want 1", len(posts))
 	}
 	if h := posts[0]; h.Get(CSRFHeader) != "1" || h.Get("Authorization") != "Bearer "+operatorToken || h.Get("Sec-Fetch-Site") != "same-origin" {
 		t.Errorf("approve request headers: CSRF %q, Sec-Fetch-Site %q, bearer %v", h.Get(CSRFHeader), h.Get("Sec-Fetch-Site"), h.Get("Authorization") != "")
 	}
+	mu.Unlock()
 	if calls := e.op.Calls(); len(calls) != 1 || calls[0] != (call{"approve", "act-1", "otto", 0}) {
 		t.Errorf("operator calls %+v", calls)
 	}
 	if rows := e.audit.Actions(); len(rows) != 1 || rows[0].State != "promoted" || rows[0].Actor != "otto" {
 		t.Errorf("audit %+v", rows)
 	}
-	if len(dialogs) != 0 {
-		t.Errorf("the page opened dialogs (injected script ran?): %q", dialogs)
+
+	// A viewer sees the same incidents and no button.
+	if err := chromedp.Do(ctx, chromedp.Click(css("#logout")), chromedp.WaitVisible(css("#login"))); err != nil {
+		t.Fatal(err)
+	}
+	b.signIn(t, ts.URL, viewerToken)
+	buttons := run(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('button.op').length`))
+	lines := run(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#incidents .action-line').length`))
+	if buttons != 0 || lines == 0 {
+		t.Errorf("viewer: %d operator buttons (want 0), %d action lines (want some)", buttons, lines)
+	}
+	if d := b.Dialogs(); len(d) != 0 {
+		t.Errorf("the page opened dialogs (injected script ran?): %q", d)
 	}
 }
 
-// run runs one action and returns its value, failing the test on error.
-func run[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
+// realisticRun is the scenario's realistic mesh (32 workloads and one
+// launched mid-run) with one attack of each kind, ending about now,
+// stored in ClickHouse through storage, detected by the detector, and
+// responded to (dry-run, gitops backend) by the responder, whose audit
+// log is the same ClickHouse.
+type realisticRun struct {
+	store *storage.ClickHouse
+	resp  *respond.Responder
+	// workloads are the node ids of every workload the flows name;
+	// others the ids of callers known by principal or IP only.
+	workloads, others map[string]bool
+	flows             int
+}
+
+func playRealistic(t *testing.T) *realisticRun {
 	t.Helper()
-	v, err := chromedp.Run(ctx, a)
+	_, db := testenv.ClickHouse(t)
+	cfg := storage.DefaultClickHouseConfig()
+	cfg.Addr, cfg.Database = []string{testenv.ClickHouseAddr(t)}, db
+	store, err := storage.NewClickHouse(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return v
+	t.Cleanup(func() { store.Close() })
+	ctx := context.Background()
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rcfg := respond.DefaultConfig()
+	rcfg.Mode, rcfg.BlastRadiusMaxRequests, rcfg.LeaderElection.Enabled = models.ModeDryRun, 0, false
+	rcfg.Backend, rcfg.GitOpsDir = respond.BackendGitOps, t.TempDir()
+	resp, err := respond.New(rcfg, respond.Deps{Actions: store, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const learning, slot = 15 * time.Minute, 90 * time.Second
+	kinds := models.DetectionKinds
+	end := testenv.Now()
+	start := end.Add(-learning - time.Duration(len(kinds))*slot - time.Minute).Truncate(time.Minute)
+	attacks, err := scenario.Schedule(kinds, start.Add(learning+slot/4), slot, slot/2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, err := scenario.NewWith(scenario.RealisticMesh(), start, 1, scenario.Options{Dynamics: true, Scale: 0.25, Attacks: attacks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dcfg := detect.DefaultConfig()
+	dcfg.LearningPeriod = learning
+	det, err := detect.New(dcfg, consumer.FanoutDetections(storage.DetectionSink(store), resp), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := &realisticRun{store: store, resp: resp, workloads: map[string]bool{}, others: map[string]bool{}}
+	dec := ingest.NewDecoder(ingest.DecoderConfig{Encoding: ingest.EncodingProto})
+	var flows []models.Flow
+	for offset := int64(0); gen.Now().Before(end); offset++ {
+		ld := gen.Next(min(30*time.Second, end.Sub(gen.Now())))
+		v, err := (&plog.ProtoMarshaler{}).MarshalLogs(ld)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if flows, err = dec.Decode(ingest.SignalLogs, v, models.NewFlowIDBase("ui-test", 0, offset), flows[:0]); err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(flows, func(a, b models.Flow) int { return cmp.Compare(a.TimestampMs, b.TimestampMs) })
+		for i := range flows {
+			run.note(&flows[i])
+		}
+		run.flows += len(flows)
+		if err := store.ConsumeFlows(ctx, flows); err != nil {
+			t.Fatal(err)
+		}
+		if err := det.ConsumeFlows(ctx, flows); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := det.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return run
 }
 
-// jsString quotes s as a JavaScript string literal.
-func jsString(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`)
-	return "'" + r.Replace(s) + "'"
+// note counts the graph's nodes a flow names, by the identity it carries
+// (what a person would count on a map of the mesh), independently of the
+// graph's code.
+func (r *realisticRun) note(f *models.Flow) {
+	switch {
+	case f.Source.Workload != "":
+		r.workloads["wl:"+f.Source.Namespace+"/"+f.Source.Workload] = true
+	case f.Source.Principal != "":
+		r.others["sa:"+f.Source.Principal] = true
+	case f.Source.IP.IsValid():
+		r.others["ip:"+f.Source.IP.String()] = true
+	}
+	if f.Destination.Workload != "" {
+		r.workloads["wl:"+f.Destination.Namespace+"/"+f.Destination.Workload] = true
+	}
+}
+
+// TestDashboardOnRealisticRun: the dashboard in Chromium on a realistic
+// run under attack, in ClickHouse 26.7: one node per workload (no
+// Service host beside its workload), readable labels, the incidents the
+// API has listed first with their actions, buttons for operators only,
+// the edge panel's baseline, the collapsed audit log. Screenshots at
+// 1400x1000 go to MESHGUARD_TEST_SCREENSHOTS (or the test's temp dir).
+func TestDashboardOnRealisticRun(t *testing.T) {
+	bin := chromium(t)
+	rr := playRealistic(t)
+	dir := screenshotDir(t)
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Auth.TokensFile = writeTokens(t)
+	srv, err := New(cfg, Deps{Store: rr.store, Operator: rr.resp, ActionWriter: rr.store, Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.now = testenv.Now
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	t.Logf("realistic run: %d flows, %d workloads, %d other callers", rr.flows, len(rr.workloads), len(rr.others))
+
+	// Figures for BENCHMARKS.md (logged, not asserted): one read of each
+	// view's endpoint on this run.
+	for _, p := range []string{"/api/v1/graph?since=15m", "/api/v1/graph?since=1h", "/api/v1/incidents?limit=1000", "/api/v1/audit?limit=500"} {
+		began := time.Now()
+		var v any
+		getJSON(t, ts.URL+p, viewerToken, &v)
+		t.Logf("GET %s: %v", p, time.Since(began).Round(time.Millisecond))
+	}
+
+	b := newBrowser(t, bin)
+	b.signIn(t, ts.URL, operatorToken)
+	ctx := b.ctx
+	b.screenshot(t, dir, "1-first-screen-operator")
+
+	// The incident panel lists what the API has, in its order, each with
+	// its head's kind, and operator buttons where an action is in force.
+	var api struct{ Incidents []incidentJSON }
+	getJSON(t, ts.URL+"/api/v1/incidents?limit=1000", operatorToken, &api)
+	listed := run(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#incidents li.incident')].map((li) => li.dataset.id)`))
+	want := make([]string, len(api.Incidents))
+	for i, inc := range api.Incidents {
+		want[i] = inc.ID
+	}
+	if len(want) < 3 || !slices.Equal(listed, want) {
+		t.Errorf("incident panel lists %d incidents %q; the API has %d %q (want at least 3 on a run with %d attacks)",
+			len(listed), listed, len(want), want, len(models.DetectionKinds))
+	}
+	kinds := run(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#incidents li.incident .inc-kind')].map((e) => e.textContent)`))
+	for i, inc := range api.Incidents {
+		if i < len(kinds) && kinds[i] != inc.Head.Kind {
+			t.Errorf("incident %s shows head kind %q, want %q", inc.ID, kinds[i], inc.Head.Kind)
+		}
+	}
+	inForce, err := rr.resp.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	buttons := run(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#incidents button.op-revoke').length`))
+	if len(inForce) == 0 || buttons == 0 {
+		t.Errorf("%d actions in force, %d revoke buttons in the incidents; want some of each", len(inForce), buttons)
+	}
+	bars := run(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#timeline rect.bar').length`))
+	if bars == 0 {
+		t.Error("the timeline shows no incident")
+	}
+
+	// The side panel of an anomalous edge: now against the baseline, and
+	// the detections' expected and observed values.
+	// The busiest anomalous edge a detection names (not a scan's probe),
+	// over the default 15 minutes: the 6 hours before hold the learning.
+	run(t, ctx, chromedp.Evaluate[bool](`(() => { const es = document.getElementById('graph').cy.edges('.anomalous:not(.fanout)');
+		es.max((e) => e.data('edge').requests).ele.emit('tap'); return true; })()`))
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`#side table.compare`))); err != nil {
+		t.Fatal(err)
+	}
+	side := run(t, ctx, chromedp.Evaluate[string](`document.getElementById('side').textContent`))
+	if !strings.Contains(side, "baseline") || !strings.Contains(side, "requests/s") || !strings.Contains(side, "expected") {
+		t.Errorf("edge panel without baseline or evidence:\n%s", side)
+	}
+	cells := run(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#side table.compare tr')].find((tr) => tr.firstChild.textContent === 'requests/s').textContent ? [...[...document.querySelectorAll('#side table.compare tr')].find((tr) => tr.firstChild.textContent === 'requests/s').children].map((c) => c.textContent) : []`))
+	if len(cells) != 3 || cells[1] == "no traffic" || cells[2] == "no traffic" {
+		t.Errorf("edge panel's requests/s row %q; want the rate now and in the baseline", cells)
+	}
+	b.screenshot(t, dir, "2-edge-panel")
+
+	// The graph over the whole run: one node per workload, every Service
+	// host folded into its workload, labels apart.
+	b.setSince(t, "1h")
+	g := b.graph(t)
+	t.Logf("graph over 1h: %d nodes %v in %d namespaces, %d edges (%d anomalous), %d label overlaps, %d node overlaps, %d box overlaps, zoom %.2f",
+		g.Nodes, g.ByKind, g.Namespaces, g.Edges, g.Anomalous, g.Overlaps, g.NodeOverlaps, g.BoxOverlaps, g.Zoom)
+	if g.ByKind["workload"] != len(rr.workloads) || g.ByKind["service"] != 0 || g.Nodes != len(rr.workloads)+len(rr.others) {
+		t.Errorf("graph nodes %v (%d); want %d workloads, no Service host, %d others", g.ByKind, g.Nodes, len(rr.workloads), len(rr.others))
+	}
+	if g.Anomalous == 0 || !g.OnScreen {
+		t.Errorf("graph: %d anomalous edges, every node on screen %v; want some, true", g.Anomalous, g.OnScreen)
+	}
+	if maxOverlaps := g.Nodes / 20; g.Overlaps > maxOverlaps || g.NodeOverlaps > 0 || g.BoxOverlaps > 0 {
+		t.Errorf("%d pairs of labels overlap (at most %d), %d pairs of nodes, %d of namespace boxes", g.Overlaps, maxOverlaps, g.NodeOverlaps, g.BoxOverlaps)
+	}
+	b.checkOverlapCount(t, g)
+	b.screenshot(t, dir, "3-graph-1h")
+
+	// The audit log: runs of one decision are one row with a count.
+	var audit struct{ Groups []auditGroupJSON }
+	getJSON(t, ts.URL+"/api/v1/audit?limit=500", operatorToken, &audit)
+	rows := run(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#audit tbody tr').length`))
+	raw, err := rr.store.RecentActions(context.Background(), 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows != len(audit.Groups) || rows == 0 || rows > len(raw) {
+		t.Errorf("audit table %d rows; the API has %d groups of %d rows", rows, len(audit.Groups), len(raw))
+	}
+	t.Logf("audit log: %d rows shown as %d", len(raw), rows)
+
+	// A viewer: the same first screen, no button.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login"))); err != nil {
+		t.Fatal(err)
+	}
+	b.signIn(t, ts.URL, viewerToken)
+	if n := run(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('button.op').length`)); n != 0 {
+		t.Errorf("viewer sees %d operator buttons", n)
+	}
+	b.screenshot(t, dir, "4-first-screen-viewer")
+	if d := b.Dialogs(); len(d) != 0 {
+		t.Errorf("the page opened dialogs: %q", d)
+	}
+}
+
+// getJSON GETs url with token and decodes the answer into v.
+func getJSON(t *testing.T, url, token string, v any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// scaleMesh seeds m with workloads workloads in 8 namespaces and edges
+// distinct edges of traffic in the last minutes (each reported by both
+// sides, the source naming only the Service host), and a detection on
+// one edge of three; it returns the number of workloads with traffic.
+func scaleMesh(t *testing.T, m *storage.Memory, now time.Time, workloads, edges int) int {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(7, 21))
+	names := []string{"api", "web", "cart", "pay", "ledger", "users", "auth", "search", "ads", "mail", "cache", "queue"}
+	nss := []string{"shop", "billing", "identity", "search", "ops", "media", "ads", "data"}
+	type wl struct{ ns, name string }
+	wls := make([]wl, workloads)
+	for i := range wls {
+		wls[i] = wl{nss[i%len(nss)], fmt.Sprintf("%s-%d", names[i%len(names)], i)}
+	}
+	seen := map[[2]int]bool{}
+	used := map[int]bool{}
+	base := models.NewFlowIDBase("scale", 0, now.UnixNano())
+	var flows []models.Flow
+	var dets []storage.DetectionRow
+	for len(seen) < edges {
+		// Mostly within a namespace, some across, as meshes are.
+		s := rng.IntN(workloads)
+		d := rng.IntN(workloads)
+		if rng.IntN(3) > 0 {
+			d = (s + len(nss)*(1+rng.IntN(workloads/len(nss)-1))) % workloads
+		}
+		if s == d || seen[[2]int{s, d}] {
+			continue
+		}
+		seen[[2]int{s, d}] = true
+		used[s], used[d] = true, true
+		src := models.Source{Workload: wls[s].name, Namespace: wls[s].ns, Principal: "cluster.local/ns/" + wls[s].ns + "/sa/" + wls[s].name}
+		host := wls[d].name + "." + wls[d].ns + ".svc.cluster.local"
+		n := uint32(1 + rng.IntN(50))
+		at := now.Add(-time.Duration(1+rng.IntN(4)) * time.Minute).UnixMilli()
+		flows = append(flows,
+			models.Flow{ID: base.ID(len(flows)), TimestampMs: at, Reporter: models.ReporterSource, Source: src,
+				Destination: models.Destination{Service: host}, ResponseCode: 200, TLS: models.TLSMutual, Count: n},
+			models.Flow{ID: base.ID(len(flows) + 1), TimestampMs: at, Reporter: models.ReporterDestination, Source: src,
+				Destination: models.Destination{Service: host, Workload: wls[d].name, Namespace: wls[d].ns}, ResponseCode: 200, TLS: models.TLSMutual, Count: n})
+		if len(seen)%3 == 0 {
+			dets = append(dets, storage.DetectionRow{DetectionID: fmt.Sprintf("d-%d", len(seen)), DetectedAt: now.Add(-time.Minute),
+				WindowStart: now.Add(-2 * time.Minute), WindowEnd: now.Add(-time.Minute), Kind: "request_flood", Severity: "medium", Score: 9,
+				SourceWorkload: src.Workload, SourceNamespace: src.Namespace, DestinationWorkload: wls[d].name, DestinationNamespace: wls[d].ns,
+				Evidence: `{"summary":"flood"}`})
+		}
+	}
+	if err := m.ConsumeFlows(context.Background(), flows); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dets {
+		if err := m.WriteDetection(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return len(used)
+}
+
+// TestGraphAtScaleInChromium: 100 workloads and 500 edges stay one node
+// per workload, on screen, with few labels overlapping.
+func TestGraphAtScaleInChromium(t *testing.T) {
+	bin := chromium(t)
+	dir := screenshotDir(t)
+	var workloads int
+	e := newEnv(t, func(_ *Config, d *Deps) {
+		m := storage.NewMemory(10000)
+		workloads = scaleMesh(t, m, time.Now().UTC(), 100, 500)
+		d.Store = m
+	})
+	ts := httptest.NewServer(e.h)
+	defer ts.Close()
+	b := newBrowser(t, bin)
+	b.signIn(t, ts.URL, viewerToken)
+	g := b.graph(t)
+	layoutMs := run(t, b.ctx, chromedp.Evaluate[string](`document.getElementById('graph').dataset.layoutMs`))
+	t.Logf("graph at scale: %d nodes in %d namespaces, %d edges (%d anomalous), %d label overlaps, %d node overlaps, %d box overlaps, zoom %.2f, layout %s ms",
+		g.Nodes, g.Namespaces, g.Edges, g.Anomalous, g.Overlaps, g.NodeOverlaps, g.BoxOverlaps, g.Zoom, layoutMs)
+	if g.Nodes != workloads || g.ByKind["workload"] != workloads || g.Edges != 500 || g.Namespaces != 8 || !g.OnScreen {
+		t.Errorf("graph %d nodes %v, %d edges, %d namespaces, on screen %v; want %d workloads, 500 edges, 8 namespaces, true",
+			g.Nodes, g.ByKind, g.Edges, g.Namespaces, g.OnScreen, workloads)
+	}
+	if maxOverlaps := g.Nodes / 20; g.Overlaps > maxOverlaps || g.NodeOverlaps > 0 || g.BoxOverlaps > 0 {
+		t.Errorf("%d pairs of labels overlap (at most %d), %d pairs of nodes, %d of namespace boxes", g.Overlaps, maxOverlaps, g.NodeOverlaps, g.BoxOverlaps)
+	}
+	b.checkOverlapCount(t, g)
+	b.screenshot(t, dir, "5-graph-100-workloads-500-edges")
 }

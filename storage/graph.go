@@ -1,0 +1,250 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/meshguard/meshguard/models"
+)
+
+// Reads for the dashboard's service graph: every edge's requests, errors
+// and transport security over a span, and which workload each Service
+// host stands for. Both read only what the flows carry (as reported, or
+// filled by identity resolution); neither guesses.
+
+// maxGraphRows caps the rows GraphEdges reads (one per edge and
+// reporter), the busiest first, as maxEdgeRows does for EdgeSummary.
+const maxGraphRows = 20000
+
+// GraphEdge is one edge's traffic over a span as one side (Reporter) saw
+// it. The key is edge_minute's: a source is its workload, else its
+// principal, else its IP.
+type GraphEdge struct {
+	SourcePrincipal string
+	SourceWorkload  string
+	SourceNamespace string
+	// SourceIP is set only for callers with neither workload nor principal.
+	SourceIP string
+
+	DestinationWorkload  string
+	DestinationNamespace string
+	DestinationService   string
+
+	Reporter string
+	// Requests is the sum of the flows' Count; Errors5xx and Errors4xx
+	// the requests answered so.
+	Requests, Errors5xx, Errors4xx uint64
+	// MTLS, Plaintext and UnknownTLS split Requests by what the records
+	// showed of transport security (models.TLS).
+	MTLS, Plaintext, UnknownTLS uint64
+	// FirstSeen and LastSeen are the oldest and the newest flow's time,
+	// to the second.
+	FirstSeen, LastSeen time.Time
+}
+
+// ServiceWorkload says that requests to Service host Service (in
+// Namespace) reached Workload: learned from flows whose destination
+// workload came with the host, from the destination's own proxy or from
+// identity resolution (models.ResolvedDestinationWorkload). Requests is
+// how many did; flows whose claim contradicted the cluster are left out.
+type ServiceWorkload struct {
+	Namespace, Service, Workload string
+	Requests                     uint64
+}
+
+// graphEdgesQuery totals flows_by_source (it carries the TLS column and
+// the source's key) per edge and reporter from the first bound time up to
+// the second.
+func graphEdgesQuery(db string) string {
+	return `SELECT source_principal, source_workload, source_namespace,
+    if(source_workload = '' AND source_principal = '', source_ip, '') AS sip,
+    destination_workload, destination_namespace, destination_service, reporter,
+    sum(count) AS r, sumIf(count, response_code >= 500 AND response_code < 600),
+    sumIf(count, response_code >= 400 AND response_code < 500),
+    sumIf(count, mtls = 1), sumIf(count, mtls = 2), sumIf(count, mtls = 0), min(ts), max(ts)
+FROM ` + db + `.flows_by_source
+WHERE ts >= toDateTime(?) AND ts < toDateTime(?)
+GROUP BY source_principal, source_workload, source_namespace, sip,
+    destination_workload, destination_namespace, destination_service, reporter
+ORDER BY r DESC
+LIMIT ` + strconv.Itoa(maxGraphRows)
+}
+
+// GraphEdges returns every edge with flows at or after from and before
+// to, per reporter, the busiest first.
+func (c *ClickHouse) GraphEdges(ctx context.Context, from, to time.Time) ([]GraphEdge, error) {
+	ctx, cancel := c.opContext(ctx)
+	defer cancel()
+	rows, err := c.conn.Query(ctx, graphEdgesQuery(c.db), from.Unix(), to.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("graph edges: %w", classify(err))
+	}
+	defer rows.Close()
+	var out []GraphEdge
+	for rows.Next() {
+		var e GraphEdge
+		if err := rows.Scan(&e.SourcePrincipal, &e.SourceWorkload, &e.SourceNamespace, &e.SourceIP,
+			&e.DestinationWorkload, &e.DestinationNamespace, &e.DestinationService, &e.Reporter,
+			&e.Requests, &e.Errors5xx, &e.Errors4xx, &e.MTLS, &e.Plaintext, &e.UnknownTLS, &e.FirstSeen, &e.LastSeen); err != nil {
+			return nil, fmt.Errorf("graph edges: %w", classify(err))
+		}
+		e.FirstSeen, e.LastSeen = e.FirstSeen.UTC(), e.LastSeen.UTC()
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("graph edges: %w", classify(err))
+	}
+	return out, nil
+}
+
+// serviceWorkloadsQuery: bit 8 of identity_resolved is
+// models.ResolvedDestinationWorkload (TestResolvedDestinationBit).
+func serviceWorkloadsQuery(db string) string {
+	return `SELECT destination_namespace, destination_service, destination_workload, sum(count) AS r
+FROM ` + db + `.flows
+WHERE ts >= toDateTime(?) AND ts < toDateTime(?)
+    AND destination_service != '' AND destination_workload != '' AND identity_conflict = 0
+    AND (reporter = 'destination' OR bitAnd(identity_resolved, ` + strconv.Itoa(int(models.ResolvedDestinationWorkload)) + `) != 0)
+GROUP BY destination_namespace, destination_service, destination_workload
+ORDER BY destination_namespace, destination_service, destination_workload`
+}
+
+// ServiceWorkloads returns which workloads each Service host reached
+// between from and to (see ServiceWorkload), by namespace and host.
+func (c *ClickHouse) ServiceWorkloads(ctx context.Context, from, to time.Time) ([]ServiceWorkload, error) {
+	ctx, cancel := c.opContext(ctx)
+	defer cancel()
+	rows, err := c.conn.Query(ctx, serviceWorkloadsQuery(c.db), from.Unix(), to.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("service workloads: %w", classify(err))
+	}
+	defer rows.Close()
+	var out []ServiceWorkload
+	for rows.Next() {
+		var s ServiceWorkload
+		if err := rows.Scan(&s.Namespace, &s.Service, &s.Workload, &s.Requests); err != nil {
+			return nil, fmt.Errorf("service workloads: %w", classify(err))
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("service workloads: %w", classify(err))
+	}
+	return out, nil
+}
+
+// graphKey is a GraphEdge's key, reporter included.
+type graphKey struct {
+	edgeKey
+	reporter string
+}
+
+// GraphEdges totals the flows kept as GraphEdges does on ClickHouse.
+func (m *Memory) GraphEdges(_ context.Context, from, to time.Time) ([]GraphEdge, error) {
+	sums := map[graphKey]*GraphEdge{}
+	m.mu.Lock()
+	for i := range m.flows {
+		f := &m.flows[i]
+		at := time.UnixMilli(f.TimestampMs).UTC().Truncate(time.Second)
+		if at.Before(from.Truncate(time.Second)) || !at.Before(to.Truncate(time.Second)) {
+			continue
+		}
+		k := graphKey{edgeKey{f.Source.Principal, f.Source.Workload, f.Source.Namespace, plaintextIP(f),
+			f.Destination.Workload, f.Destination.Namespace, f.Destination.Service}, f.Reporter.String()}
+		e := sums[k]
+		if e == nil {
+			e = &GraphEdge{SourcePrincipal: k.srcPrincipal, SourceWorkload: k.srcWorkload, SourceNamespace: k.srcNamespace,
+				SourceIP: k.srcIP, DestinationWorkload: k.dstWorkload, DestinationNamespace: k.dstNamespace,
+				DestinationService: k.dstService, Reporter: k.reporter}
+			sums[k] = e
+		}
+		n := uint64(f.Count)
+		e.Requests += n
+		switch {
+		case f.ResponseCode >= 500 && f.ResponseCode < 600:
+			e.Errors5xx += n
+		case f.ResponseCode >= 400 && f.ResponseCode < 500:
+			e.Errors4xx += n
+		}
+		switch f.TLS {
+		case models.TLSMutual:
+			e.MTLS += n
+		case models.TLSPlaintext:
+			e.Plaintext += n
+		default:
+			e.UnknownTLS += n
+		}
+		if at.After(e.LastSeen) {
+			e.LastSeen = at
+		}
+		if e.FirstSeen.IsZero() || at.Before(e.FirstSeen) {
+			e.FirstSeen = at
+		}
+	}
+	m.mu.Unlock()
+	out := make([]GraphEdge, 0, len(sums))
+	for _, e := range sums {
+		out = append(out, *e)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Requests != out[j].Requests {
+			return out[i].Requests > out[j].Requests
+		}
+		if ki, kj := out[i].key(), out[j].key(); ki != kj {
+			return lessKey(ki, kj)
+		}
+		return out[i].Reporter < out[j].Reporter
+	})
+	return out[:min(len(out), maxGraphRows)], nil
+}
+
+func (e *GraphEdge) key() edgeKey {
+	return edgeKey{e.SourcePrincipal, e.SourceWorkload, e.SourceNamespace, e.SourceIP,
+		e.DestinationWorkload, e.DestinationNamespace, e.DestinationService}
+}
+
+// plaintextIP is a flow's source IP as edge keys keep it: only for a
+// caller with neither workload nor principal.
+func plaintextIP(f *models.Flow) string {
+	if f.Source.Workload == "" && f.Source.Principal == "" && f.Source.IP.IsValid() {
+		return f.Source.IP.String()
+	}
+	return ""
+}
+
+// ServiceWorkloads answers as the ClickHouse query does, from the flows
+// kept.
+func (m *Memory) ServiceWorkloads(_ context.Context, from, to time.Time) ([]ServiceWorkload, error) {
+	type key struct{ ns, svc, wl string }
+	sums := map[key]uint64{}
+	m.mu.Lock()
+	for i := range m.flows {
+		f := &m.flows[i]
+		at := time.UnixMilli(f.TimestampMs).UTC().Truncate(time.Second)
+		if at.Before(from.Truncate(time.Second)) || !at.Before(to.Truncate(time.Second)) ||
+			f.Destination.Service == "" || f.Destination.Workload == "" || f.IdentityConflict ||
+			f.Reporter != models.ReporterDestination && !f.Resolved.Has(models.ResolvedDestinationWorkload) {
+			continue
+		}
+		sums[key{f.Destination.Namespace, f.Destination.Service, f.Destination.Workload}] += uint64(f.Count)
+	}
+	m.mu.Unlock()
+	out := make([]ServiceWorkload, 0, len(sums))
+	for k, n := range sums {
+		out = append(out, ServiceWorkload{Namespace: k.ns, Service: k.svc, Workload: k.wl, Requests: n})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		if a.Service != b.Service {
+			return a.Service < b.Service
+		}
+		return a.Workload < b.Workload
+	})
+	return out, nil
+}
