@@ -131,8 +131,9 @@ func serve(ctx context.Context, cfg Config, stages stageSet) error {
 		addResponse(ctx, &g, cfg, p, store, log)
 		wiring.set(p.Responder, p.Alerter)
 	}
-	if p.Flows != nil {
-		ing, err := ingest.NewConsumer(kcfg, cfg.Ingest, p.Flows, log)
+	if p.Flows != nil || p.Detect != nil {
+		next, opts := p.ingestOptions()
+		ing, err := ingest.NewConsumer(kcfg, cfg.Ingest, next, log, opts...)
 		if err != nil {
 			return err
 		}
