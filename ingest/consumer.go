@@ -452,19 +452,39 @@ func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free chan 
 			return false
 		}
 	}
+	// One deadline per batch, set when its first message arrives, not one
+	// per message: a timer costs more than decoding a small message.
+	var open struct {
+		ctx    context.Context // nil until the batch holds a message
+		cancel context.CancelFunc
+	}
+	closeBatch := func() bool {
+		if open.ctx != nil {
+			open.cancel()
+			open.ctx = nil
+		}
+		return flush()
+	}
+	defer func() {
+		if open.ctx != nil {
+			open.cancel()
+		}
+	}()
 	for {
-		fetchCtx, cancel := ctx, context.CancelFunc(func() {})
+		fetchCtx := ctx
 		if b.messages > 0 {
-			fetchCtx, cancel = context.WithDeadline(ctx, b.opened.Add(c.icfg.BatchTimeout))
+			if open.ctx == nil {
+				open.ctx, open.cancel = context.WithDeadline(ctx, b.opened.Add(c.icfg.BatchTimeout))
+			}
+			fetchCtx = open.ctx
 		}
 		m, err := c.reader.FetchMessage(fetchCtx)
-		cancel()
 		switch {
 		case ctx.Err() != nil:
 			c.release(b, full, free)
 			return nil
 		case errors.Is(err, context.DeadlineExceeded):
-			if !flush() {
+			if !closeBatch() {
 				return nil
 			}
 			continue
@@ -480,7 +500,7 @@ func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free chan 
 			c.release(b, full, free)
 			return nil
 		}
-		if len(b.flows) >= c.icfg.BatchSize && !flush() {
+		if len(b.flows) >= c.icfg.BatchSize && !closeBatch() {
 			return nil
 		}
 	}
