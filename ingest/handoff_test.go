@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -64,15 +62,7 @@ func (a *afterStage) counts() (distinct, total, early int) {
 
 func startAfter(t *testing.T, k ingest.KafkaConfig, i ingest.IngestConfig, store *sink, after *afterStage) *running {
 	t.Helper()
-	c, err := ingest.NewConsumer(k, i, store, slog.New(slog.NewTextHandler(io.Discard, nil)), ingest.AfterStore(after))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{c: c, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- c.Run(ctx) }()
-	t.Cleanup(func() { r.stop(t) })
-	return r
+	return start(t, k, i, store, ingest.AfterStore(after))
 }
 
 // The stage after the store sees every flow once, and only once the
