@@ -153,6 +153,11 @@ func NewConsumer(kcfg KafkaConfig, icfg IngestConfig, next consumer.Flows, log *
 		// Commits are explicit, one per stored batch.
 		CommitInterval: 0,
 		MaxBytes:       readerMaxBytes,
+		// Prefetch: kafka-go's queue of fetched, undecoded messages
+		// (default 100). Full while the fetch loop waits on the store,
+		// so it is memory: 16 of the collector's 500-record messages
+		// are ~12 MB, 100 were ~77 MB.
+		QueueCapacity: readerQueue,
 		// Close waits for in-flight long polls: MaxWait bounds how long
 		// a shutdown takes (kafka-go's 10s default made it ~9s).
 		MaxWait:               time.Second,
@@ -648,6 +653,9 @@ func (c *Consumer) commit(ctx context.Context, b *batch) {
 	c.stats.commitErrors.Add(1)
 	c.log.Warn("committing offsets failed; these messages will be delivered again", "err", err, "partitions", len(msgs))
 }
+
+// readerQueue bounds the messages fetched ahead of decoding.
+const readerQueue = 16
 
 // jitter spreads retries of many replicas over [d/2, d).
 func jitter(d time.Duration) time.Duration {

@@ -78,6 +78,7 @@ func parseStages(s string) (stageSet, error) {
 
 func serve(ctx context.Context, cfg Config, stages stageSet) error {
 	log := newLogger(cfg.Log, stderr)
+	setMemoryLimit(cfg.Ingest.MemoryLimitMiB, log)
 	store, err := storage.NewClickHouse(cfg.ClickHouse)
 	if err != nil {
 		return err
