@@ -7,8 +7,9 @@ import (
 )
 
 // Flows is the seam between stages that pass flows on: ingest hands each
-// decoded batch to one (the ClickHouse writer, the detector, or a fan-out
-// of both).
+// decoded batch to one (the ClickHouse writer, or a fan-out of it and
+// taps), and each stored batch to another (the detector, ingest's
+// AfterStore stage).
 //
 // ConsumeFlows returns nil only when the callee is done with every flow in
 // the batch: for a store, durably stored (ClickHouse acknowledged the

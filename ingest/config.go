@@ -59,6 +59,13 @@ type IngestConfig struct {
 	// (the rest of their message is stored), so they never reach a
 	// store or a watermark. 0 turns the check off.
 	MaxFuture time.Duration `yaml:"-"`
+
+	// MemoryLimitMiB is serve's soft memory limit (the Go runtime's
+	// GOMEMLIMIT): the heap is collected harder as it nears it, instead
+	// of growing to twice what is live. 0: 90% of the container's memory
+	// limit (the cgroup's), none outside a container. A GOMEMLIMIT in the
+	// environment wins.
+	MemoryLimitMiB int `yaml:"memory_limit_mib"`
 }
 
 // DefaultKafkaConfig returns the defaults: the collector's kafkaexporter
@@ -140,6 +147,9 @@ func (c *IngestConfig) Validate() error {
 	}
 	if c.RetryMax < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("ingest.retry_max: %s; use at least 10ms (default 10s)", c.RetryMax))
+	}
+	if c.MemoryLimitMiB < 0 || (c.MemoryLimitMiB > 0 && c.MemoryLimitMiB < 64) {
+		errs = append(errs, fmt.Errorf("ingest.memory_limit_mib: %d; use 0 (from the container's limit) or at least 64", c.MemoryLimitMiB))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("ingest.shutdown_timeout: %s; use a positive duration (default 20s)", c.ShutdownTimeout))

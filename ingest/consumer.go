@@ -23,14 +23,15 @@ import (
 // Delivery is at-least-once: a message's offset is committed only after
 // next.ConsumeFlows accepted the batch holding every flow of that message
 // (or, for an undecodable message, after the dead-letter topic acknowledged
-// it). After a crash or rebalance Kafka redelivers what was not committed;
-// flow ids derive from message coordinates, so stores count each record
-// once however often it arrives.
+// it), and after the AfterStore stage, if any, saw that batch. After a
+// crash or rebalance Kafka redelivers what was not committed; flow ids
+// derive from message coordinates, so stores count each record once
+// however often it arrives.
 //
 // Two batches exist: one being filled by the fetch loop while the other is
-// stored. When the store is slow or down both are busy, the fetch loop
-// waits, and Kafka keeps the backlog: memory stays bounded and nothing is
-// dropped.
+// stored (three with an AfterStore stage: one more being detected). When
+// the store is slow or down all are busy, the fetch loop waits, and Kafka
+// keeps the backlog: memory stays bounded and nothing is dropped.
 //
 // Lifecycle: NewConsumer validates and connects nothing; Run blocks until
 // its context is cancelled, then stops fetching, flushes the open batch
@@ -47,6 +48,7 @@ type Consumer struct {
 	dec     *Decoder
 	signals map[string]Signal
 	stats   consumerStats
+	after   consumer.Flows // AfterStore's stage, or nil
 
 	connected      atomic.Bool
 	lastConnectErr atomic.Pointer[error]
@@ -89,6 +91,16 @@ type Stats struct {
 	// AssignedPartitions is how many partitions the group gave this
 	// consumer in the current generation.
 	AssignedPartitions int64
+	// AfterStoreWaits counts batches the store had to wait to hand to
+	// the AfterStore stage (it was busy with the one before), and
+	// AfterStoreWaited sums those waits: the detector holding ingest back.
+	// AfterStoreErrors counts batches that stage failed (not retried).
+	AfterStoreWaits, AfterStoreErrors int64
+	AfterStoreWaited                  time.Duration
+	// FreeBatchWaits counts the times decoding waited for a free batch
+	// (every batch still being stored or detected): backpressure reaching
+	// Kafka.
+	FreeBatchWaits int64
 	// LastFetch and LastCommit are when a message last arrived from
 	// Kafka and when offsets were last committed (zero before the first).
 	LastFetch, LastCommit time.Time
@@ -97,12 +109,13 @@ type Stats struct {
 
 type consumerStats struct {
 	messages, flows, batches, deadLettered, storeFailures, commitErrors, connectFailures atomic.Int64
-	oversizeBatches, readerFailures                                                      atomic.Int64
+	oversizeBatches, readerFailures, afterErrors, freeWaits                              atomic.Int64
+	afterWaits, afterWaited                                                              atomic.Int64 // summed over sessions
 }
 
 // NewConsumer builds a consumer from validated config. next receives the
 // batches; log receives what an operator must see.
-func NewConsumer(kcfg KafkaConfig, icfg IngestConfig, next consumer.Flows, log *slog.Logger) (*Consumer, error) {
+func NewConsumer(kcfg KafkaConfig, icfg IngestConfig, next consumer.Flows, log *slog.Logger, opts ...Option) (*Consumer, error) {
 	if err := errors.Join(kcfg.Validate(), icfg.Validate()); err != nil {
 		return nil, err
 	}
@@ -140,6 +153,11 @@ func NewConsumer(kcfg KafkaConfig, icfg IngestConfig, next consumer.Flows, log *
 		// Commits are explicit, one per stored batch.
 		CommitInterval: 0,
 		MaxBytes:       readerMaxBytes,
+		// Prefetch: kafka-go's queue of fetched, undecoded messages
+		// (default 100). Full while the fetch loop waits on the store,
+		// so it is memory: 16 of the collector's 500-record messages
+		// are ~12 MB, 100 were ~77 MB.
+		QueueCapacity: readerQueue,
 		// Close waits for in-flight long polls: MaxWait bounds how long
 		// a shutdown takes (kafka-go's 10s default made it ~9s).
 		MaxWait:               time.Second,
@@ -150,7 +168,7 @@ func NewConsumer(kcfg KafkaConfig, icfg IngestConfig, next consumer.Flows, log *
 	if err != nil {
 		return nil, err
 	}
-	return &Consumer{
+	c := &Consumer{
 		topicClient: &kafka.Client{Addr: kafka.TCP(kcfg.Brokers...), Transport: transport},
 		watchEvery:  topicWatchInterval,
 		kcfg:        kcfg,
@@ -161,7 +179,11 @@ func NewConsumer(kcfg KafkaConfig, icfg IngestConfig, next consumer.Flows, log *
 		dlq:         dlq,
 		dec:         NewDecoder(DecoderConfig{Encoding: enc, MaxFuture: icfg.MaxFuture}),
 		signals:     signals,
-	}, nil
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
 }
 
 // Stats returns a snapshot of the counters. Safe from any goroutine.
@@ -183,6 +205,10 @@ func (c *Consumer) Stats() Stats {
 		DLQCapped:          c.dlq.capped.Load(),
 		DLQBlocked:         b2i(c.dlq.blocked.Load()),
 		OversizeBatches:    c.stats.oversizeBatches.Load(),
+		AfterStoreWaits:    c.stats.afterWaits.Load(),
+		AfterStoreWaited:   time.Duration(c.stats.afterWaited.Load()),
+		AfterStoreErrors:   c.stats.afterErrors.Load(),
+		FreeBatchWaits:     c.stats.freeWaits.Load(),
 		AssignedPartitions: c.group.assigned.Load(),
 		LastFetch:          unixNano(c.progress.lastFetch.Load()),
 		LastCommit:         unixNano(c.progress.lastCommit.Load()),
@@ -230,8 +256,9 @@ func (b *batch) reset() {
 // type's doc for shutdown.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.dlq.close()
-	free := make(chan *batch, 2)
-	for range 2 {
+	n := c.batchesInFlight()
+	free := make(chan *batch, n)
+	for range n {
 		free <- &batch{flows: make([]models.Flow, 0, c.icfg.BatchSize), last: map[topicPartition]kafka.Message{}}
 	}
 
@@ -357,13 +384,7 @@ func (c *Consumer) session(ctx context.Context, topics []string, free chan *batc
 	stored := make(chan struct{})
 	go func() {
 		defer close(stored)
-		for b := range full {
-			if c.store(storeCtx, b) {
-				c.commit(storeCtx, b)
-			}
-			b.reset()
-			free <- b
-		}
+		c.storeLoop(storeCtx, full, free)
 	}()
 
 	err := c.fetchLoop(fetchCtx, full, free)
@@ -425,24 +446,50 @@ func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free chan 
 		select {
 		case b = <-free:
 			return true
+		default:
+			c.stats.freeWaits.Add(1)
+		}
+		select {
+		case b = <-free:
+			return true
 		case <-ctx.Done():
 			b = nil
 			return false
 		}
 	}
+	// One deadline per batch, set when its first message arrives, not one
+	// per message: a timer costs more than decoding a small message.
+	var open struct {
+		ctx    context.Context // nil until the batch holds a message
+		cancel context.CancelFunc
+	}
+	closeBatch := func() bool {
+		if open.ctx != nil {
+			open.cancel()
+			open.ctx = nil
+		}
+		return flush()
+	}
+	defer func() {
+		if open.ctx != nil {
+			open.cancel()
+		}
+	}()
 	for {
-		fetchCtx, cancel := ctx, context.CancelFunc(func() {})
+		fetchCtx := ctx
 		if b.messages > 0 {
-			fetchCtx, cancel = context.WithDeadline(ctx, b.opened.Add(c.icfg.BatchTimeout))
+			if open.ctx == nil {
+				open.ctx, open.cancel = context.WithDeadline(ctx, b.opened.Add(c.icfg.BatchTimeout))
+			}
+			fetchCtx = open.ctx
 		}
 		m, err := c.reader.FetchMessage(fetchCtx)
-		cancel()
 		switch {
 		case ctx.Err() != nil:
 			c.release(b, full, free)
 			return nil
 		case errors.Is(err, context.DeadlineExceeded):
-			if !flush() {
+			if !closeBatch() {
 				return nil
 			}
 			continue
@@ -458,10 +505,48 @@ func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free chan 
 			c.release(b, full, free)
 			return nil
 		}
-		if len(b.flows) >= c.icfg.BatchSize && !flush() {
+		if len(b.flows) >= c.icfg.BatchSize && !closeBatch() {
 			return nil
 		}
 	}
+}
+
+// storeLoop stores each full batch, then commits it, or hands it to the
+// AfterStore stage, which commits it once done. It returns once full is
+// closed and every batch is back in free.
+func (c *Consumer) storeLoop(ctx context.Context, full <-chan *batch, free chan<- *batch) {
+	var q chan *batch
+	done := make(chan struct{})
+	if c.after != nil {
+		q = make(chan *batch)
+		go func() {
+			defer close(done)
+			c.afterStore(ctx, q, free)
+		}()
+	} else {
+		close(done)
+	}
+	lost := false
+	for b := range full {
+		switch {
+		case lost || !c.store(ctx, b):
+			// Not stored before shutdown: neither committed nor seen by
+			// the stage after the store, and nothing after it is
+			// committed either (that would commit past it).
+			lost = true
+		case q != nil:
+			c.handOn(q, b)
+			continue
+		default:
+			c.commit(ctx, b)
+		}
+		b.reset()
+		free <- b
+	}
+	if q != nil {
+		close(q)
+	}
+	<-done
 }
 
 // release hands b to the store when it holds messages, else back to free.
@@ -568,6 +653,9 @@ func (c *Consumer) commit(ctx context.Context, b *batch) {
 	c.stats.commitErrors.Add(1)
 	c.log.Warn("committing offsets failed; these messages will be delivered again", "err", err, "partitions", len(msgs))
 }
+
+// readerQueue bounds the messages fetched ahead of decoding.
+const readerQueue = 16
 
 // jitter spreads retries of many replicas over [d/2, d).
 func jitter(d time.Duration) time.Duration {

@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go/compress"
 	"go.opentelemetry.io/collector/pdata/plog"
 
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/models"
 	"github.com/meshguard/meshguard/scenario"
@@ -126,13 +127,13 @@ type running struct {
 	done   chan error
 }
 
-func start(t *testing.T, k ingest.KafkaConfig, i ingest.IngestConfig, next *sink) *running {
+func start(t *testing.T, k ingest.KafkaConfig, i ingest.IngestConfig, next consumer.Flows, opts ...ingest.Option) *running {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	}
-	c, err := ingest.NewConsumer(k, i, next, log)
+	c, err := ingest.NewConsumer(k, i, next, log, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

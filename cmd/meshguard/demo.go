@@ -157,7 +157,8 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	icfg := ingest.DefaultIngestConfig()
 	icfg.BatchSize = 20_000
 	icfg.BatchTimeout = 250 * time.Millisecond
-	ing, err := ingest.NewConsumer(kcfg, icfg, p.Flows, log)
+	next, opts := p.ingestOptions()
+	ing, err := ingest.NewConsumer(kcfg, icfg, next, log, opts...)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/detect"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/models"
 	"github.com/meshguard/meshguard/respond"
 	"github.com/meshguard/meshguard/storage"
@@ -18,7 +19,8 @@ import (
 
 // pipelineSpec says which stages a command runs and what they write to.
 // serve, demo and replay each fill one and call buildPipeline, so the
-// stages are wired one way: flows to the store and then the detector;
+// stages are wired one way: flows to the store, then (once stored) to the
+// detector;
 // detections to the detections table, then respond and alert; decisions
 // to the alerter.
 type pipelineSpec struct {
@@ -61,15 +63,32 @@ type pipelineSpec struct {
 	Registerer prometheus.Registerer
 }
 
-// pipeline is what buildPipeline wired. Flows is ingest's next consumer
-// (nil when nothing takes flows); Handlers takes detections for respond
-// and alert (nil when neither runs).
+// pipeline is what buildPipeline wired. Flows is ingest's next consumer:
+// identity resolution, the store and the taps, what must succeed before
+// offsets are committed (nil when nothing takes flows). Detect is the
+// detector, ingest's AfterStore stage: it sees each batch once Flows
+// accepted it, on its own goroutine (nil without detect). Handlers takes
+// detections for respond and alert (nil when neither runs).
 type pipeline struct {
 	Detector  *detect.Detector
 	Responder *respond.Responder
 	Alerter   *alert.Alerter
 	Flows     consumer.Flows
+	Detect    consumer.Flows
 	Handlers  consumer.Detections
+}
+
+// ingestOptions wires the detector after the store, and gives ingest a
+// next stage that takes nothing when a replica only detects.
+func (p *pipeline) ingestOptions() (consumer.Flows, []ingest.Option) {
+	next := p.Flows
+	if next == nil {
+		next = consumer.FanoutFlows()
+	}
+	if p.Detect == nil {
+		return next, nil
+	}
+	return next, []ingest.Option{ingest.AfterStore(p.Detect)}
 }
 
 // buildPipeline builds the stages spec names, validating each stage's
@@ -140,10 +159,9 @@ func buildPipeline(spec pipelineSpec) (*pipeline, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.Detector = det
-		// The detector goes last: it never fails a batch, so a store
-		// retry cannot make it count the batch twice.
-		flows = append(flows, det)
+		// The detector sees a batch only once it was stored, and never
+		// fails one, so a store retry cannot make it count a batch twice.
+		p.Detector, p.Detect = det, det
 	}
 	switch len(flows) {
 	case 0:
@@ -152,8 +170,14 @@ func buildPipeline(spec pipelineSpec) (*pipeline, error) {
 	default:
 		p.Flows = consumer.FanoutFlows(flows...)
 	}
-	if spec.Identity != nil && p.Flows != nil {
-		p.Flows = identity.NewStage(spec.Identity, p.Flows, spec.Log)
+	if spec.Identity != nil && (p.Flows != nil || p.Detect != nil) {
+		// Resolved in place before the store: the detector sees the
+		// same, resolved, batch after it.
+		next := p.Flows
+		if next == nil {
+			next = consumer.FanoutFlows()
+		}
+		p.Flows = identity.NewStage(spec.Identity, next, spec.Log)
 	}
 	return p, nil
 }

@@ -78,6 +78,7 @@ func parseStages(s string) (stageSet, error) {
 
 func serve(ctx context.Context, cfg Config, stages stageSet) error {
 	log := newLogger(cfg.Log, stderr)
+	setMemoryLimit(cfg.Ingest.MemoryLimitMiB, log)
 	store, err := storage.NewClickHouse(cfg.ClickHouse)
 	if err != nil {
 		return err
@@ -131,10 +132,11 @@ func serve(ctx context.Context, cfg Config, stages stageSet) error {
 		addResponse(ctx, &g, cfg, p, store, log)
 		wiring.set(p.Responder, p.Alerter)
 	}
-	if p.Flows != nil {
+	if p.Flows != nil || p.Detect != nil {
 		icfg := cfg.Ingest
 		icfg.MaxFuture = cfg.Detect.MaxFuture // one bound, checked once: at ingest
-		ing, err := ingest.NewConsumer(kcfg, icfg, p.Flows, log)
+		next, opts := p.ingestOptions()
+		ing, err := ingest.NewConsumer(kcfg, icfg, next, log, opts...)
 		if err != nil {
 			return err
 		}

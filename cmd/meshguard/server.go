@@ -54,6 +54,10 @@ func registerConsumer(reg *prometheus.Registry, c *ingest.Consumer) {
 	counter("meshguard_ingest_dlq_capped_total", "Messages too large for the DLQ, written as a capped copy with their coordinates.", func(s ingest.Stats) int64 { return s.DLQCapped })
 	counter("meshguard_ingest_future_records_total", "Records dated more than detect.max_future ahead of the wall clock, dead-lettered with the reason (the rest of their message is stored).",
 		func(s ingest.Stats) int64 { return int64(s.Decoder.RejectedFuture) })
+
+	counter("meshguard_ingest_after_store_waits_total", "Batches the store waited to hand to the detector (busy with the one before): detection holding ingest back.", func(s ingest.Stats) int64 { return s.AfterStoreWaits })
+	counter("meshguard_ingest_after_store_errors_total", "Batches the detector failed after the store (logged, not retried).", func(s ingest.Stats) int64 { return s.AfterStoreErrors })
+	counter("meshguard_ingest_free_batch_waits_total", "Times decoding waited for a free batch (all being stored or detected): backpressure reaching Kafka.", func(s ingest.Stats) int64 { return s.FreeBatchWaits })
 	counter("meshguard_ingest_oversize_batches_total", "Reads of a record batch refused for decompressing past the cap (a compression bomb; its partition waits).", func(s ingest.Stats) int64 { return s.OversizeBatches })
 	gauge := func(name, help string, f func(ingest.Stats) int64) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
