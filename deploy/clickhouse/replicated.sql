@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS meshguard.flows ON CLUSTER '{cluster}' (
     trace_id               FixedString(16),
     count                  UInt32,
     identity_resolved      UInt8 DEFAULT 0,
-    identity_conflict      UInt8 DEFAULT 0
+    identity_conflict      UInt8 DEFAULT 0,
+    dry_run_allow          UInt8 DEFAULT 0
 ) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
 PARTITION BY toYYYYMMDD(ts)
 ORDER BY (destination_namespace, destination_workload, ts)
