@@ -171,13 +171,7 @@ func TestEachAttackIsDetectedInItsWindow(t *testing.T) {
 		attack func(ws int64) []models.Flow
 	}{
 		{models.LateralMovement, lateralFlows},
-		{models.CredentialStuffing, func(ws int64) []models.Flow {
-			var out []models.Flow
-			for k := 0; k < 80; k++ {
-				out = append(out, flow(ws+int64(k), "shop/frontend", "shop/cart", "/login", 401))
-			}
-			return out
-		}},
+		{models.CredentialStuffing, stuffingFlows(80)},
 		{models.ErrorSurge, func(ws int64) []models.Flow {
 			var out []models.Flow
 			for k := 0; k < 60; k++ {
@@ -394,6 +388,17 @@ func TestMaxFutureMustBePositive(t *testing.T) {
 }
 
 // scanFlows is shop/frontend probing 40 services on 7 ports in one window.
+// stuffingFlows is n logins answered 401 from frontend to cart.
+func stuffingFlows(n int) func(ws int64) []models.Flow {
+	return func(ws int64) []models.Flow {
+		var out []models.Flow
+		for k := 0; k < n; k++ {
+			out = append(out, flow(ws+int64(k), "shop/frontend", "shop/cart", "/login", 401))
+		}
+		return out
+	}
+}
+
 func lateralFlows(ws int64) []models.Flow {
 	return []models.Flow{flow(ws+5, "shop/cart", "shop/catalog", "/products", 200)}
 }

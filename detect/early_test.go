@@ -79,13 +79,7 @@ func TestEarlyFiringRaisesBeyondDoubtAtOnceAndEndsAsAReplay(t *testing.T) {
 		attack func(ws int64) []models.Flow
 	}{
 		{models.LateralMovement, lateralFlows},
-		{models.CredentialStuffing, func(ws int64) []models.Flow {
-			var out []models.Flow
-			for k := 0; k < 200; k++ {
-				out = append(out, flow(ws+int64(k), "shop/frontend", "shop/cart", "/login", 401))
-			}
-			return out
-		}},
+		{models.CredentialStuffing, stuffingFlows(200)},
 		{models.MTLSDowngrade, func(ws int64) []models.Flow {
 			f := flow(ws+1, "shop/cart", "data/db", "/query", 200)
 			f.TLS = models.TLSPlaintext
