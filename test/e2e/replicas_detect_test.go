@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -47,30 +48,40 @@ func TestServeDetectionsOfTwoReplicasEqualOne(t *testing.T) {
 		return metricValue(body, "meshguard_ingest_assigned_partitions")
 	}
 
-	// Two replicas in one group, one partition each, before any record.
-	addrB1, addrB2 := freeAddr(t), freeAddr(t)
+	// Two replicas in one group, one partition each, and one replica in a
+	// group of its own, all before any record: both groups read the same
+	// records at once.
+	addrA, addrB1, addrB2 := freeAddr(t), freeAddr(t), freeAddr(t)
+	a := startMeshguard(t, env(db1, topic+"-one", addrA), "serve", "--stages", "ingest,detect")
 	b1 := startMeshguard(t, env(db2, topic+"-two", addrB1), "serve", "--stages", "ingest,detect")
 	waitUntil(t, "replica B1 holding both partitions", b1, func() bool { return assigned(addrB1) == "2" })
 	b2 := startMeshguard(t, env(db2, topic+"-two", addrB2), "serve", "--stages", "ingest,detect")
 	waitUntil(t, "the group split between B1 and B2", b2, func() bool {
 		return assigned(addrB1) == "1" && assigned(addrB2) == "1"
 	})
+	waitUntil(t, "replica A holding both partitions", a, func() bool { return assigned(addrA) == "2" })
 
 	records := produceAttacks(t, brokers, topic)
+	waitFlows(t, conn1, db1, uint64(records), 3*time.Minute)
 	waitFlows(t, conn1, db2, uint64(records), 3*time.Minute)
-	two := settledDetections(t, conn1, db2, b1)
+	var one []string
+	var errOne error
+	settled := make(chan struct{})
+	go func() {
+		defer close(settled)
+		one, errOne = settledDetections(conn1, db1, a)
+	}()
+	two, errTwo := settledDetections(conn1, db2, b1)
+	<-settled
+	if err := errors.Join(errOne, errTwo); err != nil {
+		t.Fatal(err)
+	}
+	a.terminate(t, 30*time.Second)
 	b1.terminate(t, 30*time.Second)
 	b2.terminate(t, 30*time.Second)
 	if len(two) == 0 {
 		t.Fatalf("two replicas raised no detection from %d records: the comparison would prove nothing", records)
 	}
-
-	// One replica, its own group: the same topic from the start.
-	addrA := freeAddr(t)
-	a := startMeshguard(t, env(db1, topic+"-one", addrA), "serve", "--stages", "ingest,detect")
-	waitFlows(t, conn1, db1, uint64(records), 3*time.Minute)
-	one := settledDetections(t, conn1, db1, a)
-	a.terminate(t, 30*time.Second)
 
 	t.Logf("%d records; one replica: %d detections, two replicas: %d", records, len(one), len(two))
 	if os.Getenv("MESHGUARD_TEST_REBALANCE_DETECT") != "" {
@@ -82,7 +93,10 @@ func TestServeDetectionsOfTwoReplicasEqualOne(t *testing.T) {
 		waitFlows(t, conn1, db3, uint64(records)/3, 3*time.Minute)
 		c2 := startMeshguard(t, env(db3, topic+"-join", addrC2), "serve", "--stages", "ingest,detect")
 		waitFlows(t, conn1, db3, uint64(records), 3*time.Minute)
-		joined := settledDetections(t, conn1, db3, c1)
+		joined, err := settledDetections(conn1, db3, c1)
+		if err != nil {
+			t.Fatal(err)
+		}
 		c1.terminate(t, 30*time.Second)
 		c2.terminate(t, 30*time.Second)
 		if !slices.Equal(one, joined) {
@@ -154,9 +168,8 @@ func logMessages(ld plog.Logs) ([]kafka.Message, error) {
 // sorted, once the set has stopped changing: the last windows close only
 // when the idle partitions' event time is advanced by the wall clock
 // (detect.window + detect.allowed_lateness after the last flow), so it is
-// read until unchanged for longer than that.
-func settledDetections(t *testing.T, conn driver.Conn, db string, p *process) []string {
-	t.Helper()
+// read until unchanged for longer than that. Safe off the test goroutine.
+func settledDetections(conn driver.Conn, db string, p *process) ([]string, error) {
 	const quiet = 45 * time.Second // > 10s window + 20s lateness + a tick
 	var last []string
 	since := time.Now()
@@ -167,13 +180,13 @@ func settledDetections(t *testing.T, conn driver.Conn, db string, p *process) []
 		case err != nil || !slices.Equal(cur, last):
 			last, since = cur, time.Now()
 		case time.Since(since) > quiet:
-			return last
+			return last, nil
 		}
 		if !p.alive() {
-			t.Fatalf("meshguard exited while its detections settled:\n%s", p.out)
+			return nil, fmt.Errorf("meshguard exited while its detections settled:\n%s", p.out)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the detections of %s kept changing for 5 minutes: %v", db, last)
+			return nil, fmt.Errorf("the detections of %s kept changing for 5 minutes: %v", db, last)
 		}
 		time.Sleep(time.Second)
 	}
