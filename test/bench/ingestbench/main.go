@@ -1,15 +1,18 @@
 // Command ingestbench measures end-to-end ingest on the real servers of
-// test/infra: `meshguard serve` (Kafka -> decode -> ClickHouse, every flow
-// stored) against the OpenTelemetry Collector's kafka receiver with a nop
-// exporter (Kafka -> decode -> dropped), on the same messages in one run.
+// test/infra, four consumers on the same messages in one run: `meshguard
+// serve --stages ingest` and `--stages ingest,detect` (Kafka -> decode ->
+// ClickHouse, every flow stored), and the OpenTelemetry Collector's kafka
+// receiver into its clickhouse exporter (stored) and into a nop exporter
+// (dropped).
 //
 //	go run ./test/bench/ingestbench [flags]    (from the repository root)
 //
-// It produces the messages once, before any timing, to a fresh topic; then
-// each run starts each consumer as a subprocess in a fresh consumer group
-// (meshguard also on a fresh database) and times it from process start
-// until everything went through, reading its peak RSS and CPU time from
-// /proc. See test/bench/README.md.
+// It produces the messages once, before any timing, to fresh topics (the
+// small shape: one pod's 5-20 records a message, some otlp_json; or the
+// batch shape: 500 records a message); then each run starts each
+// consumer as a subprocess in a fresh consumer group (and database) and
+// times it from process start until everything went through, reading its
+// peak RSS and CPU time from /proc. See test/bench/README.md.
 package main
 
 import (

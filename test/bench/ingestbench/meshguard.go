@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/meshguard/meshguard/test/bench"
 )
 
 // buildMeshguard builds cmd/meshguard as `meshguard serve` ships: no race
@@ -105,11 +107,11 @@ func (b *runner) measure(ctx context.Context, name string, run int, logPath stri
 	r := result{consumer: name, run: run, loadBefore: loadAvg()}
 	kafkaCPU, chCPU := b.kafka.cpu(), b.clickhouse.cpu()
 	start := time.Now()
-	p, err := startProc(name, logPath, env, bin, args...)
+	p, err := bench.StartProc(name, logPath, env, bin, args...)
 	if err != nil {
 		return r, err
 	}
-	defer p.stop(30 * time.Second)
+	defer p.Stop(30 * time.Second)
 	deadline := start.Add(b.timeout)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -119,14 +121,14 @@ func (b *runner) measure(ctx context.Context, name string, run int, logPath stri
 			return r, ctx.Err()
 		case <-tick.C:
 		}
-		if p.exited() {
-			return r, p.failure("exited before consuming every record")
+		if p.Exited() {
+			return r, p.Failure("exited before consuming every record")
 		}
 		pollCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		done, progress, err := check(pollCtx)
 		cancel()
 		if err != nil {
-			return r, p.failure("%v", err)
+			return r, p.Failure("%v", err)
 		}
 		if progress && r.startup == 0 {
 			fmt.Fprintf(os.Stderr, "  %s: first progress after %s\n", name, time.Since(start).Round(10*time.Millisecond))
@@ -138,16 +140,16 @@ func (b *runner) measure(ctx context.Context, name string, run int, logPath stri
 			break
 		}
 		if time.Now().After(deadline) {
-			return r, p.failure("not done after %s (raise -timeout?)", b.timeout)
+			return r, p.Failure("not done after %s (raise -timeout?)", b.timeout)
 		}
 	}
 	// Read the counters before the process exits: /proc forgets it then.
-	pid := p.cmd.Process.Pid
+	pid := p.Cmd.Process.Pid
 	if r.peakRSS, err = peakRSS(pid); err != nil {
-		return r, p.failure("%v", err)
+		return r, p.Failure("%v", err)
 	}
 	if r.cpu, err = cpuTime(pid); err != nil {
-		return r, p.failure("%v", err)
+		return r, p.Failure("%v", err)
 	}
 	r.kafkaCPU, r.clickhouseCPU = b.kafka.cpu()-kafkaCPU, b.clickhouse.cpu()-chCPU
 	return r, nil

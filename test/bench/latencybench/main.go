@@ -221,7 +221,7 @@ func (e *env) round(ctx context.Context, o options, r int) ([]outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop()
+	defer srv.Stop(30 * time.Second)
 
 	w := &kafka.Writer{Addr: kafka.TCP(e.brokers...), Topic: topic, Balancer: &kafka.RoundRobin{},
 		RequiredAcks: kafka.RequireAll, Compression: kafka.Zstd, BatchTimeout: time.Millisecond, BatchBytes: 16 << 20}
@@ -239,8 +239,8 @@ func (e *env) round(ctx context.Context, o options, r int) ([]outcome, error) {
 			case <-time.After(d):
 			}
 		}
-		if srv.exited() {
-			return nil, fmt.Errorf("serve exited: %v; last lines of %s:\n%s", srv.err, logPath, tail(logPath, 20))
+		if srv.Exited() {
+			return nil, srv.Failure("exited during the round")
 		}
 		ld := gen.Next(time.Second)
 		firstRecords(attacks, first, ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords())
@@ -264,7 +264,7 @@ func (e *env) round(ctx context.Context, o options, r int) ([]outcome, error) {
 	fmt.Printf("  at the round's end: serve's lag %d messages\n", e.lag(ctx, group, topic, o.partitions))
 	stopWatch()
 	<-pollDone
-	srv.stop()
+	srv.Stop(30 * time.Second)
 	_ = poll.poll(context.Background()) // what serve stored while stopping
 	if err := cl.collect(ctx, policies); err != nil {
 		return nil, err

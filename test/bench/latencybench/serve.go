@@ -1,33 +1,18 @@
 package main
 
 import (
-	"bytes"
-	"fmt"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
-	"time"
-)
 
-// serveProc is the round's `meshguard serve`, its output in a log file.
-type serveProc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error // valid once done is closed
-}
+	"github.com/meshguard/meshguard/test/bench"
+)
 
 // startServe runs serve with the shipped defaults except what the round
 // needs: its topic, group, database and namespaces, a learning period the
 // replay covers, enforcement, and no other instance's lease or budget in
 // the way (as test/e2e runs it against the real servers).
-func (e *env) startServe(o options, instance, prefix, topic, group, db, logPath string) (*serveProc, error) {
-	out, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(e.meshguard, "serve", "--stages", "ingest,detect,respond")
-	cmd.Env = append(os.Environ(),
+func (e *env) startServe(o options, instance, prefix, topic, group, db, logPath string) (*bench.Proc, error) {
+	env := append(os.Environ(),
 		"MESHGUARD_KAFKA_BROKERS="+strings.Join(e.brokers, ","),
 		"MESHGUARD_KAFKA_GROUP_ID="+group,
 		"MESHGUARD_KAFKA_TOPICS_LOGS="+topic,
@@ -49,51 +34,5 @@ func (e *env) startServe(o options, instance, prefix, topic, group, db, logPath 
 		"MESHGUARD_RESPOND_BUDGET_PER_HOUR=100",
 		"MESHGUARD_LOG_FORMAT=json",
 	)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		out.Close()
-		return nil, fmt.Errorf("start serve: %w", err)
-	}
-	p := &serveProc{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		out.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *serveProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop asks for a clean exit and kills after 30 s; safe to call twice.
-func (p *serveProc) stop() {
-	if p.exited() {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := bytes.Split(bytes.TrimRight(data, "\n"), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return string(bytes.Join(lines, []byte("\n")))
+	return bench.StartProc("serve", logPath, env, e.meshguard, "serve", "--stages", "ingest,detect,respond")
 }
