@@ -27,7 +27,7 @@ func TestSuggestOperationsAndRendering(t *testing.T) {
 		row(api, "GET", "/v1/items", 8080, 50, week),
 		row(api, "POST", "/v1/orders", 8080, 40, week),
 		row(api, "POST", "/v1/refunds", 8080, 3, lastHalfHour), // new: POST's paths are not settled
-		row(api, "GET", "/x\n- evil: true", 8080, 7, week),    // not a path a policy may carry
+		row(api, "GET", "/x\n- evil: true", 8080, 7, week),     // not a path a policy may carry
 		row(tcp, "", "", 5432, 90, week),
 		{DestinationNamespace: "billing", DestinationWorkload: "payments", Reporter: "destination",
 			SourceNamespace: "shop", SourceWorkload: "legacy", Requests: 11, FirstSeen: week, LastSeen: to}, // plaintext
