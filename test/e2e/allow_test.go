@@ -147,6 +147,9 @@ func TestPoliciesSuggestDryRunPromoteRevoke(t *testing.T) {
 	// first workload's sees a caller the policy would deny, the second's
 	// only allowed calls. Wall-clock times: the binary's soak is its own.
 	denied, clean := written[0], written[len(written)-1]
+	if stdout, err := runCLI(t, env, "policies", "list"); err != nil || !strings.Contains(stdout, "billing/"+denied.Name) {
+		t.Errorf("policies list does not show %s: %v\n%s", denied.Name, err, stdout)
+	}
 	now := time.Now()
 	verdicts := verdictFlows(denied, now, models.DryRunDenied, 4)
 	verdicts = append(verdicts, verdictFlows(clean, now, models.DryRunAllowed, 25)...)
