@@ -18,8 +18,8 @@ import (
 
 	"github.com/meshguard/meshguard/models"
 	"github.com/meshguard/meshguard/policy"
+	"github.com/meshguard/meshguard/policy/policytest"
 	"github.com/meshguard/meshguard/respond"
-	"github.com/meshguard/meshguard/storage"
 	"github.com/meshguard/meshguard/test/testenv"
 )
 
@@ -69,18 +69,7 @@ func TestRolloutRoundTrip(t *testing.T) {
 	t.Cleanup(func() { cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
 	testenv.CreateWorkload(t, cs, testenv.Workload{NS: ns, Name: "api", SA: "api", Labels: map[string]string{"app": "api-server", "tier": "backend"}})
 
-	_, db := testenv.ClickHouse(t)
-	scfg := storage.DefaultClickHouseConfig()
-	scfg.Addr, scfg.Database = []string{testenv.ClickHouseAddr(t)}, db
-	scfg.QueryTimeout = 3 * time.Minute // the shared servers are slow under load
-	store, err := storage.NewClickHouse(scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store, _ := policytest.NewStore(t)
 	web, batch := "cluster.local/ns/"+ns+"/sa/web", "cluster.local/ns/"+ns+"/sa/batch"
 	learned := testenv.Now().Add(-3 * time.Hour).Truncate(time.Minute)
 	var history []models.Flow

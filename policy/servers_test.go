@@ -19,21 +19,9 @@ import (
 // the realistic mesh with every attack, and the mesh's truth.
 func playedStore(t *testing.T) (*storage.ClickHouse, *policytest.Truth, policy.Options) {
 	t.Helper()
-	_, db := testenv.ClickHouse(t)
-	cfg := storage.DefaultClickHouseConfig()
-	cfg.Addr = []string{testenv.ClickHouseAddr(t)}
-	cfg.Database = db
-	cfg.QueryTimeout = 3 * time.Minute // the shared servers are slow under load
-	store, err := storage.NewClickHouse(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store, _ := policytest.NewStore(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	play := policytest.Config{Start: testenv.Last(time.Tuesday, 10), Duration: time.Hour, Learning: 15 * time.Minute,
 		Scale: 0.1, Seed: 3, Kinds: models.DetectionKinds}
 	truth, err := policytest.Play(ctx, store, play)

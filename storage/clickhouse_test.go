@@ -47,6 +47,7 @@ func hostileFlows(start time.Time) []models.Flow {
 	flows[3].TraceID = models.TraceID{}
 	flows[4].Resolved = models.ResolvedSourceWorkload | models.ResolvedDestinationPrincipal
 	flows[5%len(flows)].IdentityConflict = true
+	flows[6%len(flows)].DryRunAllow = models.DryRunDenied
 	return flows
 }
 
@@ -66,13 +67,13 @@ func readFlows(t *testing.T, store *ClickHouse) []models.Flow {
 		var ts time.Time
 		var tsUnix uint32
 		var flowID, traceID, reporter, ip string
-		var mtls, resolved, conflict uint8
+		var mtls, resolved, conflict, dryRun uint8
 		if err := rows.Scan(&ts, &f.TimestampMs, &flowID, &reporter,
 			&f.Source.Principal, &f.Source.Workload, &f.Source.Namespace, &ip,
 			&f.Destination.Principal, &f.Destination.Workload, &f.Destination.Namespace, &f.Destination.Service, &f.Destination.Port,
 			&f.Protocol, &f.Method, &f.Path, &f.PathTemplate, &f.ResponseCode, &f.ResponseFlags,
 			&f.BytesSent, &f.BytesReceived, &f.DurationMs, &mtls, &f.TLSVersion,
-			&f.UserAgent, &f.RequestID, &traceID, &f.Count, &resolved, &conflict, &tsUnix); err != nil {
+			&f.UserAgent, &f.RequestID, &traceID, &f.Count, &resolved, &conflict, &dryRun, &tsUnix); err != nil {
 			t.Fatal(err)
 		}
 		if int64(tsUnix) != f.TimestampMs/1000 || ts.Unix() != int64(tsUnix) {
@@ -86,6 +87,7 @@ func readFlows(t *testing.T, store *ClickHouse) []models.Flow {
 		}
 		f.TLS = models.TLS(mtls)
 		f.Resolved, f.IdentityConflict = models.Resolved(resolved), conflict == 1
+		f.DryRunAllow = models.DryRun(dryRun)
 		out = append(out, f)
 	}
 	if err := rows.Err(); err != nil {

@@ -55,11 +55,12 @@ audited in ClickHouse with the actor (--actor, default cli:$USER).`,
 		Short: "List the actions in force: id, kind, mode, target, policy, expiry",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withResponder(cmd, func(ctx context.Context, r *respond.Responder, _ string) error {
+			err := withResponder(cmd, func(ctx context.Context, r *respond.Responder, _ string) error {
 				actions, err := r.List(ctx)
 				printActions(cmd.OutOrStdout(), actions)
 				return err
 			})
+			return errors.Join(err, listAllow(cmd, configPath, actor))
 		},
 	}
 	var all bool

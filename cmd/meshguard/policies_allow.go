@@ -270,3 +270,27 @@ func suggestFunc(cfg Config, store *storage.ClickHouse) api.SuggestFunc {
 		return policy.Learn(ctx, store, scope, o, resolve, cfg.Respond)
 	}
 }
+
+// listAllow prints the least-privilege ALLOW policies in the cluster, for
+// `policies list`; nothing without a cluster.
+func listAllow(cmd *cobra.Command, configPath, actor string) error {
+	return withAllow(cmd, configPath, actor, false, time.Minute, func(ctx context.Context, e *allowEnv) error {
+		if e.rollout == nil {
+			return nil
+		}
+		staged, err := e.rollout.List(ctx)
+		if err != nil || len(staged) == 0 {
+			return err
+		}
+		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nALLOW POLICY\tTARGET\tMODE\tDRY-RUN SINCE\tRULES\tBLAST RADIUS")
+		for _, s := range staged {
+			mode, since := "enforce", "-"
+			if s.DryRun {
+				mode, since = "dry-run", s.Since.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%d\t%d\n", s.Namespace, s.ID, s.Target, mode, since, s.Rules, s.BlastRequests)
+		}
+		return tw.Flush()
+	})
+}

@@ -21,7 +21,6 @@ import (
 	"github.com/meshguard/meshguard/models"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/policy/policytest"
-	"github.com/meshguard/meshguard/storage"
 	"github.com/meshguard/meshguard/test/testenv"
 )
 
@@ -42,22 +41,11 @@ func runCLI(t *testing.T, env []string, args ...string) (string, error) {
 // `promote` refuses after a shadow denial and enforces after a clean
 // soak; `revoke` deletes.
 func TestPoliciesSuggestDryRunPromoteRevoke(t *testing.T) {
-	_, db := testenv.ClickHouse(t)
+	store, db := policytest.NewStore(t)
 	kube := testenv.KubeConfig(t)
 	dsn := fmt.Sprintf("clickhouse://%s/%s", testenv.ClickHouseAddr(t), db)
-	scfg := storage.DefaultClickHouseConfig()
-	scfg.Addr, scfg.Database = []string{testenv.ClickHouseAddr(t)}, db
-	scfg.QueryTimeout = 3 * time.Minute // the shared servers are slow under load
-	store, err := storage.NewClickHouse(scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	start := testenv.Now().Add(-80 * time.Minute).Truncate(time.Minute)
 	truth, err := policytest.Play(ctx, store, policytest.Config{Start: start, Duration: time.Hour, Learning: 15 * time.Minute,
 		Scale: 0.05, Seed: 5, Kinds: models.DetectionKinds})
@@ -159,6 +147,9 @@ func TestPoliciesSuggestDryRunPromoteRevoke(t *testing.T) {
 	// first workload's sees a caller the policy would deny, the second's
 	// only allowed calls. Wall-clock times: the binary's soak is its own.
 	denied, clean := written[0], written[len(written)-1]
+	if stdout, err := runCLI(t, env, "policies", "list"); err != nil || !strings.Contains(stdout, "billing/"+denied.Name) {
+		t.Errorf("policies list does not show %s: %v\n%s", denied.Name, err, stdout)
+	}
 	now := time.Now()
 	verdicts := verdictFlows(denied, now, models.DryRunDenied, 4)
 	verdicts = append(verdicts, verdictFlows(clean, now, models.DryRunAllowed, 25)...)
