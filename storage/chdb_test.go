@@ -199,13 +199,13 @@ func insertFlowsSQL(db string, flows []models.Flow, settings clickhouse.Settings
 		if f.IdentityConflict {
 			conflict = 1
 		}
-		fmt.Fprintf(&b, "(%d, %d, unhex('%s'), %s, %s, %s, %s, %s, %s, %s, %s, %s, %d, %s, %s, %s, %s, %d, %s, %d, %d, %d, %d, %s, %s, %s, unhex('%s'), %d, %d, %d)",
+		fmt.Fprintf(&b, "(%d, %d, unhex('%s'), %s, %s, %s, %s, %s, %s, %s, %s, %s, %d, %s, %s, %s, %s, %d, %s, %d, %d, %d, %d, %s, %s, %s, unhex('%s'), %d, %d, %d, %d)",
 			f.TimestampMs/1000, f.TimestampMs, hex.EncodeToString(f.ID[:]), q(f.Reporter.String()),
 			q(f.Source.Principal), q(f.Source.Workload), q(f.Source.Namespace), q(ip),
 			q(f.Destination.Principal), q(f.Destination.Workload), q(f.Destination.Namespace), q(f.Destination.Service), f.Destination.Port,
 			q(f.Protocol), q(f.Method), q(f.Path), q(f.PathTemplate), f.ResponseCode, q(f.ResponseFlags),
 			f.BytesSent, f.BytesReceived, f.DurationMs, mtls, q(f.TLSVersion),
-			q(f.UserAgent), q(f.RequestID), hex.EncodeToString(f.TraceID[:]), f.Count, f.Resolved, conflict)
+			q(f.UserAgent), q(f.RequestID), hex.EncodeToString(f.TraceID[:]), f.Count, f.Resolved, conflict, uint8(f.DryRunAllow))
 	}
 	return b.String()
 }
