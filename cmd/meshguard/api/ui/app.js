@@ -602,6 +602,7 @@
     if (v !== 'overview') { views[v].show(); return; }
     // The graph was laid out in a box that was hidden meanwhile.
     if (cy) { cy.resize(); cy.fit(undefined, 16); }
+    round = 0; // and it is read again now
     refresh();
   }
 

@@ -43,7 +43,7 @@
   }
 
   function modeTag(m) {
-    if (!m) return el('span', 'cluster not read', 'muted');
+    if (!m) { const s = el('span', '—', 'muted'); s.title = 'cluster not read'; return s; }
     const s = el('span', m.mode + (m.uncertain ? '?' : ''), 'mode mode-' + m.mode);
     s.title = m.level + (m.policy ? ' · ' + m.policy : '') + (m.uncertain ? ' · pod labels unknown: a workload policy may apply' : '');
     return s;
@@ -152,7 +152,7 @@
   }
 
   // samples shows the first request ids (the cell's title has them all).
-  function samples(ids) { return ids.slice(0, 3).join(' ') + (ids.length > 3 ? ' +' + (ids.length - 3) : ''); }
+  function samples(ids) { return ids.slice(0, 1).join(' ') + (ids.length > 1 ? ' +' + (ids.length - 1) : ''); }
 
   function renderGaps(p) {
     const box = $('p-gap-list');
@@ -278,6 +278,14 @@
     return rules;
   }
 
+  // detections names a caller's detections by their ids' first
+  // characters (the title has them whole).
+  function detections(ids) {
+    const td = el('td', ids.map((id) => id.length > 12 ? id.slice(0, 12) + '…' : id).join(', '), 'mono');
+    td.title = ids.join('\n');
+    return td;
+  }
+
   // notAdmitted lists the callers the policy would deny, and why.
   function notAdmitted(out) {
     const box = el('div');
@@ -285,7 +293,7 @@
     const t = el('table', undefined, 'not-admitted');
     for (const c of out.slice(0, 20)) {
       const tr = row([el('td', c.caller, 'principal'), el('span', c.reason, 'reason'), requests(c.requests),
-        'last ' + when(c.last_seen), (c.detections || []).join(', ')]);
+        'last ' + when(c.last_seen), detections(c.detections || [])]);
       tr.dataset.caller = c.caller;
       t.appendChild(tr);
     }
