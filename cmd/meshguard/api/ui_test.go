@@ -768,20 +768,6 @@ func shareShown(t *testing.T, s string) float64 {
 	return x / 100
 }
 
-// partyName is how a person reads a posture party: namespace/workload,
-// else the principal, else the IP.
-func partyName(p posture.Party) string {
-	switch {
-	case p.Workload != "":
-		return p.Namespace + "/" + p.Workload
-	case p.Principal != "":
-		return p.Principal
-	case p.IP != "":
-		return p.IP
-	}
-	return "(unknown)"
-}
-
 // checkPostureView compares the open Posture view with the API's answer
 // for its default span: each namespace's shares and mode, every
 // plaintext edge by its ends and port with first and last seen, the
@@ -829,7 +815,7 @@ func (b *browser) checkPostureView(t *testing.T, url string) posture.Posture {
 		(tr.children[5] && tr.children[5].textContent && tr.children[6].textContent ? '' : ' (no first/last seen)'))`)
 	var wantPlain []string
 	for _, e := range p.PlaintextEdges {
-		wantPlain = append(wantPlain, fmt.Sprintf("%s %s %d", partyName(e.Source), partyName(e.Destination), e.Port))
+		wantPlain = append(wantPlain, fmt.Sprintf("%s %s %d", e.Source.Name(), e.Destination.Name(), e.Port))
 	}
 	if !slices.Equal(plain, wantPlain) {
 		t.Errorf("plaintext edges shown %q; the API has %q", plain, wantPlain)
@@ -846,7 +832,7 @@ func (b *browser) checkPostureView(t *testing.T, url string) posture.Posture {
 			}
 			shown := texts(`[...document.querySelectorAll(` + jsString(sel+` li[data-kind="`+kind+`"]`) + `)].map((li) => li.textContent)`)
 			for i, e := range es {
-				want := fmt.Sprintf("%s %s → %s:%d", kind, partyName(e.Source), partyName(e.Destination), e.Port)
+				want := fmt.Sprintf("%s %s → %s:%d", kind, e.Source.Name(), e.Destination.Name(), e.Port)
 				if i >= len(shown) || !strings.HasPrefix(shown[i], want) {
 					t.Errorf("gap %s %s edge %d: shown %q, want it to start %q", g.Namespace, kind, i, shown, want)
 				}
@@ -856,7 +842,7 @@ func (b *browser) checkPostureView(t *testing.T, url string) posture.Posture {
 	uncovered := texts(`[...document.querySelectorAll('#p-uncovered-list li:not(.muted)')].map((li) => li.textContent)`)
 	var wantUncovered []string
 	for _, u := range p.Uncovered {
-		wantUncovered = append(wantUncovered, partyName(u))
+		wantUncovered = append(wantUncovered, u.Name())
 	}
 	if !slices.Equal(uncovered, wantUncovered) {
 		t.Errorf("allowed by default shows %q; the API has %q", uncovered, wantUncovered)
