@@ -162,11 +162,11 @@ func toEdgeJSON(e *storage.EdgeSummary) edgeJSON {
 // The page: plain HTML, its script and style sheet, and the graph layout
 // libraries vendored from npm (ui/vendor/README.md), no build step.
 //
-//go:embed ui/index.html ui/app.js ui/app.css ui/vendor/*.js ui/vendor/*.LICENSE
+//go:embed ui/index.html ui/app.js ui/zerotrust.js ui/app.css ui/vendor/*.js ui/vendor/*.LICENSE
 var ui embed.FS
 
 // uiFiles are the files served under /ui/.
-var uiFiles = []string{"app.js", "app.css",
+var uiFiles = []string{"app.js", "zerotrust.js", "app.css",
 	"vendor/cytoscape.min.js", "vendor/layout-base.js", "vendor/cose-base.js", "vendor/cytoscape-fcose.js",
 	"vendor/cytoscape.LICENSE", "vendor/layout-base.LICENSE", "vendor/cose-base.LICENSE", "vendor/cytoscape-fcose.LICENSE"}
 

@@ -28,10 +28,13 @@ import (
 	"github.com/meshguard/meshguard/detect"
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/models"
+	"github.com/meshguard/meshguard/policy"
+	"github.com/meshguard/meshguard/posture"
 	"github.com/meshguard/meshguard/respond"
 	"github.com/meshguard/meshguard/scenario"
 	"github.com/meshguard/meshguard/storage"
 	"github.com/meshguard/meshguard/test/testenv"
+	"github.com/meshguard/meshguard/test/zerotrust"
 )
 
 // chromium returns Debian's chromium (or MESHGUARD_TEST_CHROMIUM),
@@ -348,6 +351,18 @@ func TestPageInChromium(t *testing.T) {
 	if buttons != 0 || lines == 0 {
 		t.Errorf("viewer: %d operator buttons (want 0), %d action lines (want some)", buttons, lines)
 	}
+
+	// The in-memory store has no posture or suggestion queries: each view
+	// says so (the API's 503), in place of its tables, and is no error.
+	for _, v := range []struct{ name, title string }{{"posture", "Posture"}, {"policies", "Suggested policies"}} {
+		state := b.waitView(t, v.name, 1)
+		msg := run(t, ctx, chromedp.Evaluate[string](`(() => { const p = document.querySelector('#view-`+v.name+` p.unavailable');
+			return p.hidden ? '' : p.textContent; })()`))
+		statusClass := run(t, ctx, chromedp.Evaluate[string](`document.getElementById('status').className`))
+		if state != "unavailable" || !strings.HasPrefix(msg, v.title+" is not available on this store") || statusClass == "error" {
+			t.Errorf("%s view on the memory store: state %q, message %q, status class %q", v.name, state, msg, statusClass)
+		}
+	}
 	if d := b.Dialogs(); len(d) != 0 {
 		t.Errorf("the page opened dialogs (injected script ran?): %q", d)
 	}
@@ -365,6 +380,8 @@ type realisticRun struct {
 	// others the ids of callers known by principal or IP only.
 	workloads, others map[string]bool
 	flows             int
+	// learning is the detector's learning period.
+	learning time.Duration
 }
 
 func playRealistic(t *testing.T) *realisticRun {
@@ -407,7 +424,7 @@ func playRealistic(t *testing.T) *realisticRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := &realisticRun{store: store, resp: resp, workloads: map[string]bool{}, others: map[string]bool{}}
+	run := &realisticRun{store: store, resp: resp, workloads: map[string]bool{}, others: map[string]bool{}, learning: learning}
 	dec := ingest.NewDecoder(ingest.DecoderConfig{Encoding: ingest.EncodingProto})
 	var flows []models.Flow
 	for offset := int64(0); gen.Now().Before(end); offset++ {
@@ -467,7 +484,16 @@ func TestDashboardOnRealisticRun(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Auth.TokensFile = writeTokens(t)
-	srv, err := New(cfg, Deps{Store: rr.store, Operator: rr.resp, ActionWriter: rr.store, Registry: prometheus.NewRegistry()})
+	// Posture without a cluster; suggestions learning as serve's would
+	// with this run's detect.learning_period.
+	suggest := func(ctx context.Context, scope policy.Scope, since time.Duration) ([]policy.Suggestion, error) {
+		now := testenv.Now()
+		o := policy.DefaultOptions(now.Add(-since), now)
+		o.LearningPeriod = rr.learning
+		return policy.Learn(ctx, rr.store, scope, o, respond.ConventionResolver, respond.DefaultConfig())
+	}
+	srv, err := New(cfg, Deps{Store: rr.store, Operator: rr.resp, ActionWriter: rr.store, Registry: prometheus.NewRegistry(),
+		Posture: &posture.Reader{Edges: rr.store}, Suggest: suggest})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -581,6 +607,26 @@ func TestDashboardOnRealisticRun(t *testing.T) {
 		t.Errorf("viewer sees %d operator buttons", n)
 	}
 	b.screenshot(t, dir, "4-first-screen-viewer")
+
+	// The zero-trust views on the run: the downgrade attack's plaintext
+	// among the edges, no cluster read (so no modes, gap or coverage),
+	// and policies admitting the mesh's callers.
+	if state := b.waitView(t, "posture", 1); state != "loaded" {
+		t.Fatalf("posture view %s", state)
+	}
+	p := b.checkPostureView(t, ts.URL)
+	note := run(t, ctx, chromedp.Text(chromedp.CSS("#posture-note")))
+	if p.ClusterRead || len(p.PlaintextEdges) == 0 || !strings.Contains(note, "no cluster read") {
+		t.Errorf("posture of the run: cluster read %v, %d plaintext edges, note %q; want no cluster, some plaintext, said so", p.ClusterRead, len(p.PlaintextEdges), note)
+	}
+	b.screenshot(t, dir, "8-posture-realistic")
+	if state := b.waitView(t, "policies", 1); state != "loaded" {
+		t.Fatalf("policies view %s", state)
+	}
+	if ss := b.checkSuggestionsView(t, ts.URL); !slices.ContainsFunc(ss, func(s policy.Suggestion) bool { return len(s.Rules) > 0 }) {
+		t.Errorf("no suggestion on the run admits a caller: %d suggestions", len(ss))
+	}
+	b.screenshot(t, dir, "9-policies-realistic")
 	if d := b.Dialogs(); len(d) != 0 {
 		t.Errorf("the page opened dialogs: %q", d)
 	}
@@ -693,4 +739,265 @@ func TestGraphAtScaleInChromium(t *testing.T) {
 	}
 	b.checkOverlapCount(t, g)
 	b.screenshot(t, dir, "5-graph-100-workloads-500-edges")
+}
+
+// waitView opens a zero-trust view from the page's navigation, as a
+// person would, and waits until it has loaded (or said it cannot) for
+// the loads'th time; it returns the view's state.
+func (b *browser) waitView(t *testing.T, name string, loads int) string {
+	t.Helper()
+	if err := chromedp.Do(b.ctx, chromedp.Click(chromedp.CSS(`#views a[href="#`+name+`"]`))); err != nil {
+		t.Fatal(err)
+	}
+	js := fmt.Sprintf(`(() => { const v = document.getElementById('view-%s');
+		return !v.hidden && Number(v.dataset.loads || 0) >= %d && v.dataset.state; })()`, name, loads)
+	state, err := chromedp.Run(b.ctx, chromedp.Poll[string](js, chromedp.WithPollingTimeout(0)))
+	if err != nil {
+		t.Fatalf("the %s view did not load: %v", name, err)
+	}
+	return state
+}
+
+// shareShown reads a percentage cell ("80.0%") as a share (0.8).
+func shareShown(t *testing.T, s string) float64 {
+	t.Helper()
+	var x float64
+	if _, err := fmt.Sscanf(s, "%f%%", &x); err != nil {
+		t.Fatalf("share cell %q: %v", s, err)
+	}
+	return x / 100
+}
+
+// checkPostureView compares the open Posture view with the API's answer
+// for its default span: each namespace's shares and mode, every
+// plaintext edge by its ends and port with first and last seen, the
+// STRICT gap of each namespace, the workloads allowed by default.
+func (b *browser) checkPostureView(t *testing.T, url string) posture.Posture {
+	t.Helper()
+	ctx := b.ctx
+	text := func(js string) string { return run(t, ctx, chromedp.Evaluate[string](js)) }
+	texts := func(js string) []string { return run(t, ctx, chromedp.Evaluate[[]string](js)) }
+	var p posture.Posture
+	getJSON(t, url+"/api/v1/posture?since=24h", viewerToken, &p)
+	type nsRow struct {
+		NS    string   `json:"ns"`
+		Cells []string `json:"cells"`
+	}
+	rows := run(t, ctx, chromedp.Evaluate[[]nsRow](`[...document.querySelectorAll('#p-namespaces tbody tr')].map((tr) =>
+		({ ns: tr.dataset.ns, cells: [...tr.children].map((c) => c.textContent) }))`))
+	if len(rows) != len(p.Namespaces) {
+		t.Errorf("%d namespace rows; the API has %d namespaces", len(rows), len(p.Namespaces))
+	}
+	for i, n := range p.Namespaces {
+		if i >= len(rows) {
+			break
+		}
+		r := rows[i]
+		if r.NS != n.Name || len(r.Cells) != 8 {
+			t.Errorf("namespace row %d: %q %q; want %s", i, r.NS, r.Cells, n.Name)
+			continue
+		}
+		for j, want := range []float64{n.MTLSShare, n.PlaintextShare, n.UnknownShare} {
+			if got := shareShown(t, r.Cells[4+j]); got < want-0.0006 || got > want+0.0006 {
+				t.Errorf("%s shows %s as %q; the API says %.4f", n.Name, []string{"mTLS", "plaintext", "unknown"}[j], r.Cells[4+j], want)
+			}
+		}
+		mode := "—" // no cluster read
+		if n.Mode != nil {
+			mode = string(n.Mode.Mode)
+		}
+		if !strings.HasPrefix(r.Cells[7], mode) {
+			t.Errorf("%s shows mode %q; the API says %+v", n.Name, r.Cells[7], n.Mode)
+		}
+	}
+	// Every plaintext edge, by its ends and port, with when it was seen.
+	plain := texts(`[...document.querySelectorAll('#p-plain tbody tr')].map((tr) => [...tr.children].slice(0, 3).map((c) => c.textContent).join(' ') +
+		(tr.children[5] && tr.children[5].textContent && tr.children[6].textContent ? '' : ' (no first/last seen)'))`)
+	var wantPlain []string
+	for _, e := range p.PlaintextEdges {
+		wantPlain = append(wantPlain, fmt.Sprintf("%s %s %d", e.Source.Name(), e.Destination.Name(), e.Port))
+	}
+	if !slices.Equal(plain, wantPlain) {
+		t.Errorf("plaintext edges shown %q; the API has %q", plain, wantPlain)
+	}
+
+	// The STRICT gap: per namespace, the edges that would break, those
+	// the telemetry cannot vouch for, those kept by an exception.
+	for _, g := range p.Gaps {
+		for kind, es := range map[string][]posture.Edge{"breaks": g.Breaks, "unverified": g.Unverified, "exempt": g.Exempt} {
+			sel := fmt.Sprintf(`.gap[data-ns=%s]`, jsString(g.Namespace))
+			tag := text(`(() => { const t = document.querySelector(` + jsString(sel+" .gap-head .tag-"+kind) + `); return t ? t.textContent : 'missing'; })()`)
+			if want := fmt.Sprintf("%d %s", len(es), kind); tag != want {
+				t.Errorf("gap %s shows %q, want %q", g.Namespace, tag, want)
+			}
+			shown := texts(`[...document.querySelectorAll(` + jsString(sel+` li[data-kind="`+kind+`"]`) + `)].map((li) => li.textContent)`)
+			for i, e := range es {
+				want := fmt.Sprintf("%s %s → %s:%d", kind, e.Source.Name(), e.Destination.Name(), e.Port)
+				if i >= len(shown) || !strings.HasPrefix(shown[i], want) {
+					t.Errorf("gap %s %s edge %d: shown %q, want it to start %q", g.Namespace, kind, i, shown, want)
+				}
+			}
+		}
+	}
+	uncovered := texts(`[...document.querySelectorAll('#p-uncovered-list li:not(.muted)')].map((li) => li.textContent)`)
+	var wantUncovered []string
+	for _, u := range p.Uncovered {
+		wantUncovered = append(wantUncovered, u.Name())
+	}
+	if !slices.Equal(uncovered, wantUncovered) {
+		t.Errorf("allowed by default shows %q; the API has %q", uncovered, wantUncovered)
+	}
+	return p
+}
+
+// checkSuggestionsView compares the open Suggested policies view with
+// the API's answer for its default period: the destinations in order,
+// each one's admitted principals, the callers it would deny, its blast
+// radius or why it is not written.
+func (b *browser) checkSuggestionsView(t *testing.T, url string) []policy.Suggestion {
+	t.Helper()
+	ctx := b.ctx
+	text := func(js string) string { return run(t, ctx, chromedp.Evaluate[string](js)) }
+	texts := func(js string) []string { return run(t, ctx, chromedp.Evaluate[[]string](js)) }
+	var sg struct{ Suggestions []policy.Suggestion }
+	getJSON(t, url+"/api/v1/policies/suggestions?since=7d", viewerToken, &sg)
+	cards := texts(`[...document.querySelectorAll('#suggestions article.suggestion')].map((a) => a.dataset.ns + '/' + a.dataset.workload)`)
+	if len(cards) != len(sg.Suggestions) {
+		t.Errorf("%d suggestions shown %q; the API has %d", len(cards), cards, len(sg.Suggestions))
+	}
+	for i, s := range sg.Suggestions {
+		if i >= len(cards) || cards[i] != s.Namespace+"/"+s.Workload {
+			t.Errorf("suggestion %d: shown %q, want %s/%s", i, cards, s.Namespace, s.Workload)
+			continue
+		}
+		card := fmt.Sprintf(`#suggestions article.suggestion:nth-of-type(%d)`, i+1)
+		principals := texts(`[...document.querySelectorAll(` + jsString(card+` table.rules tr[data-principal] td.principal`) + `)].map((c) => c.textContent)`)
+		var want []string
+		for _, r := range s.Rules {
+			want = append(want, r.Principal)
+		}
+		if !slices.Equal(principals, want) {
+			t.Errorf("%s/%s admits %q on the page; the API's rules admit %q", s.Namespace, s.Workload, principals, want)
+		}
+		denied := texts(`[...document.querySelectorAll(` + jsString(card+` table.not-admitted tr`) + `)].map((tr) => tr.dataset.caller)`)
+		var wantDenied []string
+		for _, c := range s.NotAdmitted {
+			wantDenied = append(wantDenied, c.Caller)
+		}
+		if !slices.Equal(denied, wantDenied) {
+			t.Errorf("%s/%s lists not admitted %q; the API has %q", s.Namespace, s.Workload, denied, wantDenied)
+		}
+		// A policy written shows its blast radius; one not written, why.
+		blast := text(`(() => { const b = document.querySelector(` + jsString(card+` .blast-text`) + `); return b ? b.textContent : ''; })()`)
+		why := text(`(() => { const b = document.querySelector(` + jsString(card+` .skip-why`) + `); return b ? b.textContent : ''; })()`)
+		head := fmt.Sprintf("would have denied %d of %d requests", s.BlastRequests, s.Requests)
+		if s.Skipped != "" {
+			head = "not written: " + s.Skipped
+			blast, why = why, blast
+		}
+		// Counts are shown grouped ("6,025").
+		if !strings.HasPrefix(strings.ReplaceAll(blast, ",", ""), head) || why != "" {
+			t.Errorf("%s/%s shows %q (and %q), want it to start %q", s.Namespace, s.Workload, blast, why, head)
+		}
+	}
+	return sg.Suggestions
+}
+
+// TestZeroTrustViewsInChromium: the Posture and Suggested policies views
+// in Chromium, on the zero-trust world (test/zerotrust: a cluster on the
+// real kube-apiserver with a mesh-wide STRICT, a PERMISSIVE shop with
+// exceptions, ALLOW policies; traffic, detections and audit rows in
+// ClickHouse 26.7, a caller named with hostile HTML). What a person
+// sees is what the API answers: each namespace's shares, every plaintext
+// edge, the STRICT gap, the workloads allowed by default, each
+// suggestion's admitted principals, the callers it would deny and its
+// blast radius. Screenshots at 1400x1000 as in the realistic run.
+func TestZeroTrustViewsInChromium(t *testing.T) {
+	bin := chromium(t)
+	dir := screenshotDir(t)
+	kube := testenv.KubeConfig(t)
+	store, _ := zerotrust.Store(t)
+	world := zerotrust.Seed(t, store, kube)
+	suggest := func(ctx context.Context, scope policy.Scope, since time.Duration) ([]policy.Suggestion, error) {
+		now := testenv.Now()
+		return policy.Learn(ctx, store, scope, policy.DefaultOptions(now.Add(-since), now), respond.ConventionResolver, respond.DefaultConfig())
+	}
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Auth.TokensFile = writeTokens(t)
+	srv, err := New(cfg, Deps{Store: store, Registry: prometheus.NewRegistry(), ActionWriter: store,
+		Posture: &posture.Reader{Edges: store, Kube: kube, RootNamespace: world.Root}, Suggest: suggest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.now = testenv.Now
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+
+	b := newBrowser(t, bin)
+	b.signIn(t, ts.URL, viewerToken)
+	ctx := b.ctx
+	text := func(js string) string { return run(t, ctx, chromedp.Evaluate[string](js)) }
+	texts := func(js string) []string { return run(t, ctx, chromedp.Evaluate[[]string](js)) }
+
+	// Posture, over the default 24 hours.
+	if state := b.waitView(t, "posture", 1); state != "loaded" {
+		t.Fatalf("posture view %s: %s", state, text(`document.getElementById('status').textContent`))
+	}
+	p := b.checkPostureView(t, ts.URL)
+	if !p.ClusterRead || len(p.PlaintextEdges) == 0 || len(p.Gaps) == 0 || len(p.Uncovered) == 0 {
+		t.Errorf("the world's posture lacks what the view shows: cluster %v, %d plaintext edges, %d gaps, %d uncovered",
+			p.ClusterRead, len(p.PlaintextEdges), len(p.Gaps), len(p.Uncovered))
+	}
+	if shop := slices.IndexFunc(p.Namespaces, func(n posture.Namespace) bool { return n.Name == world.Shop }); shop < 0 || p.Namespaces[shop].PlaintextShare == 0 {
+		t.Errorf("namespace %s with plaintext is not in the posture: %+v", world.Shop, p.Namespaces)
+	}
+
+	plain := texts(`[...document.querySelectorAll('#p-plain tbody tr')].map((tr) => [...tr.children].slice(0, 3).map((c) => c.textContent).join(' '))`)
+	if want := "10.1.1.1 " + world.Shop + "/cart 9090"; !slices.Contains(plain, want) {
+		t.Errorf("the IP caller's plaintext edge %q is not listed: %q", want, plain)
+	}
+	page := text(`document.getElementById('view-posture').textContent`)
+	if !strings.Contains(page, world.Shop+"/"+zerotrust.Hostile) {
+		t.Errorf("the hostile caller's plaintext edge is not shown as text")
+	}
+	b.screenshot(t, dir, "6-posture")
+
+	// Suggested policies, over the default 7 days.
+	if state := b.waitView(t, "policies", 1); state != "loaded" {
+		t.Fatalf("policies view %s: %s", state, text(`document.getElementById('status').textContent`))
+	}
+	suggestions := b.checkSuggestionsView(t, ts.URL)
+	admitting := 0
+	for _, s := range suggestions {
+		if len(s.Rules) > 0 {
+			admitting++
+		}
+	}
+	if admitting == 0 {
+		t.Errorf("no suggestion admits a principal: %+v", suggestions)
+	}
+	if n := run(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#view-policies button, #view-policies form').length`)); n != 0 {
+		t.Errorf("the read-only policies view has %d buttons or forms", n)
+	}
+	b.screenshot(t, dir, "7-suggested-policies")
+
+	// Back on the overview, the graph laid out before is redrawn in its
+	// box, which was hidden meanwhile.
+	before := text(`document.getElementById('graph').dataset.rendered || ''`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#views a[href="#overview"]`))); err != nil {
+		t.Fatal(err)
+	}
+	b.waitGraph(t, before)
+	b.setSince(t, "6h") // the world's traffic is two hours old
+	if g := b.graph(t); g.Nodes == 0 || !g.OnScreen || text(`document.getElementById('view-posture').hidden + ' ' + document.getElementById('view-overview').hidden`) != "true false" {
+		t.Errorf("back on the overview: graph %+v, views shown %s", g, text(`document.getElementById('view-overview').hidden ? 'none' : 'overview'`))
+	}
+
+	if n := run(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('img').length`)); n != 0 {
+		t.Errorf("telemetry became markup: %d <img> in the page", n)
+	}
+	if d := b.Dialogs(); len(d) != 0 {
+		t.Errorf("the page opened dialogs: %q", d)
+	}
 }

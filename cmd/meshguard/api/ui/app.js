@@ -24,6 +24,7 @@
   let graphShape = '';      // node and edge ids of the graph laid out
   let renders = 0;          // graphs rendered, in #graph's data-rendered
   let sideEdge = null;      // [source, destination] of the edge in the side panel
+  let signedIn = false;
 
   function token() { return sessionStorage.getItem(TOKEN_KEY) || ''; }
 
@@ -585,9 +586,35 @@
     return n && n.length ? n.data('label') : id;
   }
 
+  // ---- views: the overview here; posture and policies in zerotrust.js ----
+  const views = {}; // name -> { show(), tick() }, registered by other files
+
+  function currentView() {
+    const v = location.hash.slice(1);
+    return views[v] ? v : 'overview';
+  }
+
+  // showView shows the view the location's hash names and loads it.
+  function showView() {
+    const v = currentView();
+    for (const m of document.querySelectorAll('main.view')) m.hidden = m.id !== 'view-' + v;
+    for (const a of document.querySelectorAll('#views a')) a.classList.toggle('active', a.getAttribute('href') === '#' + v);
+    if (v !== 'overview') { views[v].show(); return; }
+    // The graph was laid out in a box that was hidden meanwhile.
+    if (cy) { cy.resize(); cy.fit(undefined, 16); }
+    round = 0; // and it is read again now
+    refresh();
+  }
+
   // ---- loop ----
   async function refresh() {
     clearTimeout(timer);
+    const v = currentView();
+    if (v !== 'overview') {
+      views[v].tick();
+      timer = setTimeout(refresh, REFRESH_MS);
+      return;
+    }
     try {
       const withGraph = round % GRAPH_EVERY === 0 || !cy;
       round++;
@@ -617,6 +644,7 @@
 
   function signedOut(msg) {
     clearTimeout(timer);
+    signedIn = false;
     sessionStorage.removeItem(TOKEN_KEY);
     $('login').hidden = false;
     $('logout').hidden = true;
@@ -631,13 +659,17 @@
       $('who').textContent = me.name + (operator ? ' (operator)' : ' (viewer)');
       $('login').hidden = true;
       $('logout').hidden = !token();
-      refresh();
+      signedIn = true;
+      showView();
     } catch (e) {
       if (e.status === 401) { signedOut(token() ? 'Token refused: ' + e.message : 'Sign in with your bearer token'); return; }
       status(e.message, true);
       timer = setTimeout(start, REFRESH_MS);
     }
   }
+
+  // What zerotrust.js builds its views with.
+  window.meshguard = Object.freeze({ api, el, clear, pct, status, signedOut, views });
 
   document.addEventListener('DOMContentLoaded', () => {
     if (typeof cytoscape === 'function' && typeof cytoscapeFcose === 'function') cytoscape.use(cytoscapeFcose);
@@ -652,6 +684,7 @@
     $('side-close').addEventListener('click', hideSide);
     for (const id of ['f-namespace', 'f-kind', 'f-since']) $(id).addEventListener('change', regraph);
     $('audit-filter').addEventListener('submit', (ev) => { ev.preventDefault(); refresh(); });
+    window.addEventListener('hashchange', () => { if (signedIn) showView(); });
     start();
   });
 })();
