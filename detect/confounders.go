@@ -102,7 +102,8 @@ func (s *shard) outages(out []finding, dsts map[models.EndpointID]*dstWin) []fin
 // knownSince is when the detector first saw ep, as a source or as a
 // destination, in any shard or in the warm-started history: a workload
 // only ever called (a leaf) has a history too, kept by the shards of its
-// callers. own is what the asking shard knows (0: nothing).
+// callers. own is what the asking shard knows (0: nothing). Traffic that
+// was an attack's does not make a destination known (learn, attackOnly).
 func (s *shard) knownSince(ep models.EndpointID, own int64) int64 {
 	first := own
 	keep := func(ms int64) {

@@ -208,3 +208,41 @@ func TestUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// A workload nothing calls but a scanner (the mixed mesh's nightly
+// reconcile-job, probed by the scan of its afternoon) is no leaf with a
+// history: when its first run calls its one service, more than the
+// learning period after the scan, that is a new job starting, not lateral
+// movement. Before the fix the probes made the job known as a
+// destination, so its first calls were blocked.
+func TestWorkloadProbedOnlyByAScannerIsNotEstablished(t *testing.T) {
+	scanAt := trainWindows + 10
+	jobAt := scanAt + 3 + 400 // 67 minutes after the scan: past the 1h learning period
+	c := run(t, 9, trainWindows, jobAt+10, func(m *mini, i int, ws int64) []models.Flow {
+		switch {
+		case i >= scanAt && i < scanAt+3:
+			out := scanFlows(ws)
+			f := flow(ws+50, "shop/frontend", "billing/reconcile-job", "/", 404)
+			return append(out, f)
+		case i >= jobAt:
+			var out []models.Flow
+			for k := 0; k < 20; k++ {
+				out = append(out, flow(ws+int64(k), "billing/reconcile-job", "data/db", "/query", 200))
+			}
+			return out
+		}
+		return nil
+	})
+	scans := 0
+	for _, d := range c.got {
+		switch {
+		case d.Kind == models.Scan:
+			scans++
+		case d.Source.Workload == "reconcile-job":
+			t.Errorf("the job's first run raised %s %s: %s", d.Kind, d.Severity, d.Evidence.Summary)
+		}
+	}
+	if scans != 1 {
+		t.Errorf("%d scan detections, want 1 (the probes that must not establish the job): %v", scans, c.kinds())
+	}
+}

@@ -373,3 +373,43 @@ func TestYoungEdgeFamily(t *testing.T) {
 		wantFindings(t, cw, tc.want...)
 	}
 }
+
+// Requests marked identity_conflict (the cluster contradicts what they
+// claim) are listed in the evidence of the detection they are part of,
+// edge or source; without them the evidence does not mention it.
+func TestIdentityConflictIsEvidence(t *testing.T) {
+	conflict := func(f *models.Flow) { f.IdentityConflict = true }
+	for _, tc := range []struct {
+		name      string
+		conflicts int
+	}{{"three conflicting requests", 3}, {"none", 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := newFixture(t, DefaultConfig())
+			src := fx.source("shop/cart", "shop/catalog")
+			dst := fx.dest("data/db", 10)
+			fx.add(tc.conflicts, "shop/cart", "data/db", "/query", 200, conflict)
+			fx.add(4, "shop/cart", "data/db", "/query", 200, nil)
+			cw := fx.open()
+			if !cw.lateral(cw.edgeWinOf(t, "shop/cart", "data/db"), src, dst) {
+				t.Fatal("no lateral movement")
+			}
+			var got []models.FeatureEvidence
+			for _, fe := range cw.findings[0].evidence.Features {
+				if fe.Feature == "identity_conflict" {
+					got = append(got, fe)
+				}
+			}
+			switch {
+			case tc.conflicts == 0 && len(got) != 0:
+				t.Errorf("evidence lists identity_conflict without conflicting requests: %+v", got)
+			case tc.conflicts > 0 && (len(got) != 1 || got[0].Observed != float64(tc.conflicts)):
+				t.Errorf("identity_conflict evidence %+v, want one feature observing %d", got, tc.conflicts)
+			}
+			sw := cw.srcs[edgeOf("shop/cart", "data/db").Source]
+			sf := fx.s.sourceFinding(models.Scan, models.SeverityMedium, 10, edgeOf("shop/cart", "data/db").Source, sw, nil)
+			if n := len(sf.evidence.Features); n != min(tc.conflicts, 1) {
+				t.Errorf("a source's finding lists %d features from %d conflicting requests: %+v", n, tc.conflicts, sf.evidence.Features)
+			}
+		})
+	}
+}

@@ -63,6 +63,7 @@ func (s *shard) sourceFinding(kind models.DetectionKind, sev models.Severity, sc
 		for _, cc := range ew.a.codes {
 			agg.codes = addCode(agg.codes, cc.code, cc.n)
 		}
+		agg.conflicts += ew.a.conflicts
 		for _, r := range ew.a.sampleReqs {
 			if len(agg.sampleReqs) < maxSamples {
 				agg.sampleReqs = append(agg.sampleReqs, r)
@@ -107,7 +108,14 @@ func party(ep models.EndpointID, principal, service string) models.Party {
 	return p
 }
 
+// evidenceOf is the evidence of features feats on the window's traffic a.
+// Requests whose claimed identity the cluster contradicts are listed as
+// the feature identity_conflict: a stolen certificate or a spoofed
+// header is part of what the detection saw, not a score of its own.
 func evidenceOf(feats []models.FeatureEvidence, a *edgeAcc) models.Evidence {
+	if a.conflicts > 0 {
+		feats = append(slices.Clip(feats), models.FeatureEvidence{Feature: "identity_conflict", Observed: float64(a.conflicts), Model: "cluster"})
+	}
 	ev := models.Evidence{Features: feats}
 	for _, pc := range a.paths {
 		ev.TopPaths = append(ev.TopPaths, models.Count{Value: pc.v, Count: uint64(pc.n)})

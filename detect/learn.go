@@ -81,6 +81,17 @@ func (s *shard) learn(cw *closingWindow) {
 	}
 	for ep, dw := range cw.dsts {
 		node := s.dests[ep]
+		if cw.attackOnly(dw) {
+			// Being probed or called only by an attacker says nothing
+			// of the destination: it is not learned, and a workload
+			// known only from it is not known (knownSince), so that a
+			// job a scanner probed is no leaf with a history when it
+			// first runs.
+			if node.lastMs == 0 {
+				delete(s.dests, ep)
+			}
+			continue
+		}
 		s.catchUpNode(node, ws)
 		if !dw.flooded {
 			m.Learn(&node.base[models.FeatRequests], float64(dw.requests))
@@ -95,6 +106,19 @@ func (s *shard) learn(cw *closingWindow) {
 		}
 		node.lastMs = ws
 	}
+}
+
+// attackOnly reports whether all of dw's traffic was an attack's: edges a
+// detection claimed (silent), or from a source scanning in the window or
+// with an open incident.
+func (cw *closingWindow) attackOnly(dw *dstWin) bool {
+	wStart := time.UnixMilli(cw.ws).UTC()
+	for _, ew := range dw.edges {
+		if !ew.silent && !cw.scanning[ew.e.Source] && cw.s.incidentFor(ew.e.Source, wStart) == nil {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *shard) catchUpNode(node *nodeState, ws int64) {

@@ -48,6 +48,10 @@ type edgeAcc struct {
 	nports    uint8
 	principal string // the source principal seen, first of the window
 	changed   bool   // the source presented more than one principal
+	// conflicts counts the requests whose claimed identity the cluster
+	// contradicts (models.Flow.IdentityConflict): evidence for the people
+	// reading a detection, beside respond's own check of the claim.
+	conflicts uint64
 
 	// service, srcPrincipal and dstPrincipal are kept for evidence and
 	// for the responder, which names policies by principal.
@@ -93,6 +97,9 @@ func (a *edgeAcc) add(f *models.Flow) {
 	}
 	if n == 0 {
 		return // byte-only metric points carry no request attributes
+	}
+	if f.IdentityConflict {
+		a.conflicts += n
 	}
 	if f.PathTemplate != "" {
 		a.paths = addStr(a.paths, f.PathTemplate, f.Count, maxPathsPerEdge)
