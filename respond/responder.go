@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -232,12 +233,17 @@ func (r *Responder) HandleDetection(ctx context.Context, d models.Detection) err
 	if why := r.held(ctx, a.ID, now); why != "" {
 		return skip(why)
 	}
-	v, err := r.vet(ctx, dec.Kind, src, dstNS, dstWL)
+	v, err := r.vet(ctx, dec.Kind, src, dstNS, dstWL, needsPodIPs(d, src))
 	if err != nil {
 		return fail(err)
 	}
 	if v.protected != "" {
 		return skip(v.protected)
+	}
+	src.PodIPs, src.podIPsWhy = v.podIPs, v.podIPsWhy
+	if len(src.PodIPs) > 0 {
+		a.Reason += fmt.Sprintf("; names the IPs of %s/%s's pods as the cluster reports them (%s): a plaintext caller has no principal",
+			src.Namespace, src.Workload, strings.Join(src.PodIPs, ", "))
 	}
 	existing, err := r.backend.List(ctx, r.cfg.Instance, a.ID)
 	if err != nil && len(existing) == 0 {
@@ -369,8 +375,8 @@ func (r *Responder) plan(ctx context.Context, a models.Action, dec decision, d m
 	}
 	switch dec.Kind {
 	case models.ActionBlockEdge:
-		if src.Principal == "" && src.IPBlock == "" {
-			return nil, errors.New("cannot block: the source has neither a valid principal nor an IP")
+		if src.Principal == "" && len(ipBlocks(src)) == 0 {
+			return nil, errors.New("cannot block: the source has neither a valid principal nor an IP" + src.podIPsWhy)
 		}
 		if dstWL == "" {
 			return nil, errors.New("cannot block: the destination workload is unknown")
@@ -384,7 +390,7 @@ func (r *Responder) plan(ctx context.Context, a models.Action, dec decision, d m
 		}
 		return []Policy{{
 			Name: a.ID, Namespace: dstNS, Role: RoleEdge, Selector: sel,
-			SourcePrincipal: src.Principal, SourceIPBlock: ipIfNoPrincipal(src), Meta: meta,
+			SourcePrincipal: src.Principal, SourceIPBlocks: ipBlocks(src), Meta: meta,
 		}}, nil
 	case models.ActionQuarantine:
 		if r.backend.Name() == BackendNetworkPolicy {
@@ -398,10 +404,10 @@ func (r *Responder) plan(ctx context.Context, a models.Action, dec decision, d m
 			return []Policy{{Name: a.ID, Namespace: src.Namespace, Role: RoleIsolate, Selector: sel, Meta: meta}}, nil
 		}
 		var out []Policy
-		if src.Principal != "" || src.IPBlock != "" {
+		if ips := ipBlocks(src); src.Principal != "" || len(ips) > 0 {
 			out = append(out, Policy{
 				Name: a.ID + "-out", Namespace: r.cfg.RootNamespace, Role: RoleOutbound,
-				SourcePrincipal: src.Principal, SourceIPBlock: ipIfNoPrincipal(src), Meta: meta,
+				SourcePrincipal: src.Principal, SourceIPBlocks: ips, Meta: meta,
 			})
 		}
 		var inboundErr error
@@ -428,11 +434,20 @@ func (r *Responder) plan(ctx context.Context, a models.Action, dec decision, d m
 	return nil, fmt.Errorf("action %q writes no policy", dec.Kind)
 }
 
-func ipIfNoPrincipal(s source) string {
-	if s.Principal != "" {
-		return ""
+// ipBlocks are the addresses a policy denies for s: the record's IP
+// only without a principal (the principal is the stronger claim), and
+// the workload's pod IPs the cluster reports.
+func ipBlocks(s source) []string {
+	var out []string
+	if s.Principal == "" && s.IPBlock != "" {
+		out = append(out, s.IPBlock)
 	}
-	return s.IPBlock
+	for _, b := range s.PodIPs {
+		if !slices.Contains(out, b) {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 // budgetAllows reports whether one more action fits in the rolling hour,
@@ -492,8 +507,8 @@ func (r *Responder) blastCheck(ctx context.Context, policies []Policy, windowSta
 		if p.SourcePrincipal != "" {
 			q.SourcePrincipal = p.SourcePrincipal
 		}
-		if p.SourceIPBlock != "" {
-			q.SourceIP, _, _ = strings.Cut(p.SourceIPBlock, "/")
+		if len(p.SourceIPBlocks) > 0 {
+			q.SourceIP, _, _ = strings.Cut(p.SourceIPBlocks[0], "/")
 		}
 		switch p.Role {
 		case RoleEdge:
