@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -33,6 +35,36 @@ type vetting struct {
 	// unverified: some claim is not confirmed by the cluster, or claims
 	// disagree; the action is at most a dry-run and spends no budget.
 	unverified []string
+	// podIPs are the source workload's pod IPs, when they were asked for
+	// and every pod may be denied; podIPsWhy says why there are none.
+	podIPs    []string
+	podIPsWhy string
+}
+
+// maxPodIPs bounds the addresses one policy names for a workload.
+const maxPodIPs = 32
+
+// needsPodIPs says whether a policy against d's source must name the
+// source workload's pod IPs: it has no other name a policy can match (a
+// plaintext caller has no principal, and detect names a workload, not
+// its address), or the detection is plaintext, which a principal rule
+// never matches.
+func needsPodIPs(d models.Detection, src source) bool {
+	if src.Workload == "" {
+		return false
+	}
+	if src.Principal == "" && src.IPBlock == "" {
+		return true
+	}
+	if d.Kind != models.MTLSDowngrade {
+		return false
+	}
+	for _, f := range d.Evidence.Features {
+		if f.Feature == models.FeatPlaintext.String() {
+			return true
+		}
+	}
+	return false
 }
 
 // saNamespaceFile is where a pod learns its own namespace.
@@ -138,7 +170,7 @@ func (r *Responder) protected(kind models.ActionKind, src source, dstNS, dstWL s
 // vet guards and checks the source's identities. A PermissionError is
 // returned as such (the fix is RBAC); other lookup failures make the
 // claim unverified, never trusted.
-func (r *Responder) vet(ctx context.Context, kind models.ActionKind, src source, dstNS, dstWL string) (vetting, error) {
+func (r *Responder) vet(ctx context.Context, kind models.ActionKind, src source, dstNS, dstWL string, wantIPs bool) (vetting, error) {
 	var v vetting
 	if v.protected = r.protected(kind, src, dstNS, dstWL); v.protected != "" {
 		return v, nil
@@ -183,6 +215,14 @@ func (r *Responder) vet(ctx context.Context, kind models.ActionKind, src source,
 				v.unverified = append(v.unverified, why)
 			}
 		}
+		switch {
+		case wantIPs && err != nil:
+			v.podIPsWhy = fmt.Sprintf(" (no pod IPs of %s/%s to deny: it is not in the cluster)", src.Namespace, src.Workload)
+		case wantIPs:
+			if err := r.vetPodIPs(ctx, &v, src, sel); err != nil || v.protected != "" {
+				return v, err
+			}
+		}
 	}
 	if src.IPBlock != "" && src.Principal == "" {
 		// The policy names the IP: it must be a pod's, and that pod's
@@ -224,20 +264,8 @@ func (r *Responder) vetIP(ctx context.Context, src source) (string, error) {
 			continue
 		}
 		live++
-		// A host-network pod has its node's address: denying it denies
-		// the node.
-		if p.Spec.HostNetwork {
-			return fmt.Sprintf("protected: source ip %s is node %s's (host-network pod %s/%s)", ip, p.Spec.NodeName, p.Namespace, p.Name), nil
-		}
-		if r.nsProtected(p.Namespace) {
-			return fmt.Sprintf("protected: source ip %s is pod %s/%s, in protected namespace %s", ip, p.Namespace, p.Name, p.Namespace), nil
-		}
-		names := []string{p.Spec.ServiceAccountName}
-		for _, k := range []string{"app", "app.kubernetes.io/name", "service.istio.io/canonical-name"} {
-			names = append(names, p.Labels[k])
-		}
-		if w := r.wlProtected(names...); w != "" {
-			return fmt.Sprintf("protected: source ip %s is pod %s/%s of %s, in respond.protected_workloads", ip, p.Namespace, p.Name, w), nil
+		if why := r.podProtected(&p, ip); why != "" {
+			return why, nil
 		}
 		if src.Namespace != "" && src.Namespace != p.Namespace {
 			return fmt.Sprintf("identity conflict: source ip %s is pod %s/%s, not in the claimed namespace %s", ip, p.Namespace, p.Name, src.Namespace), nil
@@ -247,6 +275,93 @@ func (r *Responder) vetIP(ctx context.Context, src source) (string, error) {
 		return fmt.Sprintf("source ip %s is no running pod's", ip), nil
 	}
 	return "", nil
+}
+
+// podProtected returns why a policy may not deny ip, pod p's address, or
+// "".
+func (r *Responder) podProtected(p *corev1.Pod, ip string) string {
+	// A host-network pod has its node's address: denying it denies the
+	// node.
+	if p.Spec.HostNetwork {
+		return fmt.Sprintf("protected: source ip %s is node %s's (host-network pod %s/%s)", ip, p.Spec.NodeName, p.Namespace, p.Name)
+	}
+	if r.nsProtected(p.Namespace) {
+		return fmt.Sprintf("protected: source ip %s is pod %s/%s, in protected namespace %s", ip, p.Namespace, p.Name, p.Namespace)
+	}
+	names := []string{p.Spec.ServiceAccountName}
+	for _, k := range []string{"app", "app.kubernetes.io/name", "service.istio.io/canonical-name"} {
+		names = append(names, p.Labels[k])
+	}
+	if w := r.wlProtected(names...); w != "" {
+		return fmt.Sprintf("protected: source ip %s is pod %s/%s of %s, in respond.protected_workloads", ip, p.Namespace, p.Name, w)
+	}
+	if a, err := netip.ParseAddr(ip); err == nil {
+		if c := r.ipProtected(netip.PrefixFrom(a, a.BitLen()).String()); c != "" {
+			return fmt.Sprintf("protected: source ip %s (pod %s/%s) is in respond.protected_cidrs %s", ip, p.Namespace, p.Name, c)
+		}
+	}
+	return ""
+}
+
+// vetPodIPs fills v.podIPs with the IPs of the live pods the source
+// workload's selector selects, as the cluster reports them: the caller's
+// name in a policy when it has no principal. A pod that may not be
+// denied makes the action protected; no such pod, or too many, leaves
+// the reason in v.podIPsWhy.
+func (r *Responder) vetPodIPs(ctx context.Context, v *vetting, src source, sel map[string]string) error {
+	pods, err := r.kube.CoreV1().Pods(src.Namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: labels.SelectorFromSet(sel).String(), Limit: maxPodIPs + 1})
+	if err != nil {
+		err = kubeErr(err, "list", podsGVR, src.Namespace)
+		var perm *PermissionError
+		if errors.As(err, &perm) {
+			return err
+		}
+		v.podIPsWhy = fmt.Sprintf(" (the pods of %s/%s could not be listed: %v)", src.Namespace, src.Workload, err)
+		return nil
+	}
+	if len(pods.Items) > maxPodIPs {
+		v.podIPsWhy = fmt.Sprintf(" (%s/%s has more than %d pods: too many addresses for one policy)", src.Namespace, src.Workload, maxPodIPs)
+		return nil
+	}
+	var ips []string
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		for _, pip := range podIPs(p) {
+			a, err := netip.ParseAddr(pip)
+			if err != nil || a.IsUnspecified() {
+				continue
+			}
+			a = a.Unmap()
+			if why := r.podProtected(p, a.String()); why != "" {
+				v.protected = why
+				return nil
+			}
+			if b := netip.PrefixFrom(a, a.BitLen()).String(); !slices.Contains(ips, b) {
+				ips = append(ips, b)
+			}
+		}
+	}
+	if len(ips) == 0 {
+		v.podIPsWhy = fmt.Sprintf(" (a plaintext caller has no principal, and %s/%s has no running pod with an IP to deny)", src.Namespace, src.Workload)
+	}
+	v.podIPs = ips
+	return nil
+}
+
+// podIPs are p's addresses, dual-stack included.
+func podIPs(p *corev1.Pod) []string {
+	var out []string
+	for _, pi := range p.Status.PodIPs {
+		out = append(out, pi.IP)
+	}
+	if len(out) == 0 && p.Status.PodIP != "" {
+		out = append(out, p.Status.PodIP)
+	}
+	return out
 }
 
 // workloadRunsAs checks that the claimed workload runs as the claimed

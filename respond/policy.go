@@ -90,10 +90,10 @@ type Policy struct {
 	// Selector selects the pods the policy applies to; empty only for
 	// RoleOutbound (everything in the mesh).
 	Selector map[string]string
-	// SourcePrincipal or SourceIPBlock names the denied caller for
-	// RoleEdge and RoleOutbound.
+	// SourcePrincipal or SourceIPBlocks (or both: either matches) names
+	// the denied caller for RoleEdge and RoleOutbound.
 	SourcePrincipal string
-	SourceIPBlock   string
+	SourceIPBlocks  []string
 	DryRun          bool
 	Meta            Meta
 }
@@ -116,6 +116,12 @@ type source struct {
 	IPBlock     string // "1.2.3.4/32"
 	Namespace   string // the workload's
 	Workload    string
+	// PodIPs are the IPs of the workload's running pods, as the cluster
+	// reports them (never telemetry): what a policy names for a caller
+	// without a principal (plaintext). Not part of the action's key.
+	PodIPs []string
+	// podIPsWhy says why PodIPs is empty when they were looked for.
+	podIPsWhy string
 }
 
 // parseSource validates the attacker-influenced strings of p; fields
@@ -331,16 +337,23 @@ func (p Policy) istioObject() (*unstructured.Unstructured, error) {
 		spec["selector"] = map[string]any{"matchLabels": sel}
 	}
 	from := func() ([]any, error) {
-		src := map[string]any{}
-		switch {
-		case p.SourcePrincipal != "":
-			src["principals"] = []any{p.SourcePrincipal}
-		case p.SourceIPBlock != "":
-			src["ipBlocks"] = []any{p.SourceIPBlock}
-		default:
+		// Entries of "from" are alternatives: the principal's mTLS calls
+		// and the addresses' plaintext ones are each denied.
+		var froms []any
+		if p.SourcePrincipal != "" {
+			froms = append(froms, map[string]any{"source": map[string]any{"principals": []any{p.SourcePrincipal}}})
+		}
+		if len(p.SourceIPBlocks) > 0 {
+			ips := make([]any, len(p.SourceIPBlocks))
+			for i, b := range p.SourceIPBlocks {
+				ips[i] = b
+			}
+			froms = append(froms, map[string]any{"source": map[string]any{"ipBlocks": ips}})
+		}
+		if len(froms) == 0 {
 			return nil, fmt.Errorf("policy %s: %s needs a source principal or ip", p.Name, p.Role)
 		}
-		return []any{map[string]any{"from": []any{map[string]any{"source": src}}}}, nil
+		return []any{map[string]any{"from": froms}}, nil
 	}
 	switch p.Role {
 	case RoleEdge, RoleOutbound:
@@ -391,15 +404,17 @@ func policyFromIstio(u *unstructured.Unstructured) (Policy, error) {
 	rules, _, _ := unstructured.NestedSlice(u.Object, "spec", "rules")
 	if len(rules) == 1 {
 		if rule, ok := rules[0].(map[string]any); ok {
-			if from, ok := rule["from"].([]any); ok && len(from) == 1 {
-				if f, ok := from[0].(map[string]any); ok {
-					if ps, _, _ := unstructured.NestedStringSlice(f, "source", "principals"); len(ps) == 1 {
-						p.SourcePrincipal = ps[0]
-					}
-					if ips, _, _ := unstructured.NestedStringSlice(f, "source", "ipBlocks"); len(ips) == 1 {
-						p.SourceIPBlock = ips[0]
-					}
+			from, _ := rule["from"].([]any)
+			for _, e := range from {
+				f, ok := e.(map[string]any)
+				if !ok {
+					continue
 				}
+				if ps, _, _ := unstructured.NestedStringSlice(f, "source", "principals"); len(ps) == 1 {
+					p.SourcePrincipal = ps[0]
+				}
+				ips, _, _ := unstructured.NestedStringSlice(f, "source", "ipBlocks")
+				p.SourceIPBlocks = append(p.SourceIPBlocks, ips...)
 			}
 		}
 	}

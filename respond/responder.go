@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -127,6 +128,7 @@ func New(cfg Config, deps Deps) (*Responder, error) {
 		r.identity += fmt.Sprintf("-%d", os.Getpid())
 	}
 	if deps.Kube != nil {
+		deps.Kube = withRate(deps.Kube)
 		cs, err := kubernetes.NewForConfig(deps.Kube)
 		if err != nil {
 			return nil, fmt.Errorf("respond: kubernetes client: %w", err)
@@ -162,6 +164,24 @@ func New(cfg Config, deps Deps) (*Responder, error) {
 	}
 	r.leading.Store(!cfg.LeaderElection.Enabled)
 	return r, nil
+}
+
+// Client-side rate of the responder's Kubernetes clients when the
+// config sets none. client-go's default (5 a second, bursts of 10) made
+// a detection wait for tokens: one decision makes about six requests, so
+// from the second detection on the path to a policy was mostly queueing.
+const (
+	kubeQPS   = 50
+	kubeBurst = 100
+)
+
+func withRate(c *rest.Config) *rest.Config {
+	if c.QPS != 0 || c.Burst != 0 || c.RateLimiter != nil {
+		return c
+	}
+	c = rest.CopyConfig(c)
+	c.QPS, c.Burst = kubeQPS, kubeBurst
+	return c
 }
 
 // Leading reports whether this replica acts (always, without leader
@@ -229,17 +249,24 @@ func (r *Responder) HandleDetection(ctx context.Context, d models.Detection) err
 		r.record(ctx, a, d)
 		return fmt.Errorf("respond %s: %w", a.ID, err)
 	}
-	if why := r.held(ctx, a.ID, now); why != "" {
-		return skip(why)
+	qid := ActionID(models.ActionQuarantine, src.key(), "", src.short())
+	l := r.prefetch(ctx, d, a.ID, qid, src, dec.Kind, dstNS, dstWL, now)
+	if l.held != "" {
+		return skip(l.held)
 	}
-	v, err := r.vet(ctx, dec.Kind, src, dstNS, dstWL)
+	v, err := l.vet, l.vetErr
 	if err != nil {
 		return fail(err)
 	}
 	if v.protected != "" {
 		return skip(v.protected)
 	}
-	existing, err := r.backend.List(ctx, r.cfg.Instance, a.ID)
+	src.PodIPs, src.podIPsWhy = v.podIPs, v.podIPsWhy
+	if len(src.PodIPs) > 0 {
+		a.Reason += fmt.Sprintf("; names the IPs of %s/%s's pods as the cluster reports them (%s): a plaintext caller has no principal",
+			src.Namespace, src.Workload, strings.Join(src.PodIPs, ", "))
+	}
+	existing, err := l.byID[a.ID], l.listErr
 	if err != nil && len(existing) == 0 {
 		return fail(err)
 	}
@@ -250,8 +277,7 @@ func (r *Responder) HandleDetection(ctx context.Context, d models.Detection) err
 	// went on to call what it found) needs no DENY per edge; the
 	// quarantine is extended instead, and no budget is spent.
 	if dec.Kind == models.ActionBlockEdge {
-		qid := ActionID(models.ActionQuarantine, src.key(), "", src.short())
-		if q, err := r.backend.List(ctx, r.cfg.Instance, qid); err == nil && len(q) > 0 {
+		if q := l.byID[qid]; len(q) > 0 {
 			a.ID, a.Kind, a.Target = qid, models.ActionQuarantine, "quarantine "+src.String()
 			a.Reason = "covered by the quarantine of " + src.String() + " (incident " + orUnknown(d.IncidentID) + "); " + a.Reason
 			return r.extendExisting(ctx, a, d, q, now)
@@ -347,6 +373,46 @@ func (r *Responder) HandleDetection(ctx context.Context, d models.Detection) err
 	return nil
 }
 
+// lookups are what one decision reads before it writes: the brake, the
+// identities, and the instance's policies.
+type lookups struct {
+	held    string
+	vet     vetting
+	vetErr  error
+	byID    map[string][]Policy // of the action and of the source's quarantine
+	listErr error
+}
+
+// prefetch reads the brake (ClickHouse), vets the source (the cluster) and
+// lists the instance's policies (one list for both action ids: a
+// label-selected list costs what a cluster-wide one does) at once: they
+// are independent, and each is a round trip on the path from detection
+// to policy. Callers hold r.mu.
+func (r *Responder) prefetch(ctx context.Context, d models.Detection, id, qid string, src source, kind models.ActionKind, dstNS, dstWL string, now time.Time) lookups {
+	var l lookups
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		l.held = r.held(ctx, id, now)
+	}()
+	go func() {
+		defer wg.Done()
+		l.vet, l.vetErr = r.vet(ctx, kind, src, dstNS, dstWL, needsPodIPs(d, src))
+	}()
+	ps, err := r.backend.List(ctx, r.cfg.Instance, "")
+	l.listErr = err
+	l.byID = map[string][]Policy{}
+	for _, p := range ps {
+		if p.Meta.ActionID == id || p.Meta.ActionID == qid {
+			l.byID[p.Meta.ActionID] = append(l.byID[p.Meta.ActionID], p)
+		}
+	}
+	r.seedBudget(ps, err, now)
+	wg.Wait()
+	return l
+}
+
 func orUnknown(s string) string {
 	if s == "" {
 		return "unknown"
@@ -369,8 +435,8 @@ func (r *Responder) plan(ctx context.Context, a models.Action, dec decision, d m
 	}
 	switch dec.Kind {
 	case models.ActionBlockEdge:
-		if src.Principal == "" && src.IPBlock == "" {
-			return nil, errors.New("cannot block: the source has neither a valid principal nor an IP")
+		if src.Principal == "" && len(ipBlocks(src)) == 0 {
+			return nil, errors.New("cannot block: the source has neither a valid principal nor an IP" + src.podIPsWhy)
 		}
 		if dstWL == "" {
 			return nil, errors.New("cannot block: the destination workload is unknown")
@@ -384,7 +450,7 @@ func (r *Responder) plan(ctx context.Context, a models.Action, dec decision, d m
 		}
 		return []Policy{{
 			Name: a.ID, Namespace: dstNS, Role: RoleEdge, Selector: sel,
-			SourcePrincipal: src.Principal, SourceIPBlock: ipIfNoPrincipal(src), Meta: meta,
+			SourcePrincipal: src.Principal, SourceIPBlocks: ipBlocks(src), Meta: meta,
 		}}, nil
 	case models.ActionQuarantine:
 		if r.backend.Name() == BackendNetworkPolicy {
@@ -398,10 +464,10 @@ func (r *Responder) plan(ctx context.Context, a models.Action, dec decision, d m
 			return []Policy{{Name: a.ID, Namespace: src.Namespace, Role: RoleIsolate, Selector: sel, Meta: meta}}, nil
 		}
 		var out []Policy
-		if src.Principal != "" || src.IPBlock != "" {
+		if ips := ipBlocks(src); src.Principal != "" || len(ips) > 0 {
 			out = append(out, Policy{
 				Name: a.ID + "-out", Namespace: r.cfg.RootNamespace, Role: RoleOutbound,
-				SourcePrincipal: src.Principal, SourceIPBlock: ipIfNoPrincipal(src), Meta: meta,
+				SourcePrincipal: src.Principal, SourceIPBlocks: ips, Meta: meta,
 			})
 		}
 		var inboundErr error
@@ -428,11 +494,20 @@ func (r *Responder) plan(ctx context.Context, a models.Action, dec decision, d m
 	return nil, fmt.Errorf("action %q writes no policy", dec.Kind)
 }
 
-func ipIfNoPrincipal(s source) string {
-	if s.Principal != "" {
-		return ""
+// ipBlocks are the addresses a policy denies for s: the record's IP
+// only without a principal (the principal is the stronger claim), and
+// the workload's pod IPs the cluster reports.
+func ipBlocks(s source) []string {
+	var out []string
+	if s.Principal == "" && s.IPBlock != "" {
+		out = append(out, s.IPBlock)
 	}
-	return s.IPBlock
+	for _, b := range s.PodIPs {
+		if !slices.Contains(out, b) {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 // budgetAllows reports whether one more action fits in the rolling hour,
@@ -442,19 +517,8 @@ func ipIfNoPrincipal(s source) string {
 // restart does not reset it.
 func (r *Responder) budgetAllows(ctx context.Context, now time.Time, unverified bool) (int, bool) {
 	if !r.budgetSeeded {
-		ps, _ := r.backend.List(ctx, r.cfg.Instance, "")
-		seen := map[string]bool{}
-		for _, p := range ps {
-			if !seen[p.Meta.ActionID] && now.Sub(p.Meta.CreatedAt) < time.Hour {
-				seen[p.Meta.ActionID] = true
-				if p.Meta.Unverified {
-					r.unspent = append(r.unspent, p.Meta.CreatedAt)
-				} else {
-					r.budget = append(r.budget, p.Meta.CreatedAt)
-				}
-			}
-		}
-		r.budgetSeeded = true
+		ps, err := r.backend.List(ctx, r.cfg.Instance, "")
+		r.seedBudget(ps, err, now)
 	}
 	prune := func(ts []time.Time) []time.Time {
 		kept := ts[:0]
@@ -471,6 +535,27 @@ func (r *Responder) budgetAllows(ctx context.Context, now time.Time, unverified 
 		n = len(r.unspent)
 	}
 	return n, n < r.cfg.BudgetPerHour
+}
+
+// seedBudget counts, once, the actions in ps (the instance's policies)
+// created in the last hour, so that a restart does not reset the budget.
+// Callers hold r.mu.
+func (r *Responder) seedBudget(ps []Policy, err error, now time.Time) {
+	if r.budgetSeeded || err != nil {
+		return
+	}
+	seen := map[string]bool{}
+	for _, p := range ps {
+		if !seen[p.Meta.ActionID] && now.Sub(p.Meta.CreatedAt) < time.Hour {
+			seen[p.Meta.ActionID] = true
+			if p.Meta.Unverified {
+				r.unspent = append(r.unspent, p.Meta.CreatedAt)
+			} else {
+				r.budget = append(r.budget, p.Meta.CreatedAt)
+			}
+		}
+	}
+	r.budgetSeeded = true
 }
 
 // blastCheck previews what policies would have denied in the 24 hours
@@ -492,8 +577,8 @@ func (r *Responder) blastCheck(ctx context.Context, policies []Policy, windowSta
 		if p.SourcePrincipal != "" {
 			q.SourcePrincipal = p.SourcePrincipal
 		}
-		if p.SourceIPBlock != "" {
-			q.SourceIP, _, _ = strings.Cut(p.SourceIPBlock, "/")
+		if len(p.SourceIPBlocks) > 0 {
+			q.SourceIP, _, _ = strings.Cut(p.SourceIPBlocks[0], "/")
 		}
 		switch p.Role {
 		case RoleEdge:

@@ -52,6 +52,10 @@ type pipelineSpec struct {
 	// alert through the detections table (serve's storage.Feed), so that
 	// every replica's detections are acted on by the leader.
 	InProcess bool
+	// Handoff (serve, a replica that detects and responds or alerts) also
+	// hands this replica's detections to respond and alert as they are
+	// raised, through a bounded queue; the feed then skips them.
+	Handoff bool
 
 	// Taps see what passes, after the stages' own consumers: the demo's
 	// scoreboard, replay's report, serve's metrics.
@@ -76,6 +80,9 @@ type pipeline struct {
 	Flows     consumer.Flows
 	Detect    consumer.Flows
 	Handlers  consumer.Detections
+	// Handoff is set with pipelineSpec.Handoff: run it, and feed the
+	// detections table through Handlers, which skip what it delivered.
+	Handoff *handoff
 }
 
 // ingestOptions wires the detector after the store, and gives ingest a
@@ -154,6 +161,11 @@ func buildPipeline(spec pipelineSpec) (*pipeline, error) {
 		sinks = append(sinks, spec.DetectionTaps...)
 		if spec.InProcess && p.Handlers != nil {
 			sinks = append(sinks, p.Handlers)
+		}
+		if spec.Handoff && !spec.InProcess && p.Handlers != nil {
+			p.Handoff = newHandoff(p.Handlers, spec.Registerer)
+			sinks = append(sinks, p.Handoff)
+			p.Handlers = p.Handoff.fromFeed()
 		}
 		det, err := detect.New(*spec.Detect, consumer.FanoutDetections(sinks...), spec.Log)
 		if err != nil {

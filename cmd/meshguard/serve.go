@@ -196,6 +196,7 @@ func serveSpec(cfg Config, stages stageSet, store *storage.ClickHouse, reg *prom
 	if stages["alert"] {
 		spec.Alert = &cfg.Alert
 	}
+	spec.Handoff = stages["detect"] && (stages["respond"] || stages["alert"])
 	return spec, nil
 }
 
@@ -251,6 +252,11 @@ func addResponse(ctx context.Context, g *run.Group, cfg Config, p *pipeline, sto
 		if cfg.Respond.LeaderElection.Enabled {
 			feed.Active = r.Leading
 		}
+	}
+	if h := p.Handoff; h != nil {
+		h.active = feed.Active
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { return h.Run(ctx) }, func(error) { cancel() })
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	g.Add(func() error { return feed.Run(ctx, cfg.Detect.Hold) }, func(error) { cancel() })

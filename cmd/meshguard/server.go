@@ -145,6 +145,8 @@ func registerDetector(reg *prometheus.Registry, d *detect.Detector) {
 	counter("meshguard_detect_future_flows_total", "Flows dated more than detect.max_future ahead of the wall clock, not counted and never moving a watermark.", func(s detect.Stats) int64 { return s.Future })
 	counter("meshguard_detect_windows_total", "Windows closed, summed over partitions.", func(s detect.Stats) int64 { return s.Windows })
 	counter("meshguard_detect_sink_errors_total", "Detections a sink failed to take.", func(s detect.Stats) int64 { return s.SinkErrors })
+	counter("meshguard_detect_early_total", "Raises (new or updates) from windows still open; their window's close confirms them without counting them again.", func(s detect.Stats) int64 { return s.Early })
+	counter("meshguard_detect_early_unconfirmed_total", "Early raises their window's close did not raise again; they stand as raised early.", func(s detect.Stats) int64 { return s.EarlyUnconfirmed })
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meshguard_detect_edges", Help: "Edges with a baseline."},
 		func() float64 { return float64(d.Stats().Edges) }))
 }
