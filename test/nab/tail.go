@@ -22,8 +22,7 @@ type tailWindow struct {
 	ring  []float64
 	bins  []uint16 // the bin of each ring entry
 	next  int
-	cnt   []int32   // Fenwick tree of counts per bin (1-based)
-	sum   []float64 // Fenwick tree of sums per bin (1-based)
+	tree  []node // Fenwick tree of counts and sums per bin (1-based)
 	total float64
 }
 
@@ -76,10 +75,17 @@ func log10Of(tab []float64, i int) float64 {
 	return math.Log10(float64(i))
 }
 
+// node is a Fenwick tree node: both sums side by side, one cache line
+// visit per step.
+type node struct {
+	cnt int32
+	sum float64
+}
+
 func (w *tailWindow) add(b int, dc int32, dv float64) {
 	for i := b + 1; i <= tailBins; i += i & -i {
-		w.cnt[i] += dc
-		w.sum[i] += dv
+		w.tree[i].cnt += dc
+		w.tree[i].sum += dv
 	}
 	w.total += dv
 }
@@ -89,8 +95,8 @@ func (w *tailWindow) below(b int) (int, float64) {
 	var c int32
 	var s float64
 	for i := b; i > 0; i -= i & -i {
-		c += w.cnt[i]
-		s += w.sum[i]
+		c += w.tree[i].cnt
+		s += w.tree[i].sum
 	}
 	return int(c), s
 }
@@ -100,9 +106,9 @@ func (w *tailWindow) below(b int) (int, float64) {
 func (w *tailWindow) leading(target int) int {
 	pos, rem := 0, int32(target)
 	for step := 1 << (bits.Len(tailBins) - 1); step > 0; step >>= 1 {
-		if next := pos + step; next <= tailBins && w.cnt[next] <= rem {
+		if next := pos + step; next <= tailBins && w.tree[next].cnt <= rem {
 			pos = next
-			rem -= w.cnt[next]
+			rem -= w.tree[next].cnt
 		}
 	}
 	return pos
@@ -111,9 +117,10 @@ func (w *tailWindow) leading(target int) int {
 // push adds v, whose bin is b (binOf(v)), taking out the oldest value
 // once the window is full.
 func (w *tailWindow) push(v float64, b int) {
-	if w.cnt == nil {
-		w.cnt = make([]int32, tailBins+1)
-		w.sum = make([]float64, tailBins+1)
+	if w.tree == nil {
+		w.tree = make([]node, tailBins+1)
+		w.ring = make([]float64, 0, w.size)
+		w.bins = make([]uint16, 0, w.size)
 	}
 	if len(w.ring) < w.size {
 		w.ring = append(w.ring, v)

@@ -54,6 +54,9 @@ type UnivariateConfig struct {
 	// Seasonal is the number of time-of-day buckets of a daily profile (0:
 	// none).
 	Seasonal int
+	// Weekly is the number of time-of-week buckets of a weekly profile (0:
+	// none): traffic and volumes that differ between weekdays and weekends.
+	Weekly int
 }
 
 // DefaultUnivariate is the configuration used on the NAB corpus.
@@ -71,6 +74,7 @@ func DefaultUnivariate() UnivariateConfig {
 		Short:     0.3,
 		Diff:      true,
 		Seasonal:  24,
+		Weekly:    0,
 		Tail:      0.02,
 		TailFloor: 0.1,
 		Scale:     5,
@@ -92,7 +96,8 @@ type feature struct {
 // rate in Rates), a short average of the value against that level (a level
 // shift), the step |v - previous v| and its short average (spikes, a
 // change in noise, a flat line), the value against its time-of-day bucket
-// and the short average of that residual (a day unlike the others). A
+// and the short average of that residual (a day unlike the others; the same
+// against a time-of-week profile when Weekly is set). A
 // point's surprise under each feature (-log10 of the two-sided tail
 // probability, from detect.Model.Surprise) is ranked against that feature's last
 // History surprises, with an exponential tail fitted beyond the top Tail
@@ -107,13 +112,8 @@ type Univariate struct {
 	levels []feature // the short average of the value, per rate
 	steps  feature   // |v - previous v|
 	stepAv feature   // short average of |v - previous v|
-	// season is the daily profile, one series per time-of-day bucket;
-	// seasonV scores the value against its bucket, seasonAv the short
-	// average of the residual from the profile, resid.
-	season   []models.Series
-	seasonV  feature
-	seasonAv feature
-	resid    float64
+	// profiles are the daily and the weekly profile, when configured.
+	profiles []profile
 	n        int
 	prev     float64
 	short    float64 // EWMA of v at rate Short
@@ -144,8 +144,8 @@ func (c UnivariateConfig) Validate() error {
 	if !(c.Scale > 0) {
 		errs = append(errs, fmt.Errorf("Scale: %v is not positive", c.Scale))
 	}
-	if c.Seasonal < 0 || c.Warmup < 0 || c.Suppress < 0 {
-		errs = append(errs, fmt.Errorf("Seasonal, Warmup, Suppress: %d, %d, %d must not be negative", c.Seasonal, c.Warmup, c.Suppress))
+	if c.Seasonal < 0 || c.Weekly < 0 || c.Warmup < 0 || c.Suppress < 0 {
+		errs = append(errs, fmt.Errorf("Seasonal, Weekly, Warmup, Suppress: %d, %d, %d, %d must not be negative", c.Seasonal, c.Weekly, c.Warmup, c.Suppress))
 	}
 	return errors.Join(errs...)
 }
@@ -161,9 +161,18 @@ func NewUnivariate(cfg UnivariateConfig) *Univariate {
 	slow := cfg.Rates[len(cfg.Rates)-1]
 	u.steps = feature{rate: slow, hist: tailWindow{size: cfg.History}}
 	u.stepAv = feature{rate: slow, hist: tailWindow{size: cfg.History}}
-	u.seasonV = feature{rate: slow, hist: tailWindow{size: cfg.History}}
-	u.seasonAv = feature{rate: slow, hist: tailWindow{size: cfg.History}}
-	u.season = make([]models.Series, cfg.Seasonal)
+	for _, p := range []struct {
+		buckets int
+		period  int64
+	}{{cfg.Seasonal, 86400}, {cfg.Weekly, 7 * 86400}} {
+		if p.buckets > 0 {
+			u.profiles = append(u.profiles, profile{
+				buckets: make([]models.Series, p.buckets), period: p.period,
+				v:  feature{rate: slow, hist: tailWindow{size: cfg.History}},
+				av: feature{rate: slow, hist: tailWindow{size: cfg.History}},
+			})
+		}
+	}
 	return u
 }
 
@@ -204,18 +213,17 @@ func (u *Univariate) Score(t time.Time, v float64) float64 {
 		consider(&u.steps, u.twoSided(u.steps.s, step, sf, 1))
 		consider(&u.stepAv, u.twoSided(u.steps.s, u.stepS, sf*shrink, shrink))
 	}
-	var bucket *models.Series
-	if len(u.season) > 0 {
-		h, m, sec := t.Clock()
-		day := h*3600 + m*60 + sec
-		bucket = &u.season[day*len(u.season)/86400]
+	for i := range u.profiles {
+		p := &u.profiles[i]
+		bucket := p.bucket(t)
+		p.cur = bucket
 		if bucket.N >= 2 {
-			consider(&u.seasonV, u.twoSided(*bucket, v, floor, 1))
-			// The short average of the residuals from the daily profile:
-			// a day that runs low or high for a while.
-			u.resid += u.cfg.Short * (v - float64(bucket.Level) - u.resid)
+			consider(&p.v, u.twoSided(*bucket, v, floor, 1))
+			// The short average of the residuals from the profile: a day
+			// (or week) that runs low or high for a while.
+			p.resid += u.cfg.Short * (v - float64(bucket.Level) - p.resid)
 			zero := models.Series{Dev: bucket.Dev, N: bucket.N}
-			consider(&u.seasonAv, u.twoSided(zero, u.resid, floor*shrink, shrink))
+			consider(&p.av, u.twoSided(zero, p.resid, floor*shrink, shrink))
 		}
 	}
 	// Learn.
@@ -225,8 +233,8 @@ func (u *Univariate) Score(t time.Time, v float64) float64 {
 	if u.cfg.Diff && !first {
 		u.learn(&u.steps.s, u.steps.rate, step)
 	}
-	if bucket != nil {
-		u.learn(bucket, u.seasonV.rate, v)
+	for i := range u.profiles {
+		u.learn(u.profiles[i].cur, u.scales[len(u.scales)-1].rate, v)
 	}
 	u.n++
 	if !warm {
@@ -241,6 +249,31 @@ func (u *Univariate) Score(t time.Time, v float64) float64 {
 		u.quiet = u.cfg.Suppress
 	}
 	return score
+}
+
+// profile is a periodic profile of the stream, one series per bucket of
+// the period; v scores the value against its bucket, av the short average
+// of the residual from the profile, resid.
+type profile struct {
+	buckets []models.Series
+	period  int64 // seconds
+	v, av   feature
+	resid   float64
+	cur     *models.Series // this point's bucket, learned after scoring
+}
+
+// bucket is the series of t's place in the period (weeks counted from the
+// Unix epoch, a Thursday; days from midnight of t's zone).
+func (p *profile) bucket(t time.Time) *models.Series {
+	h, m, sec := t.Clock()
+	into := int64(h*3600 + m*60 + sec)
+	if p.period > 86400 {
+		_, off := t.Zone()
+		n := p.period / 86400
+		days := ((t.Unix()+int64(off))/86400%n + n) % n
+		into += days * 86400
+	}
+	return &p.buckets[into*int64(len(p.buckets))/p.period]
 }
 
 // twoSided is the surprise of x under s, up or down, whose spread is

@@ -224,3 +224,26 @@ func TestBinOfIsMonotone(t *testing.T) {
 		t.Error("neighbouring values share a bin where the bins should separate them")
 	}
 }
+
+// TestTailWindowLeadingMatchesCounts checks the Fenwick descent against a
+// plain count of the bins.
+func TestTailWindowLeadingMatchesCounts(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	w := tailWindow{size: 500}
+	var per [tailBins]int
+	for range 500 {
+		v := math.Abs(r.NormFloat64()) * 30
+		per[binOf(v)]++
+		w.push(v, binOf(v))
+	}
+	for _, target := range []int{0, 1, 100, 250, 490, 499} {
+		want, sum := 0, 0
+		for want < tailBins && sum+per[want] <= target {
+			sum += per[want]
+			want++
+		}
+		if got := w.leading(target); got != want {
+			t.Errorf("leading(%d) = %d, counting the bins gives %d", target, got, want)
+		}
+	}
+}
