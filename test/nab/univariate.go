@@ -99,7 +99,7 @@ type feature struct {
 // and the short average of that residual (a day unlike the others; the same
 // against a time-of-week profile when Weekly is set). A
 // point's surprise under each feature (-log10 of the two-sided tail
-// probability, from detect.Model.Surprise) is ranked against that feature's last
+// probability under detect.Model's robust normal, twoSided) is ranked against that feature's last
 // History surprises, with an exponential tail fitted beyond the top Tail
 // of them, giving its rarity L (-log10 of how often a surprise that large
 // occurs); the score is L/(Scale+L) for the rarest feature. After a score
