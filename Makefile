@@ -79,10 +79,13 @@ collector-validate:
 	bash test/bench/otelcol.sh validate
 
 # NAB: nab.Univariate over the 58 files of ../shared/nab, scored by
-# test/nab under the three profiles (and by ../shared/nab/score.py when
-# python3 exists). Figures in BENCHMARKS.md.
+# test/nab under the three profiles for all files, the tuning half and the
+# held-out half (test/nab/split.go; and by ../shared/nab/score.py when
+# python3 exists), then its speed (BenchmarkUnivariate, one core).
+# Figures in BENCHMARKS.md. Tune with NABRUN_FLAGS='-only tuning -config ...'.
 bench-nab:
 	$(GO) run ./test/nab/cmd/nabrun $(NABRUN_FLAGS)
+	$(GO) test -run '^$$' -bench Univariate -benchtime 5x -cpu 1 ./test/nab/
 
 # Detection quality (test/eval): a 6-hour realistic mesh with every attack
 # class injected once, through ingest's decoder into detect; per class

@@ -20,7 +20,7 @@ var (
 
 // testCorpus loads ../shared/nab once per test binary and fails (not
 // skips) when it is missing: the benchmark is part of the deliverable.
-func testCorpus(t *testing.T) *Corpus {
+func testCorpus(t testing.TB) *Corpus {
 	t.Helper()
 	corpusOnce.Do(func() {
 		var dir string

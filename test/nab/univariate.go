@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 	"time"
 
 	"github.com/meshguard/meshguard/detect"
@@ -55,6 +54,9 @@ type UnivariateConfig struct {
 	// Seasonal is the number of time-of-day buckets of a daily profile (0:
 	// none).
 	Seasonal int
+	// Weekly is the number of time-of-week buckets of a weekly profile (0:
+	// none): traffic and volumes that differ between weekdays and weekends.
+	Weekly int
 }
 
 // DefaultUnivariate is the configuration used on the NAB corpus.
@@ -67,13 +69,14 @@ func DefaultUnivariate() UnivariateConfig {
 		DevFloor:  0.05,
 		Warmup:    64,
 		History:   4000,
-		Suppress:  100,
+		Suppress:  60,
 		Alert:     0.45,
-		Short:     0.1,
+		Short:     0.3,
 		Diff:      true,
 		Seasonal:  24,
+		Weekly:    0,
 		Tail:      0.02,
-		TailFloor: 0.2,
+		TailFloor: 0.1,
 		Scale:     5,
 	}
 }
@@ -93,9 +96,10 @@ type feature struct {
 // rate in Rates), a short average of the value against that level (a level
 // shift), the step |v - previous v| and its short average (spikes, a
 // change in noise, a flat line), the value against its time-of-day bucket
-// and the short average of that residual (a day unlike the others). A
+// and the short average of that residual (a day unlike the others; the same
+// against a time-of-week profile when Weekly is set). A
 // point's surprise under each feature (-log10 of the two-sided tail
-// probability, from detect.Model.Surprise) is ranked against that feature's last
+// probability under detect.Model's robust normal, twoSided) is ranked against that feature's last
 // History surprises, with an exponential tail fitted beyond the top Tail
 // of them, giving its rarity L (-log10 of how often a surprise that large
 // occurs); the score is L/(Scale+L) for the rarest feature. After a score
@@ -108,13 +112,8 @@ type Univariate struct {
 	levels []feature // the short average of the value, per rate
 	steps  feature   // |v - previous v|
 	stepAv feature   // short average of |v - previous v|
-	// season is the daily profile, one series per time-of-day bucket;
-	// seasonV scores the value against its bucket, seasonAv the short
-	// average of the residual from the profile, resid.
-	season   []models.Series
-	seasonV  feature
-	seasonAv feature
-	resid    float64
+	// profiles are the daily and the weekly profile, when configured.
+	profiles []profile
 	n        int
 	prev     float64
 	short    float64 // EWMA of v at rate Short
@@ -145,8 +144,8 @@ func (c UnivariateConfig) Validate() error {
 	if !(c.Scale > 0) {
 		errs = append(errs, fmt.Errorf("Scale: %v is not positive", c.Scale))
 	}
-	if c.Seasonal < 0 || c.Warmup < 0 || c.Suppress < 0 {
-		errs = append(errs, fmt.Errorf("Seasonal, Warmup, Suppress: %d, %d, %d must not be negative", c.Seasonal, c.Warmup, c.Suppress))
+	if c.Seasonal < 0 || c.Weekly < 0 || c.Warmup < 0 || c.Suppress < 0 {
+		errs = append(errs, fmt.Errorf("Seasonal, Weekly, Warmup, Suppress: %d, %d, %d, %d must not be negative", c.Seasonal, c.Weekly, c.Warmup, c.Suppress))
 	}
 	return errors.Join(errs...)
 }
@@ -162,9 +161,18 @@ func NewUnivariate(cfg UnivariateConfig) *Univariate {
 	slow := cfg.Rates[len(cfg.Rates)-1]
 	u.steps = feature{rate: slow, hist: tailWindow{size: cfg.History}}
 	u.stepAv = feature{rate: slow, hist: tailWindow{size: cfg.History}}
-	u.seasonV = feature{rate: slow, hist: tailWindow{size: cfg.History}}
-	u.seasonAv = feature{rate: slow, hist: tailWindow{size: cfg.History}}
-	u.season = make([]models.Series, cfg.Seasonal)
+	for _, p := range []struct {
+		buckets int
+		period  int64
+	}{{cfg.Seasonal, 86400}, {cfg.Weekly, 7 * 86400}} {
+		if p.buckets > 0 {
+			u.profiles = append(u.profiles, profile{
+				buckets: make([]models.Series, p.buckets), period: p.period,
+				v:  feature{rate: slow, hist: tailWindow{size: cfg.History}},
+				av: feature{rate: slow, hist: tailWindow{size: cfg.History}},
+			})
+		}
+	}
 	return u
 }
 
@@ -189,8 +197,9 @@ func (u *Univariate) Score(t time.Time, v float64) float64 {
 	warm := u.n >= u.cfg.Warmup
 	consider := func(f *feature, s float64) {
 		if warm {
-			ratio = math.Max(ratio, f.hist.rarity(s, u.cfg.Tail, u.cfg.TailFloor))
-			f.hist.push(s)
+			b := binOf(s)
+			ratio = max(ratio, f.hist.rarity(s, b, u.cfg.Tail, u.cfg.TailFloor))
+			f.hist.push(s, b)
 		}
 	}
 	for i := range u.scales {
@@ -204,17 +213,17 @@ func (u *Univariate) Score(t time.Time, v float64) float64 {
 		consider(&u.steps, u.twoSided(u.steps.s, step, sf, 1))
 		consider(&u.stepAv, u.twoSided(u.steps.s, u.stepS, sf*shrink, shrink))
 	}
-	var bucket *models.Series
-	if len(u.season) > 0 {
-		day := t.Hour()*3600 + t.Minute()*60 + t.Second()
-		bucket = &u.season[day*len(u.season)/86400]
+	for i := range u.profiles {
+		p := &u.profiles[i]
+		bucket := p.bucket(t)
+		p.cur = bucket
 		if bucket.N >= 2 {
-			consider(&u.seasonV, u.twoSided(*bucket, v, floor, 1))
-			// The short average of the residuals from the daily profile:
-			// a day that runs low or high for a while.
-			u.resid += u.cfg.Short * (v - float64(bucket.Level) - u.resid)
+			consider(&p.v, u.twoSided(*bucket, v, floor, 1))
+			// The short average of the residuals from the profile: a day
+			// (or week) that runs low or high for a while.
+			p.resid += u.cfg.Short * (v - float64(bucket.Level) - p.resid)
 			zero := models.Series{Dev: bucket.Dev, N: bucket.N}
-			consider(&u.seasonAv, u.twoSided(zero, u.resid, floor*shrink, shrink))
+			consider(&p.av, u.twoSided(zero, p.resid, floor*shrink, shrink))
 		}
 	}
 	// Learn.
@@ -224,8 +233,8 @@ func (u *Univariate) Score(t time.Time, v float64) float64 {
 	if u.cfg.Diff && !first {
 		u.learn(&u.steps.s, u.steps.rate, step)
 	}
-	if bucket != nil {
-		u.learn(bucket, u.seasonV.rate, v)
+	for i := range u.profiles {
+		u.learn(u.profiles[i].cur, u.scales[len(u.scales)-1].rate, v)
 	}
 	u.n++
 	if !warm {
@@ -242,72 +251,71 @@ func (u *Univariate) Score(t time.Time, v float64) float64 {
 	return score
 }
 
-// twoSided is the larger of the upper and lower tail surprises of x under
-// s, whose spread is scaled by k and floored at floor.
+// profile is a periodic profile of the stream, one series per bucket of
+// the period; v scores the value against its bucket, av the short average
+// of the residual from the profile, resid.
+type profile struct {
+	buckets []models.Series
+	period  int64 // seconds
+	v, av   feature
+	resid   float64
+	cur     *models.Series // this point's bucket, learned after scoring
+}
+
+// bucket is the series of t's place in the period (weeks counted from the
+// Unix epoch, a Thursday; days from midnight of t's zone).
+func (p *profile) bucket(t time.Time) *models.Series {
+	h, m, sec := t.Clock()
+	into := int64(h*3600 + m*60 + sec)
+	if p.period > 86400 {
+		_, off := t.Zone()
+		n := p.period / 86400
+		days := ((t.Unix()+int64(off))/86400%n + n) % n
+		into += days * 86400
+	}
+	return &p.buckets[into*int64(len(p.buckets))/p.period]
+}
+
+// twoSided is the surprise of x under s, up or down, whose spread is
+// scaled by k and floored at floor: detect.Model's robust normal tail,
+// -log10 P(|Z| >= z) one-sided, through logSurvival rather than
+// Model.Surprise's exact (and four times dearer) one.
 func (u *Univariate) twoSided(s models.Series, x, floor, k float64) float64 {
 	if s.N < 2 {
 		return 0
 	}
-	s.Dev = float32(math.Max(float64(s.Dev)*k, floor))
-	if s.Dev == 0 {
-		s.Dev = float32(1e-6 * math.Max(math.Abs(float64(s.Level)), 1))
+	dev := float32(max(float64(s.Dev)*k, floor))
+	level := float64(s.Level)
+	if dev == 0 {
+		dev = float32(1e-6 * max(math.Abs(level), 1))
 	}
-	_, up, _ := u.cfg.Model.Surprise(s, x, 1, false)
-	mirror := models.Series{Level: -s.Level, Dev: s.Dev, N: s.N}
-	_, down, _ := u.cfg.Model.Surprise(mirror, -x, 1, false)
-	return math.Max(up, down)
+	sd := max(float64(dev)*spreadPerDev, u.cfg.Model.SpreadFloor*math.Abs(level))
+	if sd == 0 {
+		sd = 1
+	}
+	z := math.Abs(x-level) / sd
+	if z == 0 {
+		return 0
+	}
+	return logSurvival(z)
+}
+
+// spreadPerDev turns a mean absolute deviation into a standard deviation,
+// as detect.Model does.
+const spreadPerDev = 1.2533141373155003
+
+// logSurvival is -log10 P(Z >= z) for a standard normal and z >= 0, by
+// Borjesson and Sundberg's approximation Q(z) ~ phi(z) / ((1-a)z +
+// a*sqrt(z^2+b)), within 0.003 (in log10 units) of the exact tail
+// everywhere and without its underflow far out.
+func logSurvival(z float64) float64 {
+	const a, b = 0.339, 5.510
+	const lnSqrt2Pi = 0.9189385332046727
+	return (z*z/2 + lnSqrt2Pi + math.Log((1-a)*z+a*math.Sqrt(z*z+b))) / math.Ln10
 }
 
 func (u *Univariate) learn(s *models.Series, rate, v float64) {
 	m := u.cfg.Model
 	m.MinRate = rate
 	m.Learn(s, v)
-}
-
-// tailWindow keeps the last size values pushed, sorted, and says how rare
-// a new value is among them: the empirical tail probability inside the
-// history, and beyond its top fraction an exponential tail fitted to the
-// excesses over the threshold (peaks over threshold), so that values larger
-// than anything seen still rank by how much larger they are.
-type tailWindow struct {
-	size   int
-	sorted []float64
-	order  []float64 // values in arrival order (a ring once full)
-	next   int
-}
-
-func (w *tailWindow) push(v float64) {
-	if len(w.order) < w.size {
-		w.order = append(w.order, v)
-	} else {
-		old := w.order[w.next]
-		w.order[w.next] = v
-		w.next = (w.next + 1) % w.size
-		i := sort.SearchFloat64s(w.sorted, old)
-		w.sorted = append(w.sorted[:i], w.sorted[i+1:]...)
-	}
-	i := sort.SearchFloat64s(w.sorted, v)
-	w.sorted = append(w.sorted, 0)
-	copy(w.sorted[i+1:], w.sorted[i:])
-	w.sorted[i] = v
-}
-
-// rarity is -log10 of the estimated probability of a value at least v.
-func (w *tailWindow) rarity(v, tail, floor float64) float64 {
-	n := len(w.sorted)
-	if n < 32 {
-		return 0
-	}
-	k := int(math.Max(8, tail*float64(n)))
-	u := w.sorted[n-k]
-	if v <= u {
-		above := n - sort.SearchFloat64s(w.sorted, v)
-		return -math.Log10(float64(above+1) / float64(n+1))
-	}
-	var excess float64
-	for _, x := range w.sorted[n-k:] {
-		excess += x - u
-	}
-	beta := math.Max(excess/float64(k), floor)
-	return -math.Log10(float64(k)/float64(n+1)) + (v-u)/beta/math.Ln10
 }

@@ -180,16 +180,70 @@ func TestUnivariateIgnoresNaN(t *testing.T) {
 func TestTailWindowRarity(t *testing.T) {
 	w := tailWindow{size: 100}
 	for i := range 300 {
-		w.push(float64(i % 100)) // the last 100 pushes are 0..99
+		w.push(float64(i%100), binOf(float64(i%100))) // the last 100 pushes are 0..99
 	}
-	if len(w.sorted) != 100 || w.sorted[0] != 0 || w.sorted[99] != 99 {
-		t.Fatalf("window holds %d values from %v to %v, want 100 from 0 to 99", len(w.sorted), w.sorted[0], w.sorted[len(w.sorted)-1])
+	if len(w.ring) != 100 || min(w.ring[0], w.ring[99]) != 0 || max(w.ring[0], w.ring[99]) != 99 {
+		t.Fatalf("window holds %d values, want the last 100 pushes", len(w.ring))
 	}
-	mid, top, beyond, far := w.rarity(50, 0.1, 0.2), w.rarity(99, 0.1, 0.2), w.rarity(120, 0.1, 0.2), w.rarity(200, 0.1, 0.2)
+	if c, sum := w.below(tailBins); c != 100 || sum != 4950 {
+		t.Fatalf("the bins count %d values summing to %v, want the last 100 pushes (sum 4950): old values were not taken out", c, sum)
+	}
+	r := func(v float64) float64 { return w.rarity(v, binOf(v), 0.1, 0.2) }
+	mid, top, beyond, far := r(50), r(99), r(120), r(200)
 	if math.Abs(mid-(-math.Log10(51.0/101))) > 1e-12 {
 		t.Errorf("rarity(50) = %v, want -log10(51/101)", mid)
 	}
 	if !(mid < top && top < beyond && beyond < far) {
 		t.Errorf("rarity not increasing: %v %v %v %v", mid, top, beyond, far)
+	}
+}
+
+// TestLogSurvivalIsCloseToExact checks the fast normal tail against the
+// exact one (via math.Erfc) where the latter does not underflow.
+func TestLogSurvivalIsCloseToExact(t *testing.T) {
+	for z := 0.0; z <= 30; z += 0.05 {
+		exact := -math.Log10(0.5 * math.Erfc(z/math.Sqrt2))
+		if got := logSurvival(z); math.Abs(got-exact) > 0.003 {
+			t.Errorf("logSurvival(%.2f) = %.5f, exact %.5f", z, got, exact)
+		}
+	}
+}
+
+// TestBinOfIsMonotone checks that the tail window's bins keep the order of
+// the values across the linear and logarithmic ranges.
+func TestBinOfIsMonotone(t *testing.T) {
+	prev := binOf(0)
+	for v := 0.001; v < 1e9; v *= 1.001 {
+		b := binOf(v)
+		if b < prev || b >= tailBins {
+			t.Fatalf("binOf(%v) = %d after %d (tailBins %d)", v, b, prev, tailBins)
+		}
+		prev = b
+	}
+	if binOf(39.99) >= binOf(40) || binOf(0.29) >= binOf(0.31) {
+		t.Error("neighbouring values share a bin where the bins should separate them")
+	}
+}
+
+// TestTailWindowLeadingMatchesCounts checks the Fenwick descent against a
+// plain count of the bins.
+func TestTailWindowLeadingMatchesCounts(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	w := tailWindow{size: 500}
+	var per [tailBins]int
+	for range 500 {
+		v := math.Abs(r.NormFloat64()) * 30
+		per[binOf(v)]++
+		w.push(v, binOf(v))
+	}
+	for _, target := range []int{0, 1, 100, 250, 490, 499} {
+		want, sum := 0, 0
+		for want < tailBins && sum+per[want] <= target {
+			sum += per[want]
+			want++
+		}
+		if got := w.leading(target); got != want {
+			t.Errorf("leading(%d) = %d, counting the bins gives %d", target, got, want)
+		}
 	}
 }

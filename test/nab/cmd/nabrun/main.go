@@ -1,10 +1,14 @@
 // Command nabrun runs meshguard's univariate detector (nab.Univariate)
 // over the NAB corpus, writes its results in NAB's layout, scores them with
 // the project's scorer (test/nab) under the three profiles and prints the
-// table; when python3 is installed it also scores the same files with
-// ../shared/nab/score.py as a cross-check.
+// table for all 58 files, the tuning half and the held-out half (the
+// protocol in test/nab/split.go); when python3 is installed it also scores
+// the same files with ../shared/nab/score.py as a cross-check.
 //
-//	go run ./test/nab/cmd/nabrun [-nab DIR] [-out DIR] [-config JSON]
+// When choosing settings, pass -only tuning: it scores the tuning half
+// alone, so that a sweep never sees the held-out half.
+//
+//	go run ./test/nab/cmd/nabrun [-nab DIR] [-out DIR] [-config JSON] [-only tuning]
 package main
 
 import (
@@ -29,34 +33,71 @@ func main() {
 	out := flag.String("out", "", "results directory (default a new temporary directory)")
 	config := flag.String("config", "", "JSON merged over nab.DefaultUnivariate() (for experiments; the reported figures use the default)")
 	python := flag.Bool("python", true, "cross-check with python3 ../shared/nab/score.py when python3 exists")
+	only := flag.String("only", "", `"tuning": score the tuning half alone, for choosing settings (no files written, no cross-check)`)
 	flag.BoolVar(&verbose, "v", false, "print the standard profile's score per file")
 	flag.Parse()
+	if *only != "" && *only != "tuning" {
+		fmt.Fprintf(os.Stderr, "nabrun: -only %q: the only choice is \"tuning\" (the held-out half is never scored alone)\n", *only)
+		os.Exit(2)
+	}
+	if *only == "tuning" {
+		if err := tune(*nabDir, *config); err != nil {
+			fmt.Fprintln(os.Stderr, "nabrun:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*nabDir, *out, *config, *python); err != nil {
 		fmt.Fprintln(os.Stderr, "nabrun:", err)
 		os.Exit(1)
 	}
 }
 
-func run(nabDir, out, config string, python bool) error {
+// setup loads the corpus and the configuration (-config merged over the
+// default).
+func setup(nabDir, config string) (*nab.Corpus, nab.UnivariateConfig, error) {
+	cfg := nab.DefaultUnivariate()
 	if nabDir == "" {
 		root, err := repoRoot()
 		if err != nil {
-			return err
+			return nil, cfg, err
 		}
 		if nabDir, err = nab.Locate(root); err != nil {
-			return err
+			return nil, cfg, err
 		}
 	}
-	cfg := nab.DefaultUnivariate()
 	if config != "" {
 		if err := json.Unmarshal([]byte(config), &cfg); err != nil {
-			return fmt.Errorf("-config: %w", err)
+			return nil, cfg, fmt.Errorf("-config: %w", err)
 		}
 	}
 	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("-config: %w", err)
+		return nil, cfg, fmt.Errorf("-config: %w", err)
 	}
 	c, err := nab.Load(nabDir)
+	return c, cfg, err
+}
+
+// tune runs the tuning half only and prints one line per profile.
+func tune(nabDir, config string) error {
+	c, cfg, err := setup(nabDir, config)
+	if err != nil {
+		return err
+	}
+	half := c.Half(nab.Tuning)
+	scores := half.Run(func() nab.Detector { return nab.NewUnivariate(cfg) }, 0)
+	results, err := half.Score(scores)
+	if err != nil {
+		return err
+	}
+	for _, r := range results {
+		fmt.Printf("tuning %-20s %7.2f %4d/%d FP %d\n", r.Profile, r.Normalized, r.Detected, half.Windows(), r.FP)
+	}
+	return nil
+}
+
+func run(nabDir, out, config string, python bool) error {
+	c, cfg, err := setup(nabDir, config)
 	if err != nil {
 		return err
 	}
@@ -71,20 +112,38 @@ func run(nabDir, out, config string, python bool) error {
 	if err := c.WriteResults(out, detectorName, scores); err != nil {
 		return err
 	}
-	results, err := c.Score(scores)
-	if err != nil {
-		return err
+	points := 0
+	for _, f := range c.Files {
+		points += len(f.Values)
 	}
-	fmt.Printf("NAB v1.1, %d files, %d windows; detector %s (nab.Univariate), %s to run\n", len(c.Files), c.Windows(), detectorName, elapsed.Round(time.Millisecond))
-	fmt.Printf("results: %s\n\n", filepath.Join(out, detectorName))
-	fmt.Printf("%-20s %10s %10s %12s %5s %5s %9s\n", "profile", "score", "threshold", "raw", "TP", "FP", "windows")
-	for _, r := range results {
-		fmt.Printf("%-20s %10.2f %10.4f %12.4f %5d %5d %5d/%d\n", r.Profile, r.Normalized, r.Threshold, r.Raw, r.TP, r.FP, r.Detected, c.Windows())
+	fmt.Printf("NAB v1.1, %d files, %d windows; detector %s (nab.Univariate), %s to run (%d points, all cores)\n", len(c.Files), c.Windows(), detectorName, elapsed.Round(time.Millisecond), points)
+	fmt.Printf("results: %s\n", filepath.Join(out, detectorName))
+	var all []nab.Result
+	for _, part := range []struct {
+		name string
+		c    *nab.Corpus
+	}{
+		{"all files", c},
+		{"tuning half (settings chosen here)", c.Half(nab.Tuning)},
+		{"held-out half (never used to choose)", c.Half(nab.HeldOut)},
+	} {
+		results, err := part.c.Score(scores)
+		if err != nil {
+			return err
+		}
+		if all == nil {
+			all = results
+		}
+		fmt.Printf("\n%s: %d files, %d windows\n", part.name, len(part.c.Files), part.c.Windows())
+		fmt.Printf("%-20s %10s %10s %12s %5s %5s %9s\n", "profile", "score", "threshold", "raw", "TP", "FP", "windows")
+		for _, r := range results {
+			fmt.Printf("%-20s %10.2f %10.4f %12.4f %5d %5d %5d/%d\n", r.Profile, r.Normalized, r.Threshold, r.Raw, r.TP, r.FP, r.Detected, part.c.Windows())
+		}
 	}
 	if verbose {
-		fmt.Printf("\n%-60s %8s %4s %4s %7s\n", "file (standard profile)", "raw", "TP", "FP", "windows")
-		for _, f := range c.PerFile(scores, c.Profiles[0], results[0].Threshold) {
-			fmt.Printf("%-60s %8.3f %4d %4d %3d/%d\n", f.Rel, f.Raw, f.TP, f.FP, f.Detected, f.Windows)
+		fmt.Printf("\n%-60s %8s %4s %4s %7s\n", "file (standard profile, all-files threshold)", "raw", "TP", "FP", "windows")
+		for i, f := range c.PerFile(scores, c.Profiles[0], all[0].Threshold) {
+			fmt.Printf("%-60s %8.3f %4d %4d %3d/%d %s\n", f.Rel, f.Raw, f.TP, f.FP, f.Detected, f.Windows, nab.HalfOf(i))
 		}
 	}
 	if !python {
@@ -95,8 +154,8 @@ func run(nabDir, out, config string, python bool) error {
 		fmt.Println("\npython3 not found: no cross-check with score.py")
 		return nil
 	}
-	fmt.Println("\ncross-check, python3 score.py:")
-	cmd := exec.Command(py, filepath.Join(nabDir, "score.py"), nabDir, out, detectorName)
+	fmt.Println("\ncross-check of all files, python3 score.py:")
+	cmd := exec.Command(py, filepath.Join(c.Root, "score.py"), c.Root, out, detectorName)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	return cmd.Run()
 }
