@@ -22,7 +22,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SHARED=${MESHGUARD_SHARED_DIR:-$INFRA_SRC/../../../shared}
 FETCH=$SHARED/chdb/fetch-libchdb.sh
 # The fetch script pins the npm package; a new pin gets a new cache dir.
-PACKAGE=$(grep -o 'lib-linux-x64-gnu@[^ ]*' "$FETCH" 2>/dev/null | head -n 1 | cut -d@ -f2)
+PACKAGE=$(grep -m 1 -o 'lib-linux-x64-gnu@[^ ]*' "$FETCH" 2>/dev/null | cut -d@ -f2) || PACKAGE=''
 BIN=$CACHE_DIR/chdb/${PACKAGE:-unknown}
 CHQ=$BIN/chq
 LIB=$BIN/libchdb.so

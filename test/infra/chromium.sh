@@ -25,7 +25,9 @@ VERSION=''
 # runs: the binary starts and reports its version; sets VERSION.
 runs() {
 	[ -x "$BIN" ] || return 1
-	VERSION=$(timeout 60 "$BIN" --headless --no-sandbox --version 2>/dev/null | head -n 1) || VERSION=''
+	# Read whole, then cut: `| head -n 1` under pipefail can fail on SIGPIPE.
+	VERSION=$(timeout 60 "$BIN" --headless --no-sandbox --version 2>/dev/null) || VERSION=''
+	VERSION=${VERSION%%$'\n'*}
 	[ -n "$VERSION" ]
 }
 

@@ -73,6 +73,13 @@ stop_pid() {
 	rm -f "$f"
 }
 
+# pkg_installed PKG: true when dpkg has PKG fully installed. `dpkg -s`
+# also answers for a package another apt-get is still unpacking or one
+# removed with its config files left.
+pkg_installed() {
+	[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+}
+
 # apt_install PKG...: install Debian packages that are missing. infra.sh
 # starts the servers in parallel, and apt's own lock timeout does not cover
 # the package lists that "apt-get update" writes (a second update fails at
@@ -82,7 +89,7 @@ stop_pid() {
 apt_install() {
 	local missing=() p
 	for p in "$@"; do
-		dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+		pkg_installed "$p" || missing+=("$p")
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
 	local sudo=
@@ -92,7 +99,7 @@ apt_install() {
 		flock -w 1800 9 || die "waited 30 minutes for another meshguard script's apt-get; see ${TMPDIR:-/tmp}/meshguard-apt.lock"
 		missing=()
 		for p in "$@"; do
-			dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+			pkg_installed "$p" || missing+=("$p")
 		done
 		[ ${#missing[@]} -eq 0 ] && exit 0
 		log "installing ${missing[*]} from Debian"

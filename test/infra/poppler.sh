@@ -23,7 +23,12 @@ VERSION=''
 # runs: pdftoppm starts and reports its version; sets VERSION.
 runs() {
 	[ -x "$PDFTOPPM" ] && [ -x "$PDFINFO" ] || return 1
-	VERSION=$("$PDFTOPPM" -v 2>&1 | head -n 1) || VERSION=''
+	# The whole output is read before it is cut: `| head -n 1` under
+	# pipefail fails whenever head exits before pdftoppm's last write
+	# (SIGPIPE), and pdftoppm -v, writing its three lines one by one to
+	# stderr, loses that race about every second run.
+	VERSION=$("$PDFTOPPM" -v 2>&1) || VERSION=''
+	VERSION=${VERSION%%$'\n'*}
 	[ -n "$VERSION" ]
 }
 
