@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +18,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"go.opentelemetry.io/collector/pdata/plog"
+
 	"github.com/meshguard/meshguard/scenario"
 )
 
@@ -26,7 +30,16 @@ type cluster struct {
 	cs         kubernetes.Interface
 	dyn        dynamic.Interface
 	namespaces []string
-	instance   string // respond.instance: the label on every policy serve writes
+	instance   string            // respond.instance: the label on every policy serve writes
+	sa         map[string]string // namespace/workload -> its ServiceAccount
+	pods       map[podKey]bool   // the pods created so far
+}
+
+// podKey is a pod of the mesh as its records show it: a workload at one
+// address.
+type podKey struct {
+	namespace, workload string
+	ip                  netip.Addr
 }
 
 // prepare creates the mesh's namespaces, and in them every workload's
@@ -34,7 +47,9 @@ type cluster struct {
 // enforces only against identities the cluster confirms, and selects pods
 // by their Deployment's labels (as test/e2e prepares them).
 func (c *cluster) prepare(ctx context.Context, mesh scenario.Mesh) error {
+	c.sa, c.pods = map[string]string{}, map[podKey]bool{}
 	for _, s := range mesh.Services {
+		c.sa[s.Namespace+"/"+s.Name] = s.SA
 		if !slices.Contains(c.namespaces, s.Namespace) {
 			_, err := c.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.Namespace}}, metav1.CreateOptions{})
 			if err != nil && !apierrors.IsAlreadyExists(err) {
@@ -64,6 +79,71 @@ func (c *cluster) prepare(ctx context.Context, mesh scenario.Mesh) error {
 	return nil
 }
 
+// ensurePods creates, as running pods of their Deployments, the workloads
+// at the addresses records are about to use, before they are sent: in a
+// cluster a pod exists before its proxy reports a request. The responder
+// blocks a plaintext caller by its pods' IPs as the cluster lists them,
+// so without pods an mTLS downgrade could be detected but never blocked.
+// Pods whose address a rollout retired stay (test/infra runs no kubelet
+// or controllers); they add addresses to such a policy, never remove one.
+func (c *cluster) ensurePods(ctx context.Context, records plog.LogRecordSlice) error {
+	for i := range records.Len() {
+		attrs := records.At(i).Attributes()
+		get := func(k string) string {
+			v, _ := attrs.Get(k)
+			return v.Str()
+		}
+		src, dst := get("upstream_local_address"), get("downstream_local_address")
+		if get("reporter") == "destination" {
+			src = get("downstream_remote_address")
+		}
+		for _, k := range []podKey{
+			{get("source_namespace"), get("source_workload"), addrOf(src)},
+			{get("destination_namespace"), get("destination_workload"), addrOf(dst)},
+		} {
+			if c.pods[k] || !k.ip.IsValid() || k.ip.IsLoopback() {
+				continue
+			}
+			sa, ok := c.sa[k.namespace+"/"+k.workload]
+			if !ok {
+				continue // not a workload of the mesh (an unknown destination)
+			}
+			if err := c.createPod(ctx, k, sa); err != nil {
+				return err
+			}
+			c.pods[k] = true
+		}
+	}
+	return nil
+}
+
+// addrOf is the address of an "ip:port" attribute, invalid when it has none.
+func addrOf(hostPort string) netip.Addr {
+	ap, err := netip.ParseAddrPort(hostPort)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr()
+}
+
+// createPod creates k's pod with the labels its Deployment selects, then
+// gives it a running status with k's address, as the kubelet would.
+func (c *cluster) createPod(ctx context.Context, k podKey, sa string) error {
+	name := k.workload + "-" + strings.NewReplacer(".", "-", ":", "-").Replace(k.ip.String())
+	pod, err := c.cs.CoreV1().Pods(k.namespace).Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": k.workload}},
+		Spec:       corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("create pod %s/%s: %w", k.namespace, name, err)
+	}
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: k.ip.String(), PodIPs: []corev1.PodIP{{IP: k.ip.String()}}}
+	if _, err := c.cs.CoreV1().Pods(k.namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("set the address of pod %s/%s: %w", k.namespace, name, err)
+	}
+	return nil
+}
+
 // clean deletes what prepare and serve created. The namespaces stay
 // Terminating: test/infra runs no namespace controller to finalize them.
 func (c *cluster) clean() {
@@ -72,6 +152,7 @@ func (c *cluster) clean() {
 	for _, ns := range c.namespaces {
 		_ = c.dyn.Resource(authzGVR).Namespace(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "meshguard.io/instance=" + c.instance})
 		_ = c.cs.AppsV1().Deployments(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
+		_ = c.cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
 		_ = c.cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
 	}
 }

@@ -243,7 +243,11 @@ func (e *env) round(ctx context.Context, o options, r int) ([]outcome, error) {
 			return nil, srv.Failure("exited during the round")
 		}
 		ld := gen.Next(time.Second)
-		firstRecords(attacks, first, ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords())
+		records := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
+		firstRecords(attacks, first, records)
+		if err := cl.ensurePods(ctx, records); err != nil {
+			return nil, err
+		}
 		values, err := scenario.Marshal(ld, 500)
 		if err != nil {
 			return nil, err
