@@ -20,20 +20,13 @@ func newMigrateCmd() *cobra.Command {
 			if dsn != "" {
 				env = append(env, "MESHGUARD_CLICKHOUSE_DSN="+dsn)
 			}
-			cfg, err := LoadConfig(configPath, env)
-			if err != nil {
-				return err
-			}
-			store, err := storage.NewClickHouse(cfg.ClickHouse)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			if err := store.Migrate(cmd.Context()); err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "schema up to date")
-			return nil
+			return withStore(configPath, env, func(_ Config, store *storage.ClickHouse) error {
+				if err := store.Migrate(cmd.Context()); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "schema up to date")
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "config file (YAML)")

@@ -37,15 +37,14 @@ type allowEnv struct {
 // the step writes to the cluster (a gitops-only setup has none).
 func withAllow(cmd *cobra.Command, configPath, actor string, needCluster bool, timeout time.Duration,
 	f func(ctx context.Context, e *allowEnv) error) error {
-	cfg, err := LoadConfig(configPath, os.Environ())
-	if err != nil {
-		return err
-	}
-	store, err := storage.NewClickHouse(cfg.ClickHouse)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
+	return withStore(configPath, os.Environ(), func(cfg Config, store *storage.ClickHouse) error {
+		return runAllow(cmd, cfg, store, actor, needCluster, timeout, f)
+	})
+}
+
+// runAllow is withAllow once the config and the store are open.
+func runAllow(cmd *cobra.Command, cfg Config, store *storage.ClickHouse, actor string, needCluster bool, timeout time.Duration,
+	f func(ctx context.Context, e *allowEnv) error) error {
 	e := &allowEnv{cfg: cfg, store: store, resolve: respond.ConventionResolver, who: actorName(actor)}
 	if needCluster || cfg.Respond.Backend != respond.BackendGitOps || cfg.Kubernetes.Kubeconfig != "" {
 		kube, err := cfg.Kubernetes.RESTConfig()

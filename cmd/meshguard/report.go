@@ -51,22 +51,17 @@ with its evidence and a pass or gap verdict.`,
 			if !start.Before(end) {
 				return fmt.Errorf("--from %s is not before --to %s", start.Format(time.RFC3339), end.Format(time.RFC3339))
 			}
-			cfg, err := LoadConfig(configPath, os.Environ())
-			if err != nil {
+			var rep *report.Report
+			err = withStore(configPath, os.Environ(), func(cfg Config, store *storage.ClickHouse) error {
+				pr, err := postureReaderFor(cfg, store, root)
+				if err != nil {
+					return err
+				}
+				ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
+				defer cancel()
+				rep, err = (&report.Reader{Store: store, Posture: pr}).Report(ctx, start, end)
 				return err
-			}
-			store, err := storage.NewClickHouse(cfg.ClickHouse)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			pr, err := postureReaderFor(cfg, store, root)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
-			defer cancel()
-			rep, err := (&report.Reader{Store: store, Posture: pr}).Report(ctx, start, end)
+			})
 			if err != nil {
 				return err
 			}
