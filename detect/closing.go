@@ -137,6 +137,21 @@ func (cw *closingWindow) group(ew *edgeWin) {
 		sw = &srcWin{ports: map[uint16]struct{}{}, paths: map[uint32]string{}}
 		cw.srcs[ew.e.Source] = sw
 	}
+	sw.add(ew)
+	dw := cw.dsts[ew.e.Destination]
+	if dw == nil {
+		dw = &dstWin{}
+		cw.dsts[ew.e.Destination] = dw
+	}
+	dw.edges = append(dw.edges, ew)
+	dw.requests += ew.m.requests
+	dw.c5xx += ew.m.c5xx
+	dw.auth += ew.m.auth
+	dw.outage += ew.m.outage
+}
+
+// add sums ew into its source's window.
+func (sw *srcWin) add(ew *edgeWin) {
 	sw.edges = append(sw.edges, ew)
 	sw.requests += ew.m.requests
 	sw.fails += ew.m.c4xx + ew.m.c5xx + ew.m.failed
@@ -153,16 +168,6 @@ func (cw *closingWindow) group(ew *edgeWin) {
 			sw.paths[pathHash(pc.v)] = pc.v
 		}
 	}
-	dw := cw.dsts[ew.e.Destination]
-	if dw == nil {
-		dw = &dstWin{}
-		cw.dsts[ew.e.Destination] = dw
-	}
-	dw.edges = append(dw.edges, ew)
-	dw.requests += ew.m.requests
-	dw.c5xx += ew.m.c5xx
-	dw.auth += ew.m.auth
-	dw.outage += ew.m.outage
 }
 
 // detect runs every family over the window, in the order that lets each

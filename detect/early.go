@@ -20,7 +20,12 @@ import (
 //     failures on this one) or a running scan will absorb it;
 //   - a credential stuffing, error surge, flood or exfiltration on an
 //     established edge whose score is already EarlyFactor times the
-//     threshold.
+//     threshold;
+//   - a scan whose fan-out so far is already of high severity (three
+//     times the destinations or paths a scan needs, with a scan's
+//     failures): it only grows while the window fills, and the responder
+//     quarantines a scanner at high, so waiting for the close would cost
+//     a whole window. A smaller fan-out waits for the close.
 //
 // The detection raised early is the one the close raises: same key, same
 // window, so the same deterministic id. When the window closes, the
@@ -72,8 +77,11 @@ func (s *shard) fireEarly(ctx context.Context, now time.Time) {
 			continue // history, not live
 		}
 		cw := s.peek(w, open[:k])
+		cw.earlyScans(open[:k])
 		for i := range cw.edges {
-			cw.early(&cw.edges[i], open[:k])
+			if !cw.scanning[cw.edges[i].e.Source] {
+				cw.early(&cw.edges[i], open[:k])
+			}
 		}
 		for _, f := range cw.findings {
 			s.raise(ctx, w, f, true)
@@ -134,6 +142,69 @@ func (s *shard) peek(w *window, older []*window) *closingWindow {
 		}
 	}
 	return cw
+}
+
+// earlyScans raises the scans of window w that are of high severity
+// already. It groups every edge of a source whose fan-out could reach
+// that size (peek keeps only the edges that changed), judges it as the
+// close would, and keeps only a high finding no older open window may
+// raise first. A source found scanning is marked, so that its probes are
+// not judged as lateral movement.
+func (cw *closingWindow) earlyScans(older []*window) {
+	s := cw.s
+	type fan struct{ edges, paths int }
+	fans := map[models.EndpointID]*fan{}
+	for e, a := range cw.w.edges {
+		f := fans[e.Source]
+		if f == nil {
+			f = &fan{}
+			fans[e.Source] = f
+		}
+		f.edges++
+		f.paths += len(a.paths) // an upper bound of the distinct paths
+	}
+	for src, f := range fans {
+		if f.edges < scanHighDests && f.paths < scanHighPaths {
+			continue
+		}
+		if s.olderMayScan(older, src) {
+			continue
+		}
+		sw := &srcWin{ports: map[uint16]struct{}{}, paths: map[uint32]string{}}
+		for e, a := range cw.w.edges {
+			if e.Source == src {
+				sw.add(&edgeWin{e: e, a: a, m: a.merge(), st: s.peekState(e, cw.ws)})
+			}
+		}
+		node := s.sources[src]
+		if node == nil {
+			node = &nodeState{firstMs: cw.ws} // no profile yet: judged by the rule
+		}
+		n := len(cw.findings)
+		cw.scan(src, sw, node)
+		kept := cw.findings[:n]
+		for _, fd := range cw.findings[n:] {
+			if fd.severity >= models.SeverityHigh {
+				kept = append(kept, fd)
+			}
+		}
+		cw.findings = kept
+	}
+}
+
+// olderMayScan reports whether an older open window holds calls of src:
+// its close comes first, and may raise the scan, or lateral movement on
+// a probe that a scan raised early would absorb where a replay would
+// not.
+func (s *shard) olderMayScan(older []*window, src models.EndpointID) bool {
+	for _, w := range older {
+		for e := range w.edges {
+			if e.Source == src {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // olderMayRaise reports whether an older open window holds enough of

@@ -118,37 +118,72 @@ func TestEarlyFiringRaisesBeyondDoubtAtOnceAndEndsAsAReplay(t *testing.T) {
 			}
 			t.Logf("%s raised early after the batch ending %d s into its window", tc.kind, firstSec+1)
 			replay, rc := playLive(t, cfg, false, at+20, attack, nil)
-			if len(lc.got) != len(rc.got) {
-				t.Fatalf("live raised %v, the replay %v", lc.kinds(), rc.kinds())
-			}
-			for id, rd := range rc.got {
-				ld, ok := lc.got[id]
-				if !ok {
-					t.Fatalf("replay raised %s %s, live did not", rd.Kind, id)
-				}
-				if a, b := final(ld), final(rd); a.Updates != b.Updates || a.Score != b.Score || a.Severity != b.Severity ||
-					a.Evidence.Summary != b.Evidence.Summary || !a.WindowEnd.Equal(b.WindowEnd) || a.IncidentID != b.IncidentID {
-					t.Errorf("%s ends as\n live   %+v\n replay %+v", rd.Kind, a, b)
-				}
-			}
-			ls, rs := live.Stats(), replay.Stats()
-			if ls.Raised != rs.Raised || ls.Updated != rs.Updated || ls.Early == 0 || ls.EarlyUnconfirmed != 0 || rs.Early != 0 {
-				t.Errorf("stats live %+v, replay %+v: want the same raised and updated, early only live, all confirmed", ls, rs)
-			}
+			endsAsReplay(t, live, lc, replay, rc)
 		})
 	}
 }
 
-// A scan's probes arrive together: none of them is raised early as
-// lateral movement, and the close raises the scan that absorbs them.
-func TestEarlyFiringLeavesScansToTheClose(t *testing.T) {
+// endsAsReplay checks that what a live run's closes leave behind is what
+// the replay raised: same ids and last versions, the same counts, early
+// raises only live and every one confirmed.
+func endsAsReplay(t *testing.T, live *Detector, lc *collector, replay *Detector, rc *collector) {
+	t.Helper()
+	if len(lc.got) != len(rc.got) {
+		t.Fatalf("live raised %v, the replay %v", lc.kinds(), rc.kinds())
+	}
+	for id, rd := range rc.got {
+		ld, ok := lc.got[id]
+		if !ok {
+			t.Fatalf("replay raised %s %s, live did not", rd.Kind, id)
+		}
+		if a, b := final(ld), final(rd); a.Updates != b.Updates || a.Score != b.Score || a.Severity != b.Severity ||
+			a.Evidence.Summary != b.Evidence.Summary || !a.WindowEnd.Equal(b.WindowEnd) || a.IncidentID != b.IncidentID ||
+			a.Evidence.Absorbed != b.Evidence.Absorbed {
+			t.Errorf("%s ends as\n live   %+v\n replay %+v", rd.Kind, a, b)
+		}
+	}
+	ls, rs := live.Stats(), replay.Stats()
+	if ls.Raised != rs.Raised || ls.Updated != rs.Updated || ls.Early == 0 || ls.EarlyUnconfirmed != 0 || rs.Early != 0 {
+		t.Errorf("stats live %+v, replay %+v: want the same raised and updated, early only live, all confirmed", ls, rs)
+	}
+}
+
+// A scan whose fan-out is of high severity already (40 destinations,
+// all failing) is raised early as a scan, its probes never as lateral
+// movement, and ends as the replay's scan; a smaller fan-out (20
+// destinations: medium) waits for the close.
+func TestEarlyFiringRaisesAHighScanAndLeavesASmallOneToTheClose(t *testing.T) {
 	at := trainWindows + 30
-	d, c := playLive(t, DefaultConfig(), true, at+20, attackWindows(at, 3, scanFlows), nil)
-	if k := c.kinds(); k[models.Scan] != 1 || k[models.LateralMovement] != 0 {
+	wantStart := time.UnixMilli(newMini(2).start + int64(at)*10_000).UTC()
+	firstSec := -1
+	live, lc := playLive(t, DefaultConfig(), true, at+20, attackWindows(at, 3, scanFlows), func(_ *Detector, c *collector, i, sec int) {
+		if i != at || firstSec >= 0 {
+			return
+		}
+		for _, d := range c.got {
+			if d.Kind == models.Scan && d.WindowStart.Equal(wantStart) {
+				firstSec = sec
+			}
+		}
+	})
+	if k := lc.kinds(); k[models.Scan] != 1 || k[models.LateralMovement] != 0 {
 		t.Fatalf("raised %v, want one scan", k)
 	}
+	// The window before stays open for min_lateness (2 s): its close
+	// comes first, then the scan is raised from the open window.
+	if firstSec < 0 || firstSec > 3 {
+		t.Fatalf("the scan was raised in second %d of its window, want while it is open (by its fourth second)", firstSec)
+	}
+	replay, rc := playLive(t, DefaultConfig(), false, at+20, attackWindows(at, 3, scanFlows), nil)
+	endsAsReplay(t, live, lc, replay, rc)
+
+	small := func(ws int64) []models.Flow { return scanFlows(ws)[:20] }
+	d, c := playLive(t, DefaultConfig(), true, at+20, attackWindows(at, 3, small), nil)
+	if k := c.kinds(); k[models.Scan] != 1 || k[models.LateralMovement] != 0 {
+		t.Fatalf("20 probes a window raised %v, want one scan", k)
+	}
 	if st := d.Stats(); st.Early != 0 {
-		t.Errorf("early raises %d during a scan", st.Early)
+		t.Errorf("a medium scan raised early (%d)", st.Early)
 	}
 }
 

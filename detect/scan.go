@@ -16,6 +16,9 @@ const (
 	scanMinPorts     = 5
 	scanMinFailRatio = 0.3
 	newEdgesForScan  = 5
+	// A fan-out this large is a high-severity scan.
+	scanHighDests = 3 * scanMinDests
+	scanHighPaths = 3 * scanMinPaths
 )
 
 // scan judges source src's fan-out in the window and, when it scans,
@@ -60,7 +63,7 @@ func (cw *closingWindow) scan(src models.EndpointID, sw *srcWin, node *nodeState
 	}
 	ev = append(ev, models.FeatureEvidence{Feature: "failure_ratio", Observed: round3(failRatio), Model: "rule"})
 	sev := models.SeverityMedium
-	if len(sw.edges) >= 3*scanMinDests || len(sw.paths) >= 3*scanMinPaths {
+	if len(sw.edges) >= scanHighDests || len(sw.paths) >= scanHighPaths {
 		sev = models.SeverityHigh
 	}
 	cw.scanning[src] = true
