@@ -13,6 +13,13 @@ import (
 // the figure to quote on a shared machine (issue 18 asks for at least 1M
 // points per second per core).
 func BenchmarkUnivariate(b *testing.B) {
+	cfg := DefaultUnivariate()
+	benchLong(b, func() Detector { return NewUnivariate(cfg) })
+}
+
+// benchLong scores the corpus's files over 15,000 points with fresh
+// detectors from newDetector, one per file, on one goroutine.
+func benchLong(b *testing.B, newDetector func() Detector) {
 	c := testCorpus(b)
 	var files []*File
 	points := 0
@@ -25,11 +32,10 @@ func BenchmarkUnivariate(b *testing.B) {
 	if len(files) == 0 {
 		b.Fatal("no long files in the corpus")
 	}
-	cfg := DefaultUnivariate()
 	cpu0 := cpuTime(b)
 	for b.Loop() {
 		for _, f := range files {
-			u := NewUnivariate(cfg)
+			u := newDetector()
 			for i, v := range f.Values {
 				u.Score(f.Times[i], v)
 			}
@@ -47,4 +53,10 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkARTime is BenchmarkUnivariate for nab.ARTime with its default
+// configuration.
+func BenchmarkARTime(b *testing.B) {
+	benchLong(b, func() Detector { return NewARTime(DefaultARTime()) })
 }

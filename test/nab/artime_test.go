@@ -1,0 +1,154 @@
+package nab
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestARTimeReproducesItsPublishedScore runs the port the way ARTime runs
+// under NAB (told each file's range and length) over the corpus: it must
+// score what NAB's results/final_results.json records for ARTime, 74.85 /
+// 65.15 / 80.36, which it does only if every step matches the Julia code.
+func TestARTimeReproducesItsPublishedScore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the corpus run takes a few seconds")
+	}
+	c := testCorpus(t)
+	cfg := DefaultARTime()
+	scores := c.RunFiles(func(f *File) Detector {
+		return NewARTimeKnowing(cfg, slices.Min(f.Values), slices.Max(f.Values), f.Probation())
+	}, 0)
+	results, err := c.Score(scores)
+	if err != nil {
+		t.Fatal(err)
+	}
+	published := map[string]float64{
+		"standard":           74.85377223215792,
+		"reward_low_FP_rate": 65.15400017974811,
+		"reward_low_FN_rate": 80.36228493638114,
+	}
+	for _, r := range results {
+		if math.Abs(r.Normalized-published[r.Profile]) > 0.01 {
+			t.Errorf("%s: %.4f, ARTime's published score is %.4f", r.Profile, r.Normalized, published[r.Profile])
+		}
+	}
+}
+
+func TestARTimeDefaultIsValid(t *testing.T) {
+	if err := DefaultARTime().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bad := DefaultARTime()
+	bad.Window, bad.Probation = 6, 10
+	err := bad.Validate()
+	if err == nil {
+		t.Fatal("Window 6 and Probation 10 accepted")
+	}
+	for _, key := range []string{"Window", "Probation"} {
+		if !contains(err.Error(), key) {
+			t.Errorf("error %q does not name %s", err, key)
+		}
+	}
+}
+
+// TestHaarLayout checks the transform against one worked by hand in
+// Wavelets.jl's layout: [s3, d3, d2, d2, d1, d1, d1, d1], each detail
+// (second - first)/sqrt 2.
+func TestHaarLayout(t *testing.T) {
+	x := []float64{1, 2, 3, 4, 5, 6, 7, 8}
+	out := make([]float64, 8)
+	haar(x, out)
+	r := 1 / math.Sqrt2
+	want := []float64{18 * r, 8 * r, 2, 2, r, r, r, r}
+	for k := range want {
+		if math.Abs(out[k]-want[k]) > 1e-12 {
+			t.Fatalf("haar = %v, want %v", out, want)
+		}
+	}
+}
+
+// TestARTimeIsCausal scores a stream and its first half with fresh
+// detectors: the half's scores must be the full run's first half.
+func TestARTimeIsCausal(t *testing.T) {
+	ts, vs := stream(4000, 7)
+	vs[3000] += 80
+	full := scoreARTime(DefaultARTime(), ts, vs)
+	half := scoreARTime(DefaultARTime(), ts[:2000], vs[:2000])
+	for i := range half {
+		if half[i] != full[i] {
+			t.Fatalf("point %d scores %v alone and %v with the future", i, half[i], full[i])
+		}
+	}
+}
+
+// TestARTimeFindsASpikeAndIsQuietOnNoise: a daily cycle with noise and one
+// large spike after the learning period: the spike's neighbourhood holds
+// the run's highest score, the learning period scores 0 and most points
+// score 0.
+func TestARTimeFindsASpikeAndIsQuietOnNoise(t *testing.T) {
+	ts, vs := stream(6000, 3)
+	for i := 4500; i < 4510; i++ {
+		vs[i] += 150
+	}
+	s := scoreARTime(DefaultARTime(), ts, vs)
+	if m := maxScore(s, 0, DefaultARTime().Probation); m != 0 {
+		t.Errorf("learning period scores up to %v, want 0", m)
+	}
+	spike := maxScore(s, 4500, 4530)
+	if spike < 0.5 {
+		t.Errorf("spike scores %v, want at least 0.5", spike)
+	}
+	rest := max(maxScore(s, 0, 4450), maxScore(s, 4600, len(s)))
+	if rest >= spike {
+		t.Errorf("elsewhere up to %v, not below the spike's %v", rest, spike)
+	}
+	nonzero := 0
+	for _, x := range s {
+		if x != 0 {
+			nonzero++
+		}
+		if x < 0 || x > 1 {
+			t.Fatalf("score %v out of [0, 1]", x)
+		}
+	}
+	if nonzero > len(s)/100 {
+		t.Errorf("%d of %d points score above 0, want at most 1%%", nonzero, len(s))
+	}
+}
+
+// TestARTimeCategoriesAreBounded: on a long random walk, which makes new
+// categories all the time, MaxCategories holds.
+func TestARTimeCategoriesAreBounded(t *testing.T) {
+	cfg := DefaultARTime()
+	cfg.MaxCategories = 64
+	a := NewARTime(cfg)
+	r := rand.New(rand.NewPCG(1, 2))
+	v := 0.0
+	t0 := time.Unix(0, 0)
+	for i := range 50000 {
+		v += r.NormFloat64()
+		a.Score(t0.Add(time.Duration(i)*time.Minute), v)
+	}
+	if a.art.n != 64 {
+		t.Errorf("%d categories, want the bound, 64", a.art.n)
+	}
+	u := NewARTime(DefaultARTime())
+	for i := range 50000 {
+		u.Score(t0, float64(i%97)+r.NormFloat64())
+	}
+	if u.art.n <= 64 {
+		t.Errorf("unbounded: %d categories; the bound was never tested", u.art.n)
+	}
+}
+
+func scoreARTime(cfg ARTimeConfig, ts []time.Time, vs []float64) []float64 {
+	a := NewARTime(cfg)
+	out := make([]float64, len(vs))
+	for i := range vs {
+		out[i] = a.Score(ts[i], vs[i])
+	}
+	return out
+}
