@@ -95,17 +95,30 @@ type ARTimeConfig struct {
 	// same for every stream (ARTime takes NAB's, 15% of the file and at
 	// most 750 points, from the file's length).
 	Probation int
+	// Rungs are shorter learning periods, ascending and below Probation,
+	// run beside it by NewARTimeLadder until it has learned.
+	Rungs []int
+	// Step, when positive, is the number of points per downsampled value
+	// instead of ARTime's Probation/(Window*WindowsPerProbation).
+	Step int
 	// Margin widens the probationary period's range by this fraction of it
 	// on each side; the scale maps that range onto [0, 1].
 	Margin float64
+	// Expand widens the scale to take in any later value beyond it (and
+	// maps everything learned onto the new scale) instead of clamping.
+	Expand bool
 	// MaxCategories bounds the ART's categories (0: unbounded, as in
 	// ARTime); past it a new category replaces the one least recently
 	// chosen.
 	MaxCategories int
 }
 
-// DefaultARTime is ARTime's configuration, with the learning period fixed
-// at NAB's upper bound (750 points) since the stream's length is unknown.
+// DefaultARTime is ARTime's configuration plus what a causal detector
+// needs in place of the file's length and range, chosen on the tuning half
+// (README): learning periods of 170, 600 and 750 points (a ladder,
+// NewARTimeLadder; 750 is NAB's upper bound), the scale the learning
+// period's range widened by its width on each side and widened further to
+// take in later values, and at most 128 categories.
 func DefaultARTime() ARTimeConfig {
 	return ARTimeConfig{
 		Window:              8,
@@ -114,9 +127,20 @@ func DefaultARTime() ARTimeConfig {
 		Chomp:               0.075,
 		InitialRho:          0.80,
 		Probation:           750,
-		Margin:              0,
-		MaxCategories:       0,
+		Rungs:               []int{170, 600},
+		Margin:              1,
+		Expand:              true,
+		MaxCategories:       128,
 	}
+}
+
+// PublishedARTime is ARTime exactly as published: no margin, no widening,
+// no bound on the categories, one learning period (which NAB sets per file;
+// NewARTimeKnowing).
+func PublishedARTime() ARTimeConfig {
+	c := DefaultARTime()
+	c.Rungs, c.Margin, c.Expand, c.MaxCategories = nil, 0, false, 0
+	return c
 }
 
 // Validate reports every invalid field of c.
@@ -131,14 +155,21 @@ func (c ARTimeConfig) Validate() error {
 	if c.Probation < 4*c.Window {
 		errs = append(errs, fmt.Errorf("Probation: %d is below four windows (%d)", c.Probation, 4*c.Window))
 	}
+	for k, r := range c.Rungs {
+		if r < 4*c.Window || r >= c.Probation || (k > 0 && r <= c.Rungs[k-1]) {
+			errs = append(errs, fmt.Errorf("Rungs: %v are not ascending, from four windows (%d) and below Probation (%d)", c.Rungs, 4*c.Window, c.Probation))
+			break
+		}
+	}
 	if !(c.InitialRho > 0 && c.InitialRho <= 1) || c.Chomp < 0 || c.Margin < 0 {
 		errs = append(errs, fmt.Errorf("InitialRho, Chomp, Margin: %v, %v, %v out of range", c.InitialRho, c.Chomp, c.Margin))
 	}
 	return errors.Join(errs...)
 }
 
-// NewARTime returns a detector with empty state; cfg must be valid
-// (Validate).
+// NewARTime returns a detector with empty state and the one learning
+// period cfg.Probation (cfg.Rungs are NewARTimeLadder's); cfg must be
+// valid (Validate).
 func NewARTime(cfg ARTimeConfig) *ARTime {
 	a := &ARTime{cfg: cfg, pmin: math.Inf(1), pmax: math.Inf(-1)}
 	a.setup(cfg.Probation)
@@ -160,6 +191,9 @@ func (a *ARTime) setup(probation int) {
 	probation -= probation % 2
 	// Julia's round(Int, div(p, w*n)) is the integer quotient.
 	a.sstep = max(1, probation/(c.Window*c.WindowsPerProbation))
+	if c.Step > 0 {
+		a.sstep = c.Step
+	}
 	a.trend = probation / a.sstep
 	a.mask = c.Window * 3 / 2
 	a.dsWin = make([]float64, a.sstep)
@@ -252,6 +286,10 @@ func (a *ARTime) learnProbation() {
 // transform and the values, or zeros while the window is not yet full.
 func (a *ARTime) features(ds float64, i int) []float64 {
 	c := a.cfg
+	if c.Expand && a.span > 0 && (ds < a.lo || ds > a.lo+a.span) {
+		lo, hi := min(a.lo, ds), max(a.lo+a.span, ds)
+		a.rescale(lo, hi-lo)
+	}
 	ds -= a.lo
 	if a.span != 0 {
 		ds /= a.span
@@ -276,6 +314,37 @@ func (a *ARTime) features(ds float64, i int) []float64 {
 	unitRange(a.feat[:w])
 	copy(a.feat[w:], a.fwin)
 	return a.feat
+}
+
+// rescale moves the scale to (lo, span) and maps what was learned on the
+// old one onto it: the fuzzy-AND weights exactly (an increasing affine map
+// commutes with min), the window and the level histogram to the nearest
+// level.
+func (a *ARTime) rescale(lo, span float64) {
+	k := a.span / span
+	b := (a.lo - lo) / span
+	a.lo, a.span = lo, span
+	for j := range a.fwin {
+		a.fwin[j] = k*a.fwin[j] + b
+	}
+	nl := len(a.medbin) - 1
+	to := func(l int) int {
+		return int(math.RoundToEven(min(max(k*float64(l)+b*float64(nl), 0), float64(nl))))
+	}
+	bins := make([]int, len(a.medbin))
+	for l, n := range a.medbin {
+		bins[to(l)] += n
+	}
+	a.medbin, a.medlevel = bins, to(a.medlevel)
+	a.below, a.abv = 0, 0
+	for l, n := range bins {
+		if l < a.medlevel {
+			a.below += n
+		} else if l > a.medlevel {
+			a.abv += n
+		}
+	}
+	a.art.rescale(a.cfg.Window, k, b)
 }
 
 // levelize tracks the median level, roughly, by a histogram of levels and

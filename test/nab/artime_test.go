@@ -17,7 +17,7 @@ func TestARTimeReproducesItsPublishedScore(t *testing.T) {
 		t.Skip("the corpus run takes a few seconds")
 	}
 	c := testCorpus(t)
-	cfg := DefaultARTime()
+	cfg := PublishedARTime()
 	scores := c.RunFiles(func(f *File) Detector {
 		return NewARTimeKnowing(cfg, slices.Min(f.Values), slices.Max(f.Values), f.Probation())
 	}, 0)
@@ -71,15 +71,28 @@ func TestHaarLayout(t *testing.T) {
 }
 
 // TestARTimeIsCausal scores a stream and its first half with fresh
-// detectors: the half's scores must be the full run's first half.
+// detectors (one ARTime, the default ladder, the ensemble): the half's
+// scores must be the full run's first half, and the full run must score
+// something after its learning period, or the test proves nothing.
 func TestARTimeIsCausal(t *testing.T) {
 	ts, vs := stream(4000, 7)
-	vs[3000] += 80
-	full := scoreARTime(DefaultARTime(), ts, vs)
-	half := scoreARTime(DefaultARTime(), ts[:2000], vs[:2000])
-	for i := range half {
-		if half[i] != full[i] {
-			t.Fatalf("point %d scores %v alone and %v with the future", i, half[i], full[i])
+	for i := 1500; i < 1510; i++ {
+		vs[i] += 80
+	}
+	for name, newDetector := range map[string]func() Detector{
+		"ARTime":   func() Detector { return NewARTime(DefaultARTime()) },
+		"ladder":   func() Detector { return NewARTimeLadder(DefaultARTime()) },
+		"ensemble": func() Detector { return NewEnsemble(DefaultEnsemble()) },
+	} {
+		full := scoreWith(newDetector(), ts, vs)
+		half := scoreWith(newDetector(), ts[:2000], vs[:2000])
+		if maxScore(full, 0, 2000) == 0 {
+			t.Errorf("%s: nothing scored in the first half", name)
+		}
+		for i := range half {
+			if half[i] != full[i] {
+				t.Fatalf("%s: point %d scores %v alone and %v with the future", name, i, half[i], full[i])
+			}
 		}
 	}
 }
@@ -135,7 +148,7 @@ func TestARTimeCategoriesAreBounded(t *testing.T) {
 	if a.art.n != 64 {
 		t.Errorf("%d categories, want the bound, 64", a.art.n)
 	}
-	u := NewARTime(DefaultARTime())
+	u := NewARTime(PublishedARTime())
 	for i := range 50000 {
 		u.Score(t0, float64(i%97)+r.NormFloat64())
 	}
@@ -145,7 +158,10 @@ func TestARTimeCategoriesAreBounded(t *testing.T) {
 }
 
 func scoreARTime(cfg ARTimeConfig, ts []time.Time, vs []float64) []float64 {
-	a := NewARTime(cfg)
+	return scoreWith(NewARTime(cfg), ts, vs)
+}
+
+func scoreWith(a Detector, ts []time.Time, vs []float64) []float64 {
 	out := make([]float64, len(vs))
 	for i := range vs {
 		out[i] = a.Score(ts[i], vs[i])

@@ -145,3 +145,25 @@ func (a *ART) add(x []float64, t int) {
 	}
 	a.norm[j], a.used[j] = s, t
 }
+
+// rescale maps the weights of the values (features from window to
+// 2*window, of 2*window per sample) and of their complements onto a
+// value scale x' = k*x + b.
+func (a *ART) rescale(window int, k, b float64) {
+	d := a.dim
+	for j := range a.n {
+		w := a.w[j*d : (j+1)*d]
+		s := 0.0
+		for i := range w {
+			switch {
+			case i >= window && i < 2*window:
+				w[i] = k*w[i] + b
+			case i >= 3*window:
+				w[i] = k*w[i] + 1 - k - b
+			}
+			s += w[i]
+		}
+		a.norm[j] = s
+	}
+}
+

@@ -55,8 +55,21 @@ func cpuTime(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkARTime is BenchmarkUnivariate for nab.ARTime with its default
-// configuration.
+// BenchmarkARTime is BenchmarkUnivariate for the default ARTime ladder.
 func BenchmarkARTime(b *testing.B) {
-	benchLong(b, func() Detector { return NewARTime(DefaultARTime()) })
+	cfg := DefaultARTime()
+	benchLong(b, func() Detector { return NewARTimeLadder(cfg) })
+}
+
+// BenchmarkPublishedARTime is BenchmarkUnivariate for ARTime as published
+// (one learning period of 750 points, no bound on its categories).
+func BenchmarkPublishedARTime(b *testing.B) {
+	cfg := PublishedARTime()
+	benchLong(b, func() Detector { return NewARTime(cfg) })
+}
+
+// BenchmarkEnsemble is BenchmarkUnivariate for the default Ensemble.
+func BenchmarkEnsemble(b *testing.B) {
+	cfg := DefaultEnsemble()
+	benchLong(b, func() Detector { return NewEnsemble(cfg) })
 }

@@ -1,0 +1,41 @@
+package nab
+
+import (
+	"errors"
+	"time"
+)
+
+// EnsembleConfig configures an Ensemble: its two members.
+type EnsembleConfig struct {
+	Univariate UnivariateConfig
+	ARTime     ARTimeConfig
+}
+
+// DefaultEnsemble is both members' default.
+func DefaultEnsemble() EnsembleConfig {
+	return EnsembleConfig{Univariate: DefaultUnivariate(), ARTime: DefaultARTime()}
+}
+
+// Validate reports every invalid field of either member.
+func (c EnsembleConfig) Validate() error {
+	return errors.Join(c.Univariate.Validate(), c.ARTime.Validate())
+}
+
+// Ensemble scores a stream with Univariate (level, step and daily-profile
+// surprises, ranked) and an ARTime ladder (shapes of the recent window,
+// by adaptive resonance) and reports the larger score: the two miss
+// different anomalies, and each is scaled to [0, 1].
+type Ensemble struct {
+	u *Univariate
+	a *ARTimeLadder
+}
+
+// NewEnsemble returns an ensemble with empty state; cfg must be valid.
+func NewEnsemble(cfg EnsembleConfig) *Ensemble {
+	return &Ensemble{u: NewUnivariate(cfg.Univariate), a: NewARTimeLadder(cfg.ARTime)}
+}
+
+// Score feeds v to both members and returns the larger score.
+func (e *Ensemble) Score(t time.Time, v float64) float64 {
+	return max(e.u.Score(t, v), e.a.Score(t, v))
+}
