@@ -166,4 +166,3 @@ func (a *ART) rescale(window int, k, b float64) {
 		a.norm[j] = s
 	}
 }
-
