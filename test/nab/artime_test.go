@@ -168,3 +168,55 @@ func scoreWith(a Detector, ts []time.Time, vs []float64) []float64 {
 	}
 	return out
 }
+
+// TestARTimeLadderScoresShortStreams: a spike at point 400 is past the
+// ladder's shortest learning period (170) but inside the longest (750): the
+// ladder finds it, a single ARTime with the longest period cannot.
+func TestARTimeLadderScoresShortStreams(t *testing.T) {
+	ts, vs := stream(1200, 5)
+	for i := 400; i < 406; i++ {
+		vs[i] += 150
+	}
+	ladder := scoreWith(NewARTimeLadder(DefaultARTime()), ts, vs)
+	single := scoreARTime(DefaultARTime(), ts, vs)
+	if m := maxScore(single, 0, 750); m != 0 {
+		t.Fatalf("single ARTime scores %v within its learning period", m)
+	}
+	if m := maxScore(ladder, 400, 430); m < 0.5 {
+		t.Errorf("ladder scores the spike %v, want at least 0.5", m)
+	}
+	if m := maxScore(ladder, 0, 170); m != 0 {
+		t.Errorf("ladder scores %v within its shortest learning period", m)
+	}
+}
+
+// TestARTRescaleIsExact: weights learned on one scale and mapped to
+// another equal the weights learned on the other scale directly (the
+// fuzzy AND commutes with an increasing affine map).
+func TestARTRescaleIsExact(t *testing.T) {
+	const window = 2
+	r := rand.New(rand.NewPCG(4, 4))
+	samples := make([][]float64, 5)
+	for k := range samples {
+		samples[k] = []float64{r.Float64(), r.Float64(), 0.2 + 0.5*r.Float64(), 0.2 + 0.5*r.Float64()}
+	}
+	k, b := 0.5, 0.25
+	old, fresh := newART(4*window, 0), newART(4*window, 0)
+	old.rhoLB, old.rhoUB, fresh.rhoLB, fresh.rhoUB = 0, 0, 0, 0
+	for _, s := range samples {
+		// At vigilance 0 the all-ones first category learns every sample
+		// after the first: it holds their fuzzy AND.
+		old.train(s, true, 1)
+		mapped := slices.Clone(s)
+		for j := window; j < 2*window; j++ {
+			mapped[j] = k*s[j] + b
+		}
+		fresh.train(mapped, true, 1)
+	}
+	old.rescale(window, k, b)
+	for j := range old.w {
+		if math.Abs(old.w[j]-fresh.w[j]) > 1e-12 {
+			t.Fatalf("weight %d: %v rescaled, %v learned on the new scale", j, old.w[j], fresh.w[j])
+		}
+	}
+}
