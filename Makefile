@@ -78,13 +78,13 @@ bench-latency: infra-up
 collector-validate:
 	bash test/bench/otelcol.sh validate
 
-# NAB: nab.Ensemble (nab.Univariate and an ARTime ladder) over the 58 files
-# of ../shared/nab, scored by test/nab under the three profiles for all
+# NAB: nab.ARTimeLadder (the causal ARTime port) over the 58 files of
+# ../shared/nab, scored by test/nab under the three profiles for all
 # files, the tuning half and the held-out half (test/nab/split.go; and by
 # ../shared/nab/score.py when python3 exists), then the speed of it and of
-# its members (one core). Figures in BENCHMARKS.md. Another detector:
-# NABRUN_FLAGS='-detector univariate' (or artime, artime-knowing); tune with
-# NABRUN_FLAGS='-only tuning -config ...'.
+# the other detectors (one core). Figures in BENCHMARKS.md. Another
+# detector: NABRUN_FLAGS='-detector univariate' (or ensemble,
+# artime-knowing); tune with NABRUN_FLAGS='-only tuning -config ...'.
 bench-nab:
 	$(GO) run ./test/nab/cmd/nabrun $(NABRUN_FLAGS)
 	$(GO) test -run '^$$' -bench 'Ensemble|Univariate|ARTime' -benchtime 5x -cpu 1 ./test/nab/

@@ -98,6 +98,10 @@ type ARTimeConfig struct {
 	// Rungs are shorter learning periods, ascending and below Probation,
 	// run beside it by NewARTimeLadder until it has learned.
 	Rungs []int
+	// Takeover, when in (0, 1) (0: off), delays a longer rung's taking over until
+	// the stream is its learning period divided by Takeover long (ARTime
+	// learns for a fraction of the stream, 15% under NAB).
+	Takeover float64
 	// Step, when positive, is the number of points per downsampled value
 	// instead of ARTime's Probation/(Window*WindowsPerProbation).
 	Step int
@@ -115,10 +119,11 @@ type ARTimeConfig struct {
 
 // DefaultARTime is ARTime's configuration plus what a causal detector
 // needs in place of the file's length and range, chosen on the tuning half
-// (README): learning periods of 170, 600 and 750 points (a ladder,
-// NewARTimeLadder; 750 is NAB's upper bound), the scale the learning
-// period's range widened by its width on each side and widened further to
-// take in later values, and at most 128 categories.
+// (README): learning periods of 170, 400, 600 and 750 points (a ladder,
+// NewARTimeLadder; 750 is NAB's upper bound), each longer one taking over
+// once the stream is its period/0.3 long; the scale the learning period's
+// range widened by its width on each side and widened further to take in
+// later values; at most 128 categories.
 func DefaultARTime() ARTimeConfig {
 	return ARTimeConfig{
 		Window:              8,
@@ -127,7 +132,8 @@ func DefaultARTime() ARTimeConfig {
 		Chomp:               0.075,
 		InitialRho:          0.80,
 		Probation:           750,
-		Rungs:               []int{170, 600},
+		Rungs:               []int{170, 400, 600},
+		Takeover:            0.3,
 		Margin:              1,
 		Expand:              true,
 		MaxCategories:       128,
@@ -139,7 +145,7 @@ func DefaultARTime() ARTimeConfig {
 // NewARTimeKnowing).
 func PublishedARTime() ARTimeConfig {
 	c := DefaultARTime()
-	c.Rungs, c.Margin, c.Expand, c.MaxCategories = nil, 0, false, 0
+	c.Rungs, c.Takeover, c.Margin, c.Expand, c.MaxCategories = nil, 0, 0, false, 0
 	return c
 }
 
@@ -161,8 +167,8 @@ func (c ARTimeConfig) Validate() error {
 			break
 		}
 	}
-	if !(c.InitialRho > 0 && c.InitialRho <= 1) || c.Chomp < 0 || c.Margin < 0 {
-		errs = append(errs, fmt.Errorf("InitialRho, Chomp, Margin: %v, %v, %v out of range", c.InitialRho, c.Chomp, c.Margin))
+	if !(c.InitialRho > 0 && c.InitialRho <= 1) || c.Chomp < 0 || c.Margin < 0 || c.Takeover < 0 || c.Takeover >= 1 {
+		errs = append(errs, fmt.Errorf("InitialRho, Chomp, Margin, Takeover: %v, %v, %v, %v out of range", c.InitialRho, c.Chomp, c.Margin, c.Takeover))
 	}
 	return errors.Join(errs...)
 }

@@ -11,9 +11,14 @@ type EnsembleConfig struct {
 	ARTime     ARTimeConfig
 }
 
-// DefaultEnsemble is both members' default.
+// DefaultEnsemble is Univariate's default and an ARTime ladder chosen
+// for the ensemble on the tuning half: rungs of 170, 600 and 750 points,
+// each taking over as soon as it has learned (the delayed takeover of
+// DefaultARTime adds false positives to Univariate's).
 func DefaultEnsemble() EnsembleConfig {
-	return EnsembleConfig{Univariate: DefaultUnivariate(), ARTime: DefaultARTime()}
+	a := DefaultARTime()
+	a.Rungs, a.Takeover = []int{170, 600}, 0
+	return EnsembleConfig{Univariate: DefaultUnivariate(), ARTime: a}
 }
 
 // Validate reports every invalid field of either member.

@@ -28,7 +28,11 @@ func NewARTimeLadder(cfg ARTimeConfig) *ARTimeLadder {
 		c.Probation = p
 		r := NewARTime(c)
 		l.rungs = append(l.rungs, r)
-		l.ends = append(l.ends, r.trend*r.sstep)
+		end := r.trend * r.sstep
+		if f := cfg.Takeover; f > 0 && f < 1 && len(l.ends) > 0 {
+			end = max(end, int(float64(p)/f))
+		}
+		l.ends = append(l.ends, end)
 	}
 	return l
 }
