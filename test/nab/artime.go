@@ -102,9 +102,6 @@ type ARTimeConfig struct {
 	// the stream is its learning period divided by Takeover long (ARTime
 	// learns for a fraction of the stream, 15% under NAB).
 	Takeover float64
-	// Step, when positive, is the number of points per downsampled value
-	// instead of ARTime's Probation/(Window*WindowsPerProbation).
-	Step int
 	// Margin widens the probationary period's range by this fraction of it
 	// on each side; the scale maps that range onto [0, 1].
 	Margin float64
@@ -197,9 +194,6 @@ func (a *ARTime) setup(probation int) {
 	probation -= probation % 2
 	// Julia's round(Int, div(p, w*n)) is the integer quotient.
 	a.sstep = max(1, probation/(c.Window*c.WindowsPerProbation))
-	if c.Step > 0 {
-		a.sstep = c.Step
-	}
 	a.trend = probation / a.sstep
 	a.mask = c.Window * 3 / 2
 	a.dsWin = make([]float64, a.sstep)
