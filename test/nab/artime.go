@@ -31,9 +31,10 @@ import (
 // The probationary period is learned in one batch at its end, as ARTime
 // does, and scores 0. What ARTime reads from the whole file up front (its
 // minimum, maximum and length, through NAB's detector base class) this
-// port does not: the learning period is the fixed Probation points, and the
-// scale is the range of those points widened by Margin, values beyond it
-// clamped (ARTime never sees one, since its range is the file's).
+// port does not: the learning period is the fixed Probation points (and
+// ARTimeLadder runs several), and the scale is the range of those points
+// widened by Margin, later values beyond it either clamped or, with Expand,
+// widening it (ARTime never sees one, since its range is the file's).
 // NewARTimeKnowing restores ARTime's view, for checking the port only.
 // Not safe for concurrent use.
 type ARTime struct {
