@@ -20,7 +20,7 @@ func (c *Corpus) Run(newDetector func() Detector, workers int) map[string][]floa
 }
 
 // RunFiles is Run with a detector made for each file: for detectors that
-// are told something of the file before its first point (NewARTimeKnowing,
+// are told something of the file before its first point (artime.NewKnowing,
 // ARTime's view under NAB), which a causal detector may not be.
 func (c *Corpus) RunFiles(newDetector func(*File) Detector, workers int) map[string][]float64 {
 	if workers < 1 {

@@ -1,5 +1,6 @@
 // Command nabrun runs one of meshguard's NAB detectors (-detector; by
-// default nab.ARTimeLadder, the causal ARTime port) over the NAB corpus, writes its results in NAB's layout, scores them with
+// default artime.Ladder, the causal ARTime port) over the NAB corpus,
+// writes its results in NAB's layout, scores them with
 // the project's scorer (test/nab) under the three profiles and prints the
 // table for all 58 files, the tuning half and the held-out half (the
 // protocol in test/nab/split.go); when python3 is installed it also scores
@@ -9,6 +10,12 @@
 // alone, so that a sweep never sees the held-out half.
 //
 //	go run ./test/nab/cmd/nabrun [-detector NAME] [-nab DIR] [-out DIR] [-config JSON] [-only tuning]
+//
+// Licence: nabrun links test/nab/artime, a translation of ARTime
+// (github.com/markNZed/ARTimeNAB.jl) under the GNU AGPL v3 only
+// (test/nab/artime/LICENSE), so a nabrun binary is covered by that
+// licence. It is a benchmark tool: the meshguard binary never links it
+// (artime.TestProductDoesNotLinkIt).
 package main
 
 import (
@@ -23,6 +30,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/test/nab"
+	"github.com/meshguard/meshguard/test/nab/artime"
 )
 
 const detectorName = "meshguard"
@@ -32,8 +40,8 @@ var (
 	detector string
 )
 
-const detectors = `"artime" (nab.ARTimeLadder, the ARTime port, causal), ` +
-	`"ensemble" (nab.Ensemble: the larger of Univariate's and an ARTime ladder's scores), ` +
+const detectors = `"artime" (artime.Ladder, the ARTime port, causal), ` +
+	`"ensemble" (artime.Ensemble: the larger of Univariate's and an ARTime ladder's scores), ` +
 	`"univariate" (nab.Univariate), ` +
 	`"artime-knowing" (ARTime as published, told each file's range and length as under NAB: ` +
 	`not causal, to check the port), "artime-knowing-range" or "artime-knowing-probation" (told one of the two)`
@@ -91,23 +99,23 @@ func maker(config string) (func(*nab.File) nab.Detector, error) {
 	var newDetector func(*nab.File) nab.Detector
 	switch detector {
 	case "ensemble":
-		e := nab.DefaultEnsemble()
+		e := artime.DefaultEnsemble()
 		cfg = &e
-		newDetector = func(*nab.File) nab.Detector { return nab.NewEnsemble(e) }
+		newDetector = func(*nab.File) nab.Detector { return artime.NewEnsemble(e) }
 	case "univariate":
 		u := nab.DefaultUnivariate()
 		cfg = &u
 		newDetector = func(*nab.File) nab.Detector { return nab.NewUnivariate(u) }
 	case "artime":
-		a := nab.DefaultARTime()
+		a := artime.Default()
 		cfg = &a
-		newDetector = func(*nab.File) nab.Detector { return nab.NewARTimeLadder(a) }
+		newDetector = func(*nab.File) nab.Detector { return artime.NewLadder(a) }
 	case "artime-knowing", "artime-knowing-range", "artime-knowing-probation":
 		// ARTime as published, told what NAB tells it of each file (its
 		// range and, through the probationary period, its length), or
 		// one of the two: not causal, to check the port and to see what
 		// each is worth.
-		a := nab.PublishedARTime()
+		a := artime.Published()
 		cfg = &a
 		newDetector = func(f *nab.File) nab.Detector {
 			lo, hi, p := slices.Min(f.Values), slices.Max(f.Values), f.Probation()
@@ -117,9 +125,9 @@ func maker(config string) (func(*nab.File) nab.Detector, error) {
 			case "artime-knowing-probation":
 				b := a
 				b.Probation = p
-				return nab.NewARTime(b)
+				return artime.New(b)
 			}
-			return nab.NewARTimeKnowing(a, lo, hi, p)
+			return artime.NewKnowing(a, lo, hi, p)
 		}
 	default:
 		return nil, fmt.Errorf("-detector %q: not one of %s", detector, detectors)

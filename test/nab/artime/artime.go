@@ -1,4 +1,13 @@
-package nab
+// SPDX-License-Identifier: AGPL-3.0-only
+// Part of a Go translation of ARTime by Mark Hampton (github.com/markNZed/ARTimeNAB.jl); see README.md.
+
+// Package artime holds ARTime (Mark Hampton, 2021; the NAB leader at
+// 74.85), translated from its Julia source, and the detectors built on it
+// (Ladder, Ensemble). It is under the GNU AGPL v3 only, as ARTime is
+// (LICENSE), and is built only into the nabrun benchmark tool
+// (test/nab/cmd/nabrun): the meshguard binary never links it
+// (TestProductDoesNotLinkIt).
+package artime
 
 import (
 	"errors"
@@ -8,10 +17,10 @@ import (
 	"time"
 )
 
-// ARTime is a Go port of ARTime (Mark Hampton, 2021; the NAB leader at
-// 74.85, github.com/markNZed/ARTimeNAB.jl, src/ARTime.jl and
-// src/AdaptiveResonanceCompact.jl), an adaptive-resonance detector over
-// windows of a downsampled, discretised stream:
+// Detector is a Go translation of ARTime (github.com/markNZed/ARTimeNAB.jl,
+// src/ARTime.jl and src/AdaptiveResonanceCompact.jl), an
+// adaptive-resonance detector over windows of a downsampled, discretised
+// stream:
 //
 //   - every sstep points are reduced to one value: the window's maximum or
 //     minimum, whichever lies farther from a running average, or its mean
@@ -32,13 +41,13 @@ import (
 // does, and scores 0. What ARTime reads from the whole file up front (its
 // minimum, maximum and length, through NAB's detector base class) this
 // port does not: the learning period is the fixed Probation points (and
-// ARTimeLadder runs several), and the scale is the range of those points
+// Ladder runs several), and the scale is the range of those points
 // widened by Margin, later values beyond it either clamped or, with Expand,
 // widening it (ARTime never sees one, since its range is the file's).
-// NewARTimeKnowing restores ARTime's view, for checking the port only.
+// NewKnowing restores ARTime's view, for checking the port only.
 // Not safe for concurrent use.
-type ARTime struct {
-	cfg   ARTimeConfig
+type Detector struct {
+	cfg   Config
 	sstep int // points per downsampled value
 	trend int // downsampled values in the probationary period
 	mask  int // downsampled values masked after an anomaly
@@ -75,9 +84,9 @@ type ARTime struct {
 	simDiff  ring // the last trend+1 (upper vigilance - similarity)
 }
 
-// ARTimeConfig configures an ARTime detector. DefaultARTime holds
+// Config configures an ARTime detector. Default holds
 // ARTime's own constants; one configuration serves every stream.
-type ARTimeConfig struct {
+type Config struct {
 	// Window is the number of downsampled values in a feature window (a
 	// power of two, for the Haar transform).
 	Window int
@@ -97,7 +106,7 @@ type ARTimeConfig struct {
 	// most 750 points, from the file's length).
 	Probation int
 	// Rungs are shorter learning periods, ascending and below Probation,
-	// run beside it by NewARTimeLadder until it has learned.
+	// run beside it by NewLadder until it has learned.
 	Rungs []int
 	// Takeover, when in (0, 1) (0: off), delays a longer rung's taking over until
 	// the stream is its learning period divided by Takeover long (ARTime
@@ -115,15 +124,15 @@ type ARTimeConfig struct {
 	MaxCategories int
 }
 
-// DefaultARTime is ARTime's configuration plus what a causal detector
+// Default is ARTime's configuration plus what a causal detector
 // needs in place of the file's length and range, chosen on the tuning half
 // (README): learning periods of 170, 400, 600 and 750 points (a ladder,
-// NewARTimeLadder; 750 is NAB's upper bound), each longer one taking over
+// NewLadder; 750 is NAB's upper bound), each longer one taking over
 // once the stream is its period/0.3 long; the scale the learning period's
 // range widened by its width on each side and widened further to take in
 // later values; at most 128 categories.
-func DefaultARTime() ARTimeConfig {
-	return ARTimeConfig{
+func Default() Config {
+	return Config{
 		Window:              8,
 		WindowsPerProbation: 13,
 		Levels:              80,
@@ -138,17 +147,17 @@ func DefaultARTime() ARTimeConfig {
 	}
 }
 
-// PublishedARTime is ARTime exactly as published: no margin, no widening,
+// Published is ARTime exactly as published: no margin, no widening,
 // no bound on the categories, one learning period (which NAB sets per file;
-// NewARTimeKnowing).
-func PublishedARTime() ARTimeConfig {
-	c := DefaultARTime()
+// NewKnowing).
+func Published() Config {
+	c := Default()
 	c.Rungs, c.Takeover, c.Margin, c.Expand, c.MaxCategories = nil, 0, 0, false, 0
 	return c
 }
 
 // Validate reports every invalid field of c.
-func (c ARTimeConfig) Validate() error {
+func (c Config) Validate() error {
 	var errs []error
 	if c.Window < 2 || c.Window&(c.Window-1) != 0 {
 		errs = append(errs, fmt.Errorf("Window: %d is not a power of two above 1", c.Window))
@@ -171,26 +180,26 @@ func (c ARTimeConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// NewARTime returns a detector with empty state and the one learning
-// period cfg.Probation (cfg.Rungs are NewARTimeLadder's); cfg must be
+// New returns a detector with empty state and the one learning
+// period cfg.Probation (cfg.Rungs are NewLadder's); cfg must be
 // valid (Validate).
-func NewARTime(cfg ARTimeConfig) *ARTime {
-	a := &ARTime{cfg: cfg, pmin: math.Inf(1), pmax: math.Inf(-1)}
+func New(cfg Config) *Detector {
+	a := &Detector{cfg: cfg, pmin: math.Inf(1), pmax: math.Inf(-1)}
 	a.setup(cfg.Probation)
 	return a
 }
 
-// NewARTimeKnowing returns the detector as ARTime runs under NAB: told
+// NewKnowing returns the detector as ARTime runs under NAB: told
 // the file's minimum and maximum and its probationary period (from its
 // length) before the first point. That is not causal; it exists to check
 // the port against ARTime's published score, not to be scored as ours.
-func NewARTimeKnowing(cfg ARTimeConfig, min, max float64, probation int) *ARTime {
-	a := &ARTime{cfg: cfg, known: true, lo: min, span: max - min}
+func NewKnowing(cfg Config, min, max float64, probation int) *Detector {
+	a := &Detector{cfg: cfg, known: true, lo: min, span: max - min}
 	a.setup(probation)
 	return a
 }
 
-func (a *ARTime) setup(probation int) {
+func (a *Detector) setup(probation int) {
 	c := a.cfg
 	probation -= probation % 2
 	// Julia's round(Int, div(p, w*n)) is the integer quotient.
@@ -211,7 +220,7 @@ func (a *ARTime) setup(probation int) {
 
 // Score learns v and returns its anomaly score in [0, 1]: non-zero only
 // on a downsampled point that ARTime calls anomalous.
-func (a *ARTime) Score(_ time.Time, v float64) float64 {
+func (a *Detector) Score(_ time.Time, v float64) float64 {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0
 	}
@@ -239,7 +248,7 @@ func (a *ARTime) Score(_ time.Time, v float64) float64 {
 }
 
 // downsample reduces the last sstep points to one value.
-func (a *ARTime) downsample() float64 {
+func (a *Detector) downsample() float64 {
 	sum, hi, lo := 0.0, math.Inf(-1), math.Inf(1)
 	for _, x := range a.dsWin {
 		sum += x
@@ -264,7 +273,7 @@ func (a *ARTime) downsample() float64 {
 // period's values into features and learns them as ARTime does: the
 // starting vigilance from an ART over them in order of typicality, then
 // every one through detect, which scores nothing this early.
-func (a *ARTime) learnProbation() {
+func (a *Detector) learnProbation() {
 	if !a.known {
 		r := a.pmax - a.pmin
 		a.lo, a.span = a.pmin-a.cfg.Margin*r, r*(1+2*a.cfg.Margin)
@@ -285,7 +294,7 @@ func (a *ARTime) learnProbation() {
 // features scales, discretises and levels ds (the i-th downsampled value)
 // and returns the feature vector of the window ending at it: the wavelet
 // transform and the values, or zeros while the window is not yet full.
-func (a *ARTime) features(ds float64, i int) []float64 {
+func (a *Detector) features(ds float64, i int) []float64 {
 	c := a.cfg
 	if c.Expand && a.span > 0 && (ds < a.lo || ds > a.lo+a.span) {
 		lo, hi := min(a.lo, ds), max(a.lo+a.span, ds)
@@ -321,7 +330,7 @@ func (a *ARTime) features(ds float64, i int) []float64 {
 // old one onto it: the fuzzy-AND weights exactly (an increasing affine map
 // commutes with min), the window and the level histogram to the nearest
 // level.
-func (a *ARTime) rescale(lo, span float64) {
+func (a *Detector) rescale(lo, span float64) {
 	k := a.span / span
 	b := (a.lo - lo) / span
 	a.lo, a.span = lo, span
@@ -350,7 +359,7 @@ func (a *ARTime) rescale(lo, span float64) {
 
 // levelize tracks the median level, roughly, by a histogram of levels and
 // the counts below and above the current median, as ARTime does.
-func (a *ARTime) levelize(level, i int) {
+func (a *Detector) levelize(level, i int) {
 	a.medbin[level]++
 	medpos := i / 2
 	if i == 1 {
@@ -412,7 +421,7 @@ func haar(x, out []float64) {
 
 // detect runs the i-th feature vector through the ART and ARTime's masks
 // and vigilance updates, and returns its anomaly score.
-func (a *ARTime) detect(f []float64, i int) float64 {
+func (a *Detector) detect(f []float64, i int) float64 {
 	since := i - a.lastAnomalyI
 	updateAfterAnomaly := since == a.mask
 	updateForTrend := i-a.lastRhoUpdateI >= a.trend/2
@@ -462,7 +471,7 @@ func (a *ARTime) detect(f []float64, i int) float64 {
 // most 0.97), the lower up towards the smallest recent similarity or down
 // by half the recent shortfall below the upper, no lower than the mean
 // similarity at past anomalies.
-func (a *ARTime) updateRho(i int) {
+func (a *Detector) updateRho(i int) {
 	minSim := a.simWin.min()
 	ub := min(0.97, a.rhoSum/float64(a.rhoN))
 	prev := a.art.rhoLB
@@ -497,7 +506,7 @@ func (a *ARTime) updateRho(i int) {
 // confidence is ARTime's score of an anomaly of similarity sim (energy
 // similarity energy): how far below the vigilances it falls, plus the
 // mismatch of the latest value.
-func (a *ARTime) confidence(sim, energy float64) float64 {
+func (a *Detector) confidence(sim, energy float64) float64 {
 	sim = min(0.999, sim)
 	ub := ((1 - sim) - (1 - a.art.rhoUB)) / (1 - sim)
 	lb := ((1 - sim) - (1 - a.art.rhoLB)) / (1 - sim)
@@ -508,7 +517,7 @@ func (a *ARTime) confidence(sim, energy float64) float64 {
 // initRho is ARTime's starting vigilance: the mean similarity over the
 // second half of an ART (vigilance InitialRho) trained on the probation's
 // feature vectors, most atypical first (by summed cosine similarity).
-func initRho(feats [][]float64, trend int, c ARTimeConfig) float64 {
+func initRho(feats [][]float64, trend int, c Config) float64 {
 	n := len(feats)
 	sum := make([]float64, n)
 	for i := range n {

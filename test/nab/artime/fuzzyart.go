@@ -1,4 +1,7 @@
-package nab
+// SPDX-License-Identifier: AGPL-3.0-only
+// Part of a Go translation of ARTime by Mark Hampton (github.com/markNZed/ARTimeNAB.jl); see README.md.
+
+package artime
 
 import "math"
 

@@ -1,11 +1,17 @@
-package nab
+// SPDX-License-Identifier: AGPL-3.0-only
+// Part of a Go translation of ARTime by Mark Hampton (github.com/markNZed/ARTimeNAB.jl); see README.md.
+
+package artime
 
 import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshguard/meshguard/test/nab"
 )
 
 // TestARTimeReproducesItsPublishedScore runs the port the way ARTime runs
@@ -16,10 +22,10 @@ func TestARTimeReproducesItsPublishedScore(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the corpus run takes a few seconds")
 	}
-	c := testCorpus(t)
-	cfg := PublishedARTime()
-	scores := c.RunFiles(func(f *File) Detector {
-		return NewARTimeKnowing(cfg, slices.Min(f.Values), slices.Max(f.Values), f.Probation())
+	c := nab.LoadForTest(t)
+	cfg := Published()
+	scores := c.RunFiles(func(f *nab.File) nab.Detector {
+		return NewKnowing(cfg, slices.Min(f.Values), slices.Max(f.Values), f.Probation())
 	}, 0)
 	results, err := c.Score(scores)
 	if err != nil {
@@ -38,17 +44,17 @@ func TestARTimeReproducesItsPublishedScore(t *testing.T) {
 }
 
 func TestARTimeDefaultIsValid(t *testing.T) {
-	if err := DefaultARTime().Validate(); err != nil {
+	if err := Default().Validate(); err != nil {
 		t.Fatal(err)
 	}
-	bad := DefaultARTime()
+	bad := Default()
 	bad.Window, bad.Probation = 6, 10
 	err := bad.Validate()
 	if err == nil {
 		t.Fatal("Window 6 and Probation 10 accepted")
 	}
 	for _, key := range []string{"Window", "Probation"} {
-		if !contains(err.Error(), key) {
+		if !strings.Contains(err.Error(), key) {
 			t.Errorf("error %q does not name %s", err, key)
 		}
 	}
@@ -75,18 +81,18 @@ func TestHaarLayout(t *testing.T) {
 // scores must be the full run's first half, and the full run must score
 // something after its learning period, or the test proves nothing.
 func TestARTimeIsCausal(t *testing.T) {
-	ts, vs := stream(4000, 7)
+	ts, vs := nab.Stream(4000, 7)
 	for i := 1500; i < 1510; i++ {
 		vs[i] += 80
 	}
-	for name, newDetector := range map[string]func() Detector{
-		"ARTime":   func() Detector { return NewARTime(DefaultARTime()) },
-		"ladder":   func() Detector { return NewARTimeLadder(DefaultARTime()) },
-		"ensemble": func() Detector { return NewEnsemble(DefaultEnsemble()) },
+	for name, newDetector := range map[string]func() nab.Detector{
+		"ARTime":   func() nab.Detector { return New(Default()) },
+		"ladder":   func() nab.Detector { return NewLadder(Default()) },
+		"ensemble": func() nab.Detector { return NewEnsemble(DefaultEnsemble()) },
 	} {
 		full := scoreWith(newDetector(), ts, vs)
 		half := scoreWith(newDetector(), ts[:2000], vs[:2000])
-		if maxScore(full, 0, 2000) == 0 {
+		if nab.MaxScore(full, 0, 2000) == 0 {
 			t.Errorf("%s: nothing scored in the first half", name)
 		}
 		for i := range half {
@@ -102,19 +108,19 @@ func TestARTimeIsCausal(t *testing.T) {
 // the run's highest score, the learning period scores 0 and most points
 // score 0.
 func TestARTimeFindsASpikeAndIsQuietOnNoise(t *testing.T) {
-	ts, vs := stream(6000, 3)
+	ts, vs := nab.Stream(6000, 3)
 	for i := 4500; i < 4510; i++ {
 		vs[i] += 150
 	}
-	s := scoreARTime(DefaultARTime(), ts, vs)
-	if m := maxScore(s, 0, DefaultARTime().Probation); m != 0 {
+	s := scoreARTime(Default(), ts, vs)
+	if m := nab.MaxScore(s, 0, Default().Probation); m != 0 {
 		t.Errorf("learning period scores up to %v, want 0", m)
 	}
-	spike := maxScore(s, 4500, 4530)
+	spike := nab.MaxScore(s, 4500, 4530)
 	if spike < 0.5 {
 		t.Errorf("spike scores %v, want at least 0.5", spike)
 	}
-	rest := max(maxScore(s, 0, 4450), maxScore(s, 4600, len(s)))
+	rest := max(nab.MaxScore(s, 0, 4450), nab.MaxScore(s, 4600, len(s)))
 	if rest >= spike {
 		t.Errorf("elsewhere up to %v, not below the spike's %v", rest, spike)
 	}
@@ -135,9 +141,9 @@ func TestARTimeFindsASpikeAndIsQuietOnNoise(t *testing.T) {
 // TestARTimeCategoriesAreBounded: on a long random walk, which makes new
 // categories all the time, MaxCategories holds.
 func TestARTimeCategoriesAreBounded(t *testing.T) {
-	cfg := DefaultARTime()
+	cfg := Default()
 	cfg.MaxCategories = 64
-	a := NewARTime(cfg)
+	a := New(cfg)
 	r := rand.New(rand.NewPCG(1, 2))
 	v := 0.0
 	t0 := time.Unix(0, 0)
@@ -148,7 +154,7 @@ func TestARTimeCategoriesAreBounded(t *testing.T) {
 	if a.art.n != 64 {
 		t.Errorf("%d categories, want the bound, 64", a.art.n)
 	}
-	u := NewARTime(PublishedARTime())
+	u := New(Published())
 	for i := range 50000 {
 		u.Score(t0, float64(i%97)+r.NormFloat64())
 	}
@@ -157,11 +163,11 @@ func TestARTimeCategoriesAreBounded(t *testing.T) {
 	}
 }
 
-func scoreARTime(cfg ARTimeConfig, ts []time.Time, vs []float64) []float64 {
-	return scoreWith(NewARTime(cfg), ts, vs)
+func scoreARTime(cfg Config, ts []time.Time, vs []float64) []float64 {
+	return scoreWith(New(cfg), ts, vs)
 }
 
-func scoreWith(a Detector, ts []time.Time, vs []float64) []float64 {
+func scoreWith(a nab.Detector, ts []time.Time, vs []float64) []float64 {
 	out := make([]float64, len(vs))
 	for i := range vs {
 		out[i] = a.Score(ts[i], vs[i])
@@ -173,19 +179,19 @@ func scoreWith(a Detector, ts []time.Time, vs []float64) []float64 {
 // ladder's shortest learning period (170) but inside the longest (750): the
 // ladder finds it, a single ARTime with the longest period cannot.
 func TestARTimeLadderScoresShortStreams(t *testing.T) {
-	ts, vs := stream(1200, 5)
+	ts, vs := nab.Stream(1200, 5)
 	for i := 400; i < 406; i++ {
 		vs[i] += 150
 	}
-	ladder := scoreWith(NewARTimeLadder(DefaultARTime()), ts, vs)
-	single := scoreARTime(DefaultARTime(), ts, vs)
-	if m := maxScore(single, 0, 750); m != 0 {
+	ladder := scoreWith(NewLadder(Default()), ts, vs)
+	single := scoreARTime(Default(), ts, vs)
+	if m := nab.MaxScore(single, 0, 750); m != 0 {
 		t.Fatalf("single ARTime scores %v within its learning period", m)
 	}
-	if m := maxScore(ladder, 400, 430); m < 0.5 {
+	if m := nab.MaxScore(ladder, 400, 430); m < 0.5 {
 		t.Errorf("ladder scores the spike %v, want at least 0.5", m)
 	}
-	if m := maxScore(ladder, 0, 170); m != 0 {
+	if m := nab.MaxScore(ladder, 0, 170); m != 0 {
 		t.Errorf("ladder scores %v within its shortest learning period", m)
 	}
 }

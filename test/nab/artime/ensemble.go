@@ -1,24 +1,29 @@
-package nab
+// SPDX-License-Identifier: AGPL-3.0-only
+// Part of a Go translation of ARTime by Mark Hampton (github.com/markNZed/ARTimeNAB.jl); see README.md.
+
+package artime
 
 import (
 	"errors"
 	"time"
+
+	"github.com/meshguard/meshguard/test/nab"
 )
 
 // EnsembleConfig configures an Ensemble: its two members.
 type EnsembleConfig struct {
-	Univariate UnivariateConfig
-	ARTime     ARTimeConfig
+	Univariate nab.UnivariateConfig
+	ARTime     Config
 }
 
 // DefaultEnsemble is Univariate's default and an ARTime ladder chosen
 // for the ensemble on the tuning half: rungs of 170, 600 and 750 points,
 // each taking over as soon as it has learned (the delayed takeover of
-// DefaultARTime adds false positives to Univariate's).
+// Default adds false positives to Univariate's).
 func DefaultEnsemble() EnsembleConfig {
-	a := DefaultARTime()
+	a := Default()
 	a.Rungs, a.Takeover = []int{170, 600}, 0
-	return EnsembleConfig{Univariate: DefaultUnivariate(), ARTime: a}
+	return EnsembleConfig{Univariate: nab.DefaultUnivariate(), ARTime: a}
 }
 
 // Validate reports every invalid field of either member.
@@ -31,13 +36,13 @@ func (c EnsembleConfig) Validate() error {
 // by adaptive resonance) and reports the larger score: the two miss
 // different anomalies, and each is scaled to [0, 1].
 type Ensemble struct {
-	u *Univariate
-	a *ARTimeLadder
+	u *nab.Univariate
+	a *Ladder
 }
 
 // NewEnsemble returns an ensemble with empty state; cfg must be valid.
 func NewEnsemble(cfg EnsembleConfig) *Ensemble {
-	return &Ensemble{u: NewUnivariate(cfg.Univariate), a: NewARTimeLadder(cfg.ARTime)}
+	return &Ensemble{u: nab.NewUnivariate(cfg.Univariate), a: NewLadder(cfg.ARTime)}
 }
 
 // Score feeds v to both members and returns the larger score.
