@@ -78,14 +78,16 @@ bench-latency: infra-up
 collector-validate:
 	bash test/bench/otelcol.sh validate
 
-# NAB: nab.Univariate over the 58 files of ../shared/nab, scored by
-# test/nab under the three profiles for all files, the tuning half and the
-# held-out half (test/nab/split.go; and by ../shared/nab/score.py when
-# python3 exists), then its speed (BenchmarkUnivariate, one core).
-# Figures in BENCHMARKS.md. Tune with NABRUN_FLAGS='-only tuning -config ...'.
+# NAB: artime.Ladder (the causal ARTime port, test/nab/artime, AGPL) over
+# the 58 files of ../shared/nab, scored by test/nab under the three profiles for all
+# files, the tuning half and the held-out half (test/nab/split.go; and by
+# ../shared/nab/score.py when python3 exists), then the speed of it and of
+# the other detectors (one core). Figures in BENCHMARKS.md. Another
+# detector: NABRUN_FLAGS='-detector univariate' (or ensemble,
+# artime-knowing); tune with NABRUN_FLAGS='-only tuning -config ...'.
 bench-nab:
 	$(GO) run ./test/nab/cmd/nabrun $(NABRUN_FLAGS)
-	$(GO) test -run '^$$' -bench Univariate -benchtime 5x -cpu 1 ./test/nab/
+	$(GO) test -run '^$$' -bench 'Ensemble|Univariate|ARTime' -benchtime 5x -cpu 1 ./test/nab/ ./test/nab/artime/
 
 # Detection quality (test/eval): a 6-hour realistic mesh with every attack
 # class injected once, through ingest's decoder into detect; per class

@@ -16,6 +16,13 @@ type Detector interface {
 // files at a time (GOMAXPROCS when workers < 1), and returns the scores
 // keyed by File.Rel.
 func (c *Corpus) Run(newDetector func() Detector, workers int) map[string][]float64 {
+	return c.RunFiles(func(*File) Detector { return newDetector() }, workers)
+}
+
+// RunFiles is Run with a detector made for each file: for detectors that
+// are told something of the file before its first point (artime.NewKnowing,
+// ARTime's view under NAB), which a causal detector may not be.
+func (c *Corpus) RunFiles(newDetector func(*File) Detector, workers int) map[string][]float64 {
 	if workers < 1 {
 		workers = runtime.GOMAXPROCS(0)
 	}
@@ -26,7 +33,7 @@ func (c *Corpus) Run(newDetector func() Detector, workers int) map[string][]floa
 	for range workers {
 		wg.Go(func() {
 			for f := range work {
-				d := newDetector()
+				d := newDetector(f)
 				s := make([]float64, len(f.Values))
 				for i, v := range f.Values {
 					s[i] = d.Score(f.Times[i], v)

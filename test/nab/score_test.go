@@ -5,37 +5,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/meshguard/meshguard/test/testenv"
 )
-
-var (
-	corpusOnce sync.Once
-	corpus     *Corpus
-	corpusErr  error
-)
-
-// testCorpus loads ../shared/nab once per test binary and fails (not
-// skips) when it is missing: the benchmark is part of the deliverable.
-func testCorpus(t testing.TB) *Corpus {
-	t.Helper()
-	corpusOnce.Do(func() {
-		var dir string
-		if dir, corpusErr = Locate(testenv.RepoRoot(t)); corpusErr == nil {
-			corpus, corpusErr = Load(dir)
-		}
-	})
-	if corpusErr != nil {
-		t.Fatal(corpusErr)
-	}
-	return corpus
-}
 
 func TestCorpusShape(t *testing.T) {
-	c := testCorpus(t)
+	c := LoadForTest(t)
 	if len(c.Files) != 58 || c.Windows() != 116 {
 		t.Fatalf("corpus has %d files and %d windows, want 58 and 116", len(c.Files), c.Windows())
 	}
@@ -57,7 +32,7 @@ func TestCorpusShape(t *testing.T) {
 // detectors and compares with NAB's own scoreboard
 // (results/final_results.json).
 func TestScoreMatchesPublished(t *testing.T) {
-	c := testCorpus(t)
+	c := LoadForTest(t)
 	raw, err := os.ReadFile(filepath.Join(c.Root, "results", "final_results.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 // halves partition the corpus, alternate in sorted file order, and both
 // hold every category and about half the windows.
 func TestSplitIsFixedAndBalanced(t *testing.T) {
-	c := testCorpus(t)
+	c := LoadForTest(t)
 	if !sort.SliceIsSorted(c.Files, func(a, b int) bool { return c.Files[a].Rel < c.Files[b].Rel }) {
 		t.Fatal("Load's files are not in sorted order: the split would depend on map order")
 	}

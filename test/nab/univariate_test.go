@@ -8,18 +8,6 @@ import (
 	"time"
 )
 
-// stream returns n points, 5 minutes apart, of a noisy daily cycle.
-func stream(n int, seed uint64) ([]time.Time, []float64) {
-	r := rand.New(rand.NewPCG(seed, 1))
-	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	ts, vs := make([]time.Time, n), make([]float64, n)
-	for i := range n {
-		ts[i] = t0.Add(time.Duration(i) * 5 * time.Minute)
-		vs[i] = 100 + 20*math.Sin(2*math.Pi*float64(i)/288) + r.NormFloat64()*3
-	}
-	return ts, vs
-}
-
 func scoreAll(ts []time.Time, vs []float64) []float64 {
 	u := NewUnivariate(DefaultUnivariate())
 	out := make([]float64, len(vs))
@@ -27,15 +15,6 @@ func scoreAll(ts []time.Time, vs []float64) []float64 {
 		out[i] = u.Score(ts[i], vs[i])
 	}
 	return out
-}
-
-// maxScore is the largest score in s[from:to].
-func maxScore(s []float64, from, to int) float64 {
-	m := 0.0
-	for _, x := range s[from:to] {
-		m = math.Max(m, x)
-	}
-	return m
 }
 
 func TestUnivariateDefaultIsValid(t *testing.T) {
@@ -58,7 +37,7 @@ func TestUnivariateDefaultIsValid(t *testing.T) {
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func TestUnivariateScoresInRangeAndQuietOnNoise(t *testing.T) {
-	ts, vs := stream(4000, 1)
+	ts, vs := Stream(4000, 1)
 	s := scoreAll(ts, vs)
 	for i, x := range s {
 		if !(x >= 0 && x <= 1) {
@@ -70,7 +49,7 @@ func TestUnivariateScoresInRangeAndQuietOnNoise(t *testing.T) {
 			t.Fatalf("score[%d] = %v during warm-up", i, s[i])
 		}
 	}
-	if m := maxScore(s, 1000, 4000); m >= 0.6 {
+	if m := MaxScore(s, 1000, 4000); m >= 0.6 {
 		t.Errorf("largest score on plain noise after warm-up = %.3f, want < 0.6", m)
 	}
 }
@@ -91,15 +70,15 @@ func TestUnivariateFindsAnomalies(t *testing.T) {
 			}
 		},
 	}
-	ts, clean := stream(3500, 2)
+	ts, clean := Stream(3500, 2)
 	base := scoreAll(ts, clean)
-	quiet := maxScore(base, at, at+50)
+	quiet := MaxScore(base, at, at+50)
 	for name, inject := range cases {
 		t.Run(name, func(t *testing.T) {
 			vs := append([]float64(nil), clean...)
 			inject(vs)
 			s := scoreAll(ts, vs)
-			got := maxScore(s, at, at+50)
+			got := MaxScore(s, at, at+50)
 			if got < 0.45 || got <= quiet {
 				t.Errorf("largest score within 50 points of the anomaly = %.3f (%.3f without it), want >= 0.45 (NAB's threshold for the default is 0.44)", got, quiet)
 			}
@@ -110,7 +89,7 @@ func TestUnivariateFindsAnomalies(t *testing.T) {
 // TestUnivariateCausal checks that a point's score does not depend on the
 // points after it.
 func TestUnivariateCausal(t *testing.T) {
-	ts, vs := stream(3000, 3)
+	ts, vs := Stream(3000, 3)
 	full := scoreAll(ts, vs)
 	vs2 := append([]float64(nil), vs...)
 	for i := 2000; i < len(vs2); i++ {
@@ -122,7 +101,7 @@ func TestUnivariateCausal(t *testing.T) {
 			t.Fatalf("score[%d] changed from %v to %v when later points changed", i, full[i], changed[i])
 		}
 	}
-	if maxScore(changed, 2000, 2100) == maxScore(full, 2000, 2100) {
+	if MaxScore(changed, 2000, 2100) == MaxScore(full, 2000, 2100) {
 		t.Fatal("the changed tail did not change any score: the test proves nothing")
 	}
 }
@@ -130,7 +109,7 @@ func TestUnivariateCausal(t *testing.T) {
 // TestUnivariateSuppressesRepeats checks that after a detection the next
 // Suppress points score zero, and that without suppression they would not.
 func TestUnivariateSuppressesRepeats(t *testing.T) {
-	ts, vs := stream(3000, 4)
+	ts, vs := Stream(3000, 4)
 	for i := 2500; i < 2520; i++ {
 		vs[i] += 80 // a burst: every point of it is anomalous
 	}
@@ -154,17 +133,17 @@ func TestUnivariateSuppressesRepeats(t *testing.T) {
 	if first < 0 {
 		t.Fatal("the burst was not detected")
 	}
-	if m := maxScore(s, first+1, first+1+cfg.Suppress); m != 0 {
+	if m := MaxScore(s, first+1, first+1+cfg.Suppress); m != 0 {
 		t.Errorf("score %v within Suppress points of the detection at %d", m, first)
 	}
 	cfg.Suppress = 0
-	if m := maxScore(run(cfg), first+1, 2520); m < cfg.Alert {
+	if m := MaxScore(run(cfg), first+1, 2520); m < cfg.Alert {
 		t.Errorf("without suppression the rest of the burst scores at most %v: the test proves nothing", m)
 	}
 }
 
 func TestUnivariateIgnoresNaN(t *testing.T) {
-	ts, vs := stream(1500, 5)
+	ts, vs := Stream(1500, 5)
 	u := NewUnivariate(DefaultUnivariate())
 	for i := range vs {
 		u.Score(ts[i], vs[i])

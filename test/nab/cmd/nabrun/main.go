@@ -1,5 +1,6 @@
-// Command nabrun runs meshguard's univariate detector (nab.Univariate)
-// over the NAB corpus, writes its results in NAB's layout, scores them with
+// Command nabrun runs one of meshguard's NAB detectors (-detector; by
+// default artime.Ladder, the causal ARTime port) over the NAB corpus,
+// writes its results in NAB's layout, scores them with
 // the project's scorer (test/nab) under the three profiles and prints the
 // table for all 58 files, the tuning half and the held-out half (the
 // protocol in test/nab/split.go); when python3 is installed it also scores
@@ -8,7 +9,13 @@
 // When choosing settings, pass -only tuning: it scores the tuning half
 // alone, so that a sweep never sees the held-out half.
 //
-//	go run ./test/nab/cmd/nabrun [-nab DIR] [-out DIR] [-config JSON] [-only tuning]
+//	go run ./test/nab/cmd/nabrun [-detector NAME] [-nab DIR] [-out DIR] [-config JSON] [-only tuning]
+//
+// Licence: nabrun links test/nab/artime, a translation of ARTime
+// (github.com/markNZed/ARTimeNAB.jl) under the GNU AGPL v3 only
+// (test/nab/artime/LICENSE), so a nabrun binary is covered by that
+// licence. It is a benchmark tool: the meshguard binary never links it
+// (artime.TestProductDoesNotLinkIt).
 package main
 
 import (
@@ -19,19 +26,31 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/meshguard/meshguard/test/nab"
+	"github.com/meshguard/meshguard/test/nab/artime"
 )
 
 const detectorName = "meshguard"
 
-var verbose bool
+var (
+	verbose  bool
+	detector string
+)
+
+const detectors = `"artime" (artime.Ladder, the ARTime port, causal), ` +
+	`"ensemble" (artime.Ensemble: the larger of Univariate's and an ARTime ladder's scores), ` +
+	`"univariate" (nab.Univariate), ` +
+	`"artime-knowing" (ARTime as published, told each file's range and length as under NAB: ` +
+	`not causal, to check the port), "artime-knowing-range" or "artime-knowing-probation" (told one of the two)`
 
 func main() {
 	nabDir := flag.String("nab", "", "NAB directory (default ../shared/nab beside the repository)")
 	out := flag.String("out", "", "results directory (default a new temporary directory)")
-	config := flag.String("config", "", "JSON merged over nab.DefaultUnivariate() (for experiments; the reported figures use the default)")
+	config := flag.String("config", "", "JSON merged over the detector's default configuration (for experiments; the reported figures use the default)")
+	flag.StringVar(&detector, "detector", "artime", "the detector: "+detectors)
 	python := flag.Bool("python", true, "cross-check with python3 ../shared/nab/score.py when python3 exists")
 	only := flag.String("only", "", `"tuning": score the tuning half alone, for choosing settings (no files written, no cross-check)`)
 	flag.BoolVar(&verbose, "v", false, "print the standard profile's score per file")
@@ -53,39 +72,85 @@ func main() {
 	}
 }
 
-// setup loads the corpus and the configuration (-config merged over the
-// default).
-func setup(nabDir, config string) (*nab.Corpus, nab.UnivariateConfig, error) {
-	cfg := nab.DefaultUnivariate()
+// setup loads the corpus and returns a maker of the chosen detector with
+// its configuration (-config merged over the default).
+func setup(nabDir, config string) (*nab.Corpus, func(*nab.File) nab.Detector, error) {
 	if nabDir == "" {
 		root, err := repoRoot()
 		if err != nil {
-			return nil, cfg, err
+			return nil, nil, err
 		}
 		if nabDir, err = nab.Locate(root); err != nil {
-			return nil, cfg, err
+			return nil, nil, err
 		}
 	}
+	newDetector, err := maker(config)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := nab.Load(nabDir)
+	return c, newDetector, err
+}
+
+// maker returns a maker of -detector's detector configured by config
+// (merged over its default).
+func maker(config string) (func(*nab.File) nab.Detector, error) {
+	var cfg interface{ Validate() error }
+	var newDetector func(*nab.File) nab.Detector
+	switch detector {
+	case "ensemble":
+		e := artime.DefaultEnsemble()
+		cfg = &e
+		newDetector = func(*nab.File) nab.Detector { return artime.NewEnsemble(e) }
+	case "univariate":
+		u := nab.DefaultUnivariate()
+		cfg = &u
+		newDetector = func(*nab.File) nab.Detector { return nab.NewUnivariate(u) }
+	case "artime":
+		a := artime.Default()
+		cfg = &a
+		newDetector = func(*nab.File) nab.Detector { return artime.NewLadder(a) }
+	case "artime-knowing", "artime-knowing-range", "artime-knowing-probation":
+		// ARTime as published, told what NAB tells it of each file (its
+		// range and, through the probationary period, its length), or
+		// one of the two: not causal, to check the port and to see what
+		// each is worth.
+		a := artime.Published()
+		cfg = &a
+		newDetector = func(f *nab.File) nab.Detector {
+			lo, hi, p := slices.Min(f.Values), slices.Max(f.Values), f.Probation()
+			switch detector {
+			case "artime-knowing-range":
+				p = a.Probation
+			case "artime-knowing-probation":
+				b := a
+				b.Probation = p
+				return artime.New(b)
+			}
+			return artime.NewKnowing(a, lo, hi, p)
+		}
+	default:
+		return nil, fmt.Errorf("-detector %q: not one of %s", detector, detectors)
+	}
 	if config != "" {
-		if err := json.Unmarshal([]byte(config), &cfg); err != nil {
-			return nil, cfg, fmt.Errorf("-config: %w", err)
+		if err := json.Unmarshal([]byte(config), cfg); err != nil {
+			return nil, fmt.Errorf("-config: %w", err)
 		}
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, cfg, fmt.Errorf("-config: %w", err)
+		return nil, fmt.Errorf("-config: %w", err)
 	}
-	c, err := nab.Load(nabDir)
-	return c, cfg, err
+	return newDetector, nil
 }
 
 // tune runs the tuning half only and prints one line per profile.
 func tune(nabDir, config string) error {
-	c, cfg, err := setup(nabDir, config)
+	c, newDetector, err := setup(nabDir, config)
 	if err != nil {
 		return err
 	}
 	half := c.Half(nab.Tuning)
-	scores := half.Run(func() nab.Detector { return nab.NewUnivariate(cfg) }, 0)
+	scores := half.RunFiles(newDetector, 0)
 	results, err := half.Score(scores)
 	if err != nil {
 		return err
@@ -97,12 +162,12 @@ func tune(nabDir, config string) error {
 }
 
 func run(nabDir, out, config string, python bool) error {
-	c, cfg, err := setup(nabDir, config)
+	c, newDetector, err := setup(nabDir, config)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	scores := c.Run(func() nab.Detector { return nab.NewUnivariate(cfg) }, 0)
+	scores := c.RunFiles(newDetector, 0)
 	elapsed := time.Since(start)
 	if out == "" {
 		if out, err = os.MkdirTemp("", "meshguard-nab-"); err != nil {
@@ -116,7 +181,7 @@ func run(nabDir, out, config string, python bool) error {
 	for _, f := range c.Files {
 		points += len(f.Values)
 	}
-	fmt.Printf("NAB v1.1, %d files, %d windows; detector %s (nab.Univariate), %s to run (%d points, all cores)\n", len(c.Files), c.Windows(), detectorName, elapsed.Round(time.Millisecond), points)
+	fmt.Printf("NAB v1.1, %d files, %d windows; detector %s (-detector %s), %s to run (%d points, all cores)\n", len(c.Files), c.Windows(), detectorName, detector, elapsed.Round(time.Millisecond), points)
 	fmt.Printf("results: %s\n", filepath.Join(out, detectorName))
 	var all []nab.Result
 	for _, part := range []struct {

@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: AGPL-3.0-only
+// Part of a Go translation of ARTime by Mark Hampton (github.com/markNZed/ARTimeNAB.jl); see README.md.
+
+package artime
+
+import (
+	"testing"
+
+	"github.com/meshguard/meshguard/test/nab"
+)
+
+// BenchmarkARTime is nab.BenchmarkUnivariate for the default ladder.
+func BenchmarkARTime(b *testing.B) {
+	cfg := Default()
+	nab.BenchLong(b, func() nab.Detector { return NewLadder(cfg) })
+}
+
+// BenchmarkPublishedARTime is BenchmarkARTime for ARTime as published
+// (one learning period of 750 points, no bound on its categories).
+func BenchmarkPublishedARTime(b *testing.B) {
+	cfg := Published()
+	nab.BenchLong(b, func() nab.Detector { return New(cfg) })
+}
+
+// BenchmarkEnsemble is BenchmarkARTime for the default Ensemble.
+func BenchmarkEnsemble(b *testing.B) {
+	cfg := DefaultEnsemble()
+	nab.BenchLong(b, func() nab.Detector { return NewEnsemble(cfg) })
+}
