@@ -15,6 +15,9 @@ import (
 // what is already beyond doubt:
 //   - plaintext into a strict-mTLS namespace, seen by the destination's
 //     proxy (the TLS authority, so later records cannot turn it into mTLS);
+//   - plaintext, seen by the destination's proxy, on an established edge
+//     that always used mTLS (a rule, not a score: the close raises it
+//     from any plaintext request, so one already seen decides it);
 //   - a first-seen edge from an established source, unless the source's
 //     window so far looks like the start of a scan (a second new edge, or
 //     failures on this one) or a running scan will absorb it;
@@ -299,6 +302,9 @@ func (cw *closingWindow) earlyFamilies(ew *edgeWin) {
 		}
 	}
 	cw.findings = kept
+	if ew.a.sides[1].plaintext > 0 {
+		cw.downgrade(ew, sc)
+	}
 }
 
 // settleEarly ends the early marks of window start once it has closed:

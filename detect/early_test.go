@@ -88,6 +88,15 @@ func TestEarlyFiringRaisesBeyondDoubtAtOnceAndEndsAsAReplay(t *testing.T) {
 			return []models.Flow{f}
 		}},
 		{models.Exfiltration, exfilFlows},
+		// The same in a namespace with no strict rule: a downgrade of an
+		// edge that always used mTLS, seen by the destination's proxy.
+		{models.MTLSDowngrade, func(ws int64) []models.Flow {
+			f := flow(ws+1, "shop/frontend", "shop/cart", "/cart/{id}", 200)
+			f.TLS = models.TLSPlaintext
+			f.Source.Principal = ""
+			f.Reporter = models.ReporterDestination
+			return []models.Flow{f}
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(string(tc.kind), func(t *testing.T) {
