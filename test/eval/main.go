@@ -31,6 +31,7 @@ func main() {
 	flag.Float64Var(&cfg.Detect.Threshold, "threshold", cfg.Detect.Threshold, "detect.threshold")
 	flag.BoolVar(&cfg.StolenCertificate, "stolen-certificate", cfg.StolenCertificate, "with mtls_downgrade, also inject its stolen-certificate form")
 	flag.BoolVar(&cfg.Mixed, "mixed", cfg.Mixed, "the mixed mesh: stock text, label form and k8sattributes proxies, otlp_json, callers outside the mesh, restarts; identities resolved, respond deciding")
+	flag.BoolVar(&cfg.Live, "live", cfg.Live, "the detector's clock follows the event time read, as in serve on a live mesh: early firing and the idle close act")
 	verbose := flag.Bool("v", false, "list every false detection")
 	flag.Parse()
 
