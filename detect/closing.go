@@ -37,6 +37,9 @@ type edgeWin struct {
 	st     *edgeState // nil: the edge was never seen before
 	fired  [edgeFeatures]bool
 	silent bool // a rule claimed the edge: learn nothing from it
+	// elevated: an established edge's requests scored at or above the
+	// threshold (learn holds such a window's peak; holdPeak).
+	elevated bool
 }
 
 // srcWin is one source's edges of the window, summed.
@@ -217,6 +220,7 @@ func (cw *closingWindow) edge(ew *edgeWin) {
 		return
 	}
 	sc := cw.scoreEdge(ew, s.seasonalFactor(dst, cw.ws))
+	ew.elevated = sc.score[models.FeatRequests] >= cw.thr
 	cw.surge(ew, sc, dw, cw.dsts[ew.e.Source])
 	cw.exfiltration(ew, sc)
 	cw.downgrade(ew, sc)

@@ -26,7 +26,7 @@ const (
 func (cw *closingWindow) edgeFlood(ew *edgeWin, sc *edgeScores, srcIn *dstWin) bool {
 	r := models.FeatRequests
 	e := ew.e
-	return sc.score[r] >= cw.thr && sc.x[r] >= math.Max(floodRatio*sc.exp[r], peakRatio*float64(ew.st.peak))+floodMinExtra &&
+	return sc.score[r] >= cw.thr && sc.x[r] >= math.Max(floodRatio*sc.exp[r], peakRatio*ew.st.usualPeak(cw.ws, cw.s.det.windowMs))+floodMinExtra &&
 		!cw.s.inboundExplains(e.Source, sc.x[r]/math.Max(sc.exp[r], 1), srcIn) && !cw.shifted(e.Source, e.Destination, sc.factor)
 }
 
@@ -58,7 +58,7 @@ func (cw *closingWindow) destinationFlood(dep models.EndpointID, dw *dstWin) {
 	// on its schedule) explains the surge: it is not a flood.
 	if top.st != nil && cw.ws-top.st.firstMs >= cw.learnMs {
 		texp, sc, _ := m.Surprise(top.st.base[models.FeatRequests], float64(top.m.requests), factor, true)
-		if sc < cw.thr || float64(top.m.requests) < peakRatio*float64(top.st.peak) {
+		if sc < cw.thr || float64(top.m.requests) < peakRatio*top.st.usualPeak(cw.ws, s.det.windowMs) {
 			return
 		}
 		// Nor is load the top caller passes on from its own callers.

@@ -33,8 +33,10 @@ func (s *shard) learn(cw *closingWindow) {
 				m.Learn(&st.base[f], x[f])
 			}
 		}
-		if !ew.fired[models.FeatRequests] {
-			st.learnPeak(x[models.FeatRequests], max(1, (ws-st.lastMs)/s.det.windowMs))
+		if windows := max(1, (ws-st.lastMs)/s.det.windowMs); ew.fired[models.FeatRequests] {
+			st.dropRun() // the run was the attack's onset
+		} else {
+			st.holdPeak(x[models.FeatRequests], windows, ew.elevated)
 		}
 		if ew.m.mtls > 0 && !ew.fired[models.FeatPlaintext] {
 			st.mtlsSeen = true
@@ -106,6 +108,57 @@ func (s *shard) learn(cw *closingWindow) {
 		}
 		node.lastMs = ws
 	}
+}
+
+// peakHoldWindows bounds a run whose peak is held back: a minute. A
+// flood is judged against the peak from before it for that long; a
+// longer run (a batch job's burst, a step in the edge's load) is learned
+// as it goes, so that its peak does not lag the edge's new normal for as
+// long as the slowly learning level stays surprised by it.
+const peakHoldWindows = 6
+
+// holdPeak learns the peak of a window of x requests, windows after the
+// last one learned. A window that scored at or above the threshold
+// (elevated) and raised nothing joins the run of such windows, whose
+// peak is learned only when the run ends: at a window that is not
+// elevated, after a window the edge was not seen in, or after
+// peakHoldWindows. Learning it at once let a flood that stayed under the
+// rule in its first window, as one starting late in a window does,
+// raise the peak the rule compares its next windows with, and never
+// fire.
+func (e *edgeState) holdPeak(x float64, windows int64, elevated bool) {
+	if windows > 1 {
+		e.endRun() // the edge went quiet: a flood does not
+	}
+	if !elevated {
+		e.endRun()
+		e.learnPeak(x, windows)
+		return
+	}
+	e.learnPeak(0, windows) // the peak still decays
+	e.runPeak = float32(math.Max(float64(e.runPeak), x))
+	if e.runWindows++; e.runWindows >= peakHoldWindows {
+		e.endRun()
+	}
+}
+
+// endRun learns the current run's peak.
+func (e *edgeState) endRun() {
+	e.peak = max(e.peak, e.runPeak)
+	e.dropRun()
+}
+
+// dropRun forgets the current run: it was an attack's.
+func (e *edgeState) dropRun() { e.runPeak, e.runWindows = 0, 0 }
+
+// usualPeak is the peak a window starting at ws is judged against: with
+// the run the edge had before a quiet window, since learn ends that run
+// only after this window is judged.
+func (e *edgeState) usualPeak(ws, windowMs int64) float64 {
+	if ws-e.lastMs > windowMs {
+		return float64(max(e.peak, e.runPeak))
+	}
+	return float64(e.peak)
 }
 
 // attackOnly reports whether all of dw's traffic was an attack's: edges a

@@ -27,6 +27,8 @@ type edgeState struct {
 	// be a downgrade: an edge whose records never said (TLS unknown) has
 	// no "always used mTLS" to fall from.
 	mtlsSeen bool
+	// runWindows counts the windows of the current run (see holdPeak).
+	runWindows uint8
 	// suspectUntil: the edge was created by an attack window; it stays
 	// suspect (not part of the baseline) until then.
 	suspectUntil int64
@@ -34,6 +36,11 @@ type edgeState struct {
 	// learned, decaying with a half-life of days. A batch job's hourly
 	// burst is its normal, which a mean and a spread cannot say.
 	peak float32
+	// runPeak is the largest window of the current run: windows whose
+	// requests scored at or above the threshold and raised nothing. It
+	// joins peak when the run ends, so that a flood is judged against the
+	// peak from before it (learn.go, holdPeak).
+	runPeak float32
 }
 
 // peakDecay per window: e^-1 after 8640 windows (a day of 10 s windows).

@@ -39,10 +39,7 @@ func TestMixedMeshEveryClassAndNoBenignEnforcement(t *testing.T) {
 		t.Errorf("%d records decoded into %d flows, %d resolved", rep.Records, rep.Flows, rep.Resolved)
 	}
 	for _, r := range rep.Results {
-		gap, known := knownMixedMeshGaps[r.Attack.Kind]
 		switch {
-		case r.Match == nil && known:
-			t.Logf("%s not detected: known gap, %s", r.Attack.Kind, gap)
 		case r.Match == nil:
 			t.Errorf("%s not detected", r.Attack)
 		case r.Windows > 2:
@@ -58,15 +55,6 @@ func TestMixedMeshEveryClassAndNoBenignEnforcement(t *testing.T) {
 	if len(rep.Actions) == 0 {
 		t.Error("respond decided nothing")
 	}
-}
-
-// knownMixedMeshGaps are the misses this test's run shows today, each
-// with its cause (BENCHMARKS.md, the mixed mesh, "After the nightly-job
-// fix"); a class listed here is still reported, and every other target
-// is still asserted. Remove an entry once its cause is fixed.
-var knownMixedMeshGaps = map[models.DetectionKind]string{
-	models.RequestFlood: "a flood that starts late in a window stays under the rule there, " +
-		"that window is learned, and the edge's peak rises with the attack",
 }
 
 // respond confirms identities against the scenario's cluster as it
