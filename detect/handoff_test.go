@@ -1,0 +1,166 @@
+package detect
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/meshguard/meshguard/models"
+	"github.com/meshguard/meshguard/storage"
+)
+
+// fixedClock keeps detected_at and early firing the same in every run.
+var fixedClock = WithClock(func() time.Time { return time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) })
+
+// handoffBatches is a partition's stream, one batch per window: training,
+// then a lateral movement and a credential stuffing.
+func handoffBatches() [][]models.Flow {
+	m := newMini(11)
+	var out [][]models.Flow
+	for i := 0; i < trainWindows+40; i++ {
+		fl := m.window(i)
+		ws := m.start + int64(i)*m.win
+		switch i {
+		case trainWindows + 20:
+			fl = append(fl, lateralFlows(ws)...)
+		case trainWindows + 30:
+			fl = append(fl, stuffingFlows(400)(ws)...)
+		}
+		out = append(out, fl)
+	}
+	return out
+}
+
+func ids(cs ...*collector) []string {
+	var out []string
+	for _, c := range cs {
+		for id := range c.got {
+			if !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// A partition handed from one detector to another mid-stream raises the
+// detections one detector reading it whole raises, ids included: the new
+// owner resumes from the released baselines and watermark, and reads
+// again from the committed offset (four batches back, as ingest's
+// at-least-once redelivery does), recounting the windows the old owner
+// left open and dropping as late what the old owner closed. Without the
+// hand-off the new owner relearns, and the attacks after it are missed.
+func TestHandoffKeepsTheDetectionsOfOneOwner(t *testing.T) {
+	ctx := context.Background()
+	batches := handoffBatches()
+	one := &collector{}
+	d, _ := New(DefaultConfig(), one, nil, fixedClock)
+	for _, fl := range batches {
+		d.ConsumeFlows(ctx, slices.Clone(fl))
+	}
+	d.Flush(ctx)
+	want := ids(one)
+	if k := one.kinds(); k[models.LateralMovement] == 0 || k[models.CredentialStuffing] == 0 {
+		t.Fatalf("one detector raised %v: the comparison would prove little", k)
+	}
+
+	const handAt, committedBehind = trainWindows + 5, 4
+	for _, handoff := range []bool{true, false} {
+		store := storage.NewMemory(1)
+		opts := []Option{fixedClock}
+		if handoff {
+			opts = append(opts, WithHandoff(store, time.Second))
+		}
+		ca, cb := &collector{}, &collector{}
+		a, _ := New(DefaultConfig(), ca, nil, opts...)
+		b, _ := New(DefaultConfig(), cb, nil, opts...)
+		a.PartitionsAssigned(ctx, []int32{0}, []bool{false})
+		for _, fl := range batches[:handAt] {
+			a.ConsumeFlows(ctx, slices.Clone(fl))
+		}
+		a.PartitionsRevoked(ctx, []int32{0})
+		b.PartitionsAssigned(ctx, []int32{0}, []bool{true})
+		restored := b.Stats().Edges
+		for _, fl := range batches[handAt-committedBehind:] {
+			b.ConsumeFlows(ctx, slices.Clone(fl))
+		}
+		b.Flush(ctx)
+		got := ids(ca, cb)
+		if handoff {
+			if !slices.Equal(got, want) {
+				t.Errorf("handed over: %d detections, one owner %d\nonly one owner: %v\nonly handed over: %v", len(got), len(want), minus(want, got), minus(got, want))
+			}
+			if s := b.Stats(); s.HandedOver != 1 || s.HandoffTimeouts != 0 || s.Late == 0 || restored != releasedEdges(t, store) || restored == 0 {
+				t.Errorf("new owner restored %d edges; stats %+v (want the re-read of closed windows late)", restored, s)
+			}
+			continue
+		}
+		if cb.kinds()[models.LateralMovement] != 0 {
+			t.Errorf("without the hand-off the new owner still caught the lateral movement: the test shows nothing")
+		}
+	}
+}
+
+// releasedEdges is the number of edges in partition 0's release.
+func releasedEdges(t *testing.T, store storage.BaselineStore) int64 {
+	t.Helper()
+	all, _ := store.LatestBaselines(context.Background())
+	in, ok, err := decodeShard(0, all[0].State)
+	if err != nil || !ok || !all[0].Released {
+		t.Fatalf("partition 0's release: ok=%v released=%v err=%v", ok, all[0].Released, err)
+	}
+	return int64(len(in.Edges))
+}
+
+func minus(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// The new owner waits for the previous owner's release when it comes
+// after the assignment (the old owner still drains its batches), and
+// stops waiting after the hand-off wait when none comes, resuming from
+// the newest save. Its own earlier release does not count as the release
+// of the owner in between.
+func TestHandoffWaitsForTheRelease(t *testing.T) {
+	ctx := context.Background()
+	batches := handoffBatches()[:60]
+	store := storage.NewMemory(1)
+	a, _ := New(DefaultConfig(), nil, nil, fixedClock, WithHandoff(store, 10*time.Second))
+	b, _ := New(DefaultConfig(), nil, nil, fixedClock, WithHandoff(store, 10*time.Second))
+	a.PartitionsAssigned(ctx, []int32{0}, []bool{false})
+	for _, fl := range batches {
+		a.ConsumeFlows(ctx, fl)
+	}
+	edges := a.Stats().Edges
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		a.PartitionsRevoked(ctx, []int32{0})
+	}()
+	b.PartitionsAssigned(ctx, []int32{0}, []bool{true})
+	s := b.Stats()
+	if s.HandedOver != 1 || s.HandoffTimeouts != 0 || s.Edges != edges || s.HandoffWaited < 200*time.Millisecond {
+		t.Fatalf("after a release that came later: %+v, want 1 handed over with %d edges after a wait", s, edges)
+	}
+
+	// b gives the partition back and takes it again while the owner in
+	// between (a, told it was handed over) released nothing.
+	b.PartitionsRevoked(ctx, []int32{0})
+	quick, _ := New(DefaultConfig(), nil, nil, fixedClock, WithHandoff(store, 300*time.Millisecond))
+	quick.PartitionsAssigned(ctx, []int32{0}, []bool{true}) // b's release: fresh to quick
+	if s := quick.Stats(); s.HandedOver != 1 || s.HandoffTimeouts != 0 {
+		t.Fatalf("another replica's release not taken at once: %+v", s)
+	}
+	b.handoff.wait = 300 * time.Millisecond
+	b.PartitionsAssigned(ctx, []int32{0}, []bool{true})
+	if s := b.Stats(); s.HandedOver != 1 || s.HandoffTimeouts != 1 || s.Edges != edges {
+		t.Fatalf("its own release taken for the next owner's: %+v", s)
+	}
+}
