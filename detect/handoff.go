@@ -6,6 +6,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/storage"
 )
 
@@ -15,15 +16,21 @@ import (
 // of it that it fetched, and drops it; the replica given it waits for that
 // release, restores it, then detects. The consumer calls
 // PartitionsRevoked and PartitionsAssigned in order with the flows
-// (ingest.PartitionOwner), so a release holds everything its owner
+// (consumer.Partitions), so a release holds everything its owner
 // counted.
 //
 // What is handed over is what a restart keeps (snapshot.go): baselines,
-// watermark and measured lateness. Open windows are not: the new owner
-// reads again from the group's committed offset, and recounts what the old
-// owner had fetched but not committed. Ongoing detections and incidents
-// are not either: an attack under way at the hand-off goes on as a new
-// detection on the new owner.
+// watermark and measured lateness; and the open windows, which the new
+// owner takes only when it starts reading where the old one stopped (a
+// clean leave or shutdown committed everything; window_snapshot.go).
+// Otherwise it reads again from the group's committed offset and
+// recounts the open windows from there: whole when that offset is at or
+// before their first record, as when catching up a backlog; without
+// their first records when the old owner had committed past them, as
+// with live traffic. Ongoing detections and open incidents go with the
+// partition, so an attack under way updates the detection it raised.
+// Early raises of open windows do not: the new owner's close of such a
+// window raises it again as new (same id).
 type handoff struct {
 	store storage.BaselineStore
 	wait  time.Duration // how long an assigned partition waits for its release
@@ -46,21 +53,22 @@ func WithHandoff(store storage.BaselineStore, wait time.Duration) Option {
 
 // PartitionsRevoked releases the state of partitions and drops it. The
 // consumer calls it after the last flow of those partitions it fetched.
-func (d *Detector) PartitionsRevoked(ctx context.Context, partitions []int32) {
+func (d *Detector) PartitionsRevoked(ctx context.Context, partitions []consumer.Partition) {
 	h := d.handoff
 	if h == nil {
 		return
 	}
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
-	for _, p := range partitions {
+	for _, part := range partitions {
+		p := part.ID
 		d.mu.Lock()
 		sh := d.shards[p]
 		delete(d.shards, p)
 		var state []byte
 		var err error
 		if sh != nil {
-			state, err = encodeShard(sh)
+			state, err = encodeRelease(sh, part.Position)
 		}
 		d.mu.Unlock()
 		if sh == nil {
@@ -76,35 +84,39 @@ func (d *Detector) PartitionsRevoked(ctx context.Context, partitions []int32) {
 			continue
 		}
 		h.released[p] = xxhash.Sum64(state)
-		d.log.Info("partition released to its next owner", "partition", p, "edges", len(sh.edges), "event_time", time.UnixMilli(sh.maxTs).UTC())
+		d.log.Info("partition released to its next owner", "partition", p, "edges", len(sh.edges), "open_windows", len(sh.windows),
+			"event_time", time.UnixMilli(sh.maxTs).UTC(), "position", part.Position)
 	}
 }
 
 // PartitionsAssigned restores partitions before their first flow. A
-// partition the group had committed offsets for (resumed: another
-// replica, or an earlier run, read it) waits for its previous owner's
-// release, up to the hand-off wait; one never read starts empty at once.
-func (d *Detector) PartitionsAssigned(ctx context.Context, partitions []int32, resumed []bool) {
+// partition handed over (another consumer read it since this one did)
+// waits for its previous owner's release, up to the hand-off wait; any
+// other resumes at once from its newest snapshot, or starts empty.
+func (d *Detector) PartitionsAssigned(ctx context.Context, partitions []consumer.Partition) {
 	h := d.handoff
 	if h == nil {
 		return
 	}
 	began := time.Now()
-	latest, waited := h.awaitReleases(ctx, partitions, resumed)
+	latest, waited := h.awaitReleases(ctx, partitions)
 	d.stats.handoffWaited.Add(int64(waited))
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for i, p := range partitions {
-		b, found := latest[p]
-		d.shards[p] = d.assignedShard(p, b, found, resumed[i], waited)
-		delete(h.released, p)
+	ids := make([]int32, len(partitions))
+	for i, part := range partitions {
+		b, found := latest[part.ID]
+		d.shards[part.ID] = d.assignedShard(part, b, found, waited)
+		delete(h.released, part.ID)
+		ids[i] = part.ID
 	}
-	d.log.Info("partitions assigned", "partitions", partitions, "took", time.Since(began))
+	d.log.Info("partitions assigned", "partitions", ids, "took", time.Since(began))
 }
 
 // assignedShard is partition p's shard restored from b, its newest
 // snapshot (found: there is one), counting the hand-off.
-func (d *Detector) assignedShard(p int32, b storage.Baseline, found, resumed bool, waited time.Duration) *shard {
+func (d *Detector) assignedShard(part consumer.Partition, b storage.Baseline, found bool, waited time.Duration) *shard {
+	p, resumed := part.ID, part.HandedOver
 	sh := d.newShard(p)
 	if !found {
 		if resumed {
@@ -126,6 +138,10 @@ func (d *Detector) assignedShard(p int32, b storage.Baseline, found, resumed boo
 		d.log.Warn("saved state of an assigned partition is unreadable; its detector relearns", "partition", p, "err", err)
 	case ok:
 		sh.restore(in)
+		sh.restoreOngoing(in)
+		if in.Position != "" && in.Position == part.Position {
+			sh.restoreWindows(in.Windows)
+		}
 		if fresh {
 			d.stats.handedOver.Add(1)
 		}
@@ -146,7 +162,7 @@ func (h *handoff) fresh(p int32, b storage.Baseline) bool {
 // awaitReleases reads the stored snapshots until every resumed partition
 // has a fresh release, the wait is over or ctx ends, and returns the last
 // read with how long it waited.
-func (h *handoff) awaitReleases(ctx context.Context, partitions []int32, resumed []bool) (map[int32]storage.Baseline, time.Duration) {
+func (h *handoff) awaitReleases(ctx context.Context, partitions []consumer.Partition) (map[int32]storage.Baseline, time.Duration) {
 	began := time.Now()
 	deadline := began.Add(h.wait)
 	var latest map[int32]storage.Baseline
@@ -155,7 +171,7 @@ func (h *handoff) awaitReleases(ctx context.Context, partitions []int32, resumed
 		if err == nil {
 			latest = got
 		}
-		if err == nil && h.allReleased(latest, partitions, resumed) {
+		if err == nil && h.allReleased(latest, partitions) {
 			break
 		}
 		if !time.Now().Add(h.poll).Before(deadline) {
@@ -170,9 +186,9 @@ func (h *handoff) awaitReleases(ctx context.Context, partitions []int32, resumed
 	return latest, time.Since(began)
 }
 
-func (h *handoff) allReleased(latest map[int32]storage.Baseline, partitions []int32, resumed []bool) bool {
-	for i, p := range partitions {
-		if resumed[i] && !h.fresh(p, latest[p]) {
+func (h *handoff) allReleased(latest map[int32]storage.Baseline, partitions []consumer.Partition) bool {
+	for _, p := range partitions {
+		if p.HandedOver && !h.fresh(p.ID, latest[p.ID]) {
 			return false
 		}
 	}

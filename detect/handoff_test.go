@@ -3,9 +3,11 @@ package detect
 import (
 	"context"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/models"
 	"github.com/meshguard/meshguard/storage"
 )
@@ -13,8 +15,10 @@ import (
 // fixedClock keeps detected_at and early firing the same in every run.
 var fixedClock = WithClock(func() time.Time { return time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) })
 
-// handoffBatches is a partition's stream, one batch per window: training,
-// then a lateral movement and a credential stuffing.
+// handoffBatches is a partition's stream, one batch per window:
+// training, then a lateral movement, a credential stuffing in the window
+// before handAt (still open when the partition moves there), and a
+// lateral movement after.
 func handoffBatches() [][]models.Flow {
 	m := newMini(11)
 	var out [][]models.Flow
@@ -22,9 +26,9 @@ func handoffBatches() [][]models.Flow {
 		fl := m.window(i)
 		ws := m.start + int64(i)*m.win
 		switch i {
-		case trainWindows + 20:
+		case trainWindows + 20, trainWindows + 35:
 			fl = append(fl, lateralFlows(ws)...)
-		case trainWindows + 30:
+		case handAt - 1:
 			fl = append(fl, stuffingFlows(400)(ws)...)
 		}
 		out = append(out, fl)
@@ -32,26 +36,42 @@ func handoffBatches() [][]models.Flow {
 	return out
 }
 
+const handAt = trainWindows + 31
+
+func part(id int32, position string, handedOver bool) []consumer.Partition {
+	return []consumer.Partition{{ID: id, Position: position, HandedOver: handedOver}}
+}
+
+// ids are the detections' ids with the end of their last window, the
+// newest version of each.
 func ids(cs ...*collector) []string {
-	var out []string
+	newest := map[string]time.Time{}
 	for _, c := range cs {
-		for id := range c.got {
-			if !slices.Contains(out, id) {
-				out = append(out, id)
+		for id, d := range c.got {
+			if d.WindowEnd.After(newest[id]) {
+				newest[id] = d.WindowEnd
 			}
 		}
+	}
+	var out []string
+	for id, end := range newest {
+		out = append(out, id+"@"+end.Format(time.TimeOnly))
 	}
 	slices.Sort(out)
 	return out
 }
 
 // A partition handed from one detector to another mid-stream raises the
-// detections one detector reading it whole raises, ids included: the new
-// owner resumes from the released baselines and watermark, and reads
-// again from the committed offset (four batches back, as ingest's
-// at-least-once redelivery does), recounting the windows the old owner
-// left open and dropping as late what the old owner closed. Without the
-// hand-off the new owner relearns, and the attacks after it are missed.
+// detections one detector reading it whole raises, ids included. The new
+// owner resumes from the released baselines and watermark and either
+// reads again from a committed offset behind the old owner (four batches
+// back, as ingest's at-least-once redelivery does when catching up),
+// recounting the windows left open and dropping as late what the old
+// owner closed; or, when it starts exactly where the old owner stopped (a
+// clean leave), takes the open windows with it. Taking them anywhere else
+// would count records twice, and not taking them on a clean leave loses
+// the attack in them; without the hand-off the new owner relearns, and
+// the attack after it is missed.
 func TestHandoffKeepsTheDetectionsOfOneOwner(t *testing.T) {
 	ctx := context.Background()
 	batches := handoffBatches()
@@ -66,40 +86,56 @@ func TestHandoffKeepsTheDetectionsOfOneOwner(t *testing.T) {
 		t.Fatalf("one detector raised %v: the comparison would prove little", k)
 	}
 
-	const handAt, committedBehind = trainWindows + 5, 4
-	for _, handoff := range []bool{true, false} {
-		store := storage.NewMemory(1)
-		opts := []Option{fixedClock}
-		if handoff {
-			opts = append(opts, WithHandoff(store, time.Second))
-		}
-		ca, cb := &collector{}, &collector{}
-		a, _ := New(DefaultConfig(), ca, nil, opts...)
-		b, _ := New(DefaultConfig(), cb, nil, opts...)
-		a.PartitionsAssigned(ctx, []int32{0}, []bool{false})
-		for _, fl := range batches[:handAt] {
-			a.ConsumeFlows(ctx, slices.Clone(fl))
-		}
-		a.PartitionsRevoked(ctx, []int32{0})
-		b.PartitionsAssigned(ctx, []int32{0}, []bool{true})
-		restored := b.Stats().Edges
-		for _, fl := range batches[handAt-committedBehind:] {
-			b.ConsumeFlows(ctx, slices.Clone(fl))
-		}
-		b.Flush(ctx)
-		got := ids(ca, cb)
-		if handoff {
-			if !slices.Equal(got, want) {
-				t.Errorf("handed over: %d detections, one owner %d\nonly one owner: %v\nonly handed over: %v", len(got), len(want), minus(want, got), minus(got, want))
+	stopped := "logs:" + strconv.Itoa(handAt)
+	for _, c := range []struct {
+		name           string
+		handoff        bool
+		from           int // the batch the new owner reads from
+		startsAt       string
+		equal          bool
+		lateralMissing bool
+	}{
+		{"re-read from the committed offset", true, handAt - 4, "logs:" + strconv.Itoa(handAt-4), true, false},
+		{"clean leave", true, handAt, stopped, true, false},
+		{"clean leave, open windows left behind", true, handAt, "elsewhere", false, false},
+		{"no hand-off", false, handAt - 4, "", false, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			store := storage.NewMemory(1)
+			opts := []Option{fixedClock}
+			if c.handoff {
+				opts = append(opts, WithHandoff(store, time.Second))
 			}
-			if s := b.Stats(); s.HandedOver != 1 || s.HandoffTimeouts != 0 || s.Late == 0 || restored != releasedEdges(t, store) || restored == 0 {
-				t.Errorf("new owner restored %d edges; stats %+v (want the re-read of closed windows late)", restored, s)
+			ca, cb := &collector{}, &collector{}
+			a, _ := New(DefaultConfig(), ca, nil, opts...)
+			b, _ := New(DefaultConfig(), cb, nil, opts...)
+			a.PartitionsAssigned(ctx, part(0, "", false))
+			for _, fl := range batches[:handAt] {
+				a.ConsumeFlows(ctx, slices.Clone(fl))
 			}
-			continue
-		}
-		if cb.kinds()[models.LateralMovement] != 0 {
-			t.Errorf("without the hand-off the new owner still caught the lateral movement: the test shows nothing")
-		}
+			a.PartitionsRevoked(ctx, part(0, stopped, false))
+			b.PartitionsAssigned(ctx, part(0, c.startsAt, true))
+			restored := b.Stats().Edges
+			for _, fl := range batches[c.from:] {
+				b.ConsumeFlows(ctx, slices.Clone(fl))
+			}
+			b.Flush(ctx)
+			got := ids(ca, cb)
+			if equal := slices.Equal(got, want); equal != c.equal {
+				t.Errorf("equal=%v, want %v: %d detections, one owner %d\nonly one owner: %v\nonly handed over: %v",
+					equal, c.equal, len(got), len(want), minus(want, got), minus(got, want))
+			}
+			if missed := cb.kinds()[models.LateralMovement] == 0; missed != c.lateralMissing {
+				t.Errorf("the new owner missed the lateral movement: %v, want %v", missed, c.lateralMissing)
+			}
+			if !c.handoff {
+				return
+			}
+			if s := b.Stats(); s.HandedOver != 1 || s.HandoffTimeouts != 0 || restored != releasedEdges(t, store) || restored == 0 ||
+				(c.from < handAt) != (s.Late > 0) {
+				t.Errorf("new owner restored %d edges; stats %+v (want the re-read of closed windows late, and only that)", restored, s)
+			}
+		})
 	}
 }
 
@@ -135,16 +171,16 @@ func TestHandoffWaitsForTheRelease(t *testing.T) {
 	store := storage.NewMemory(1)
 	a, _ := New(DefaultConfig(), nil, nil, fixedClock, WithHandoff(store, 10*time.Second))
 	b, _ := New(DefaultConfig(), nil, nil, fixedClock, WithHandoff(store, 10*time.Second))
-	a.PartitionsAssigned(ctx, []int32{0}, []bool{false})
+	a.PartitionsAssigned(ctx, part(0, "", false))
 	for _, fl := range batches {
 		a.ConsumeFlows(ctx, fl)
 	}
 	edges := a.Stats().Edges
 	go func() {
 		time.Sleep(300 * time.Millisecond)
-		a.PartitionsRevoked(ctx, []int32{0})
+		a.PartitionsRevoked(ctx, part(0, "", false))
 	}()
-	b.PartitionsAssigned(ctx, []int32{0}, []bool{true})
+	b.PartitionsAssigned(ctx, part(0, "", true))
 	s := b.Stats()
 	if s.HandedOver != 1 || s.HandoffTimeouts != 0 || s.Edges != edges || s.HandoffWaited < 200*time.Millisecond {
 		t.Fatalf("after a release that came later: %+v, want 1 handed over with %d edges after a wait", s, edges)
@@ -152,14 +188,14 @@ func TestHandoffWaitsForTheRelease(t *testing.T) {
 
 	// b gives the partition back and takes it again while the owner in
 	// between (a, told it was handed over) released nothing.
-	b.PartitionsRevoked(ctx, []int32{0})
+	b.PartitionsRevoked(ctx, part(0, "", false))
 	quick, _ := New(DefaultConfig(), nil, nil, fixedClock, WithHandoff(store, 300*time.Millisecond))
-	quick.PartitionsAssigned(ctx, []int32{0}, []bool{true}) // b's release: fresh to quick
+	quick.PartitionsAssigned(ctx, part(0, "", true)) // b's release: fresh to quick
 	if s := quick.Stats(); s.HandedOver != 1 || s.HandoffTimeouts != 0 {
 		t.Fatalf("another replica's release not taken at once: %+v", s)
 	}
 	b.handoff.wait = 300 * time.Millisecond
-	b.PartitionsAssigned(ctx, []int32{0}, []bool{true})
+	b.PartitionsAssigned(ctx, part(0, "", true))
 	if s := b.Stats(); s.HandedOver != 1 || s.HandoffTimeouts != 1 || s.Edges != edges {
 		t.Fatalf("its own release taken for the next owner's: %+v", s)
 	}

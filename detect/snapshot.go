@@ -15,9 +15,10 @@ import (
 	"github.com/meshguard/meshguard/storage"
 )
 
-// The snapshot format: gob of exported mirrors of the shard state. Open
-// windows are not saved; a restart loses at most AllowedLateness of
-// counting, never a baseline.
+// The snapshot format: gob of exported mirrors of the shard state.
+// Periodic saves leave open windows out: a crash loses at most
+// AllowedLateness of counting, never a baseline. Releases (a rebalance, a
+// clean shutdown) keep them (window_snapshot.go).
 const snapshotVersion = 1
 
 type snapEdge struct {
@@ -59,6 +60,12 @@ type snapShard struct {
 	// shard allows the most lateness until it measured again.
 	Disorder  []int64
 	DisorderN int
+	// Position, Windows, Active and Incidents are set in releases only
+	// (window_snapshot.go).
+	Position  string
+	Windows   []snapWindow
+	Active    []snapActive
+	Incidents []snapIncident
 }
 
 func (s *shard) snapshot() snapShard {
@@ -128,8 +135,12 @@ func (s *shard) restore(in snapShard) {
 
 // encodeShard is the stored form of a shard's snapshot.
 func encodeShard(sh *shard) ([]byte, error) {
+	return encodeSnapshot(sh, sh.snapshot())
+}
+
+func encodeSnapshot(sh *shard, snap snapShard) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(sh.snapshot()); err != nil {
+	if err := gob.NewEncoder(&buf).Encode(snap); err != nil {
 		return nil, fmt.Errorf("encode baselines of partition %d: %w", sh.partition, err)
 	}
 	return buf.Bytes(), nil

@@ -2,30 +2,17 @@ package ingest
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
-)
 
-// PartitionOwner is an AfterStore stage that keeps state per partition
-// number (the detector), told of rebalances in order with the flows:
-// PartitionsRevoked comes after the last flow of those partitions this
-// consumer fetched, PartitionsAssigned before the first. Partitions are
-// numbers across the telemetry topics: one is held while any topic's
-// partition of that number is assigned. The range balancer (the only one
-// the consumer offers) gives partition N of every topic to one member,
-// when the topics have as many partitions.
-//
-// handedOver[i] says partitions[i] was read by another consumer since
-// this one last committed it (the group holds an offset this consumer did
-// not commit): its state is that consumer's to release.
-type PartitionOwner interface {
-	PartitionsRevoked(ctx context.Context, partitions []int32)
-	PartitionsAssigned(ctx context.Context, partitions []int32, handedOver []bool)
-}
+	"github.com/meshguard/meshguard/consumer"
+)
 
 // generation is one assignment of the group, as the reader reported it:
 // the partitions with the offsets they start from (a committed offset, or
@@ -64,9 +51,7 @@ func (g *groupState) noteGeneration(v reflect.Value) {
 // partitionChange is a rebalance as the owner sees it, carried by an
 // otherwise empty batch.
 type partitionChange struct {
-	revoked    []int32
-	assigned   []int32
-	handedOver []bool
+	revoked, assigned []consumer.Partition
 }
 
 // ownCommits remembers the offset this consumer last committed for each
@@ -99,16 +84,19 @@ func (o *ownCommits) is(tp topicPartition, offset int64) bool {
 // that ends when a newer one is reported, so that a fetch waiting on an
 // idle partition wakes for the rebalance.
 type assignments struct {
-	group  *groupState
-	own    *ownCommits
-	seen   *generation
+	group *groupState
+	own   *ownCommits
+	seen  *generation
+	// next is, per partition held, the offset after the last message
+	// handed on (where this consumer stopped).
+	next   map[topicPartition]int64
 	ctx    context.Context
 	cancel context.CancelFunc
 	parent context.Context
 }
 
 func newAssignments(ctx context.Context, g *groupState, own *ownCommits) *assignments {
-	a := &assignments{group: g, own: own, parent: ctx, seen: g.gen.Load()}
+	a := &assignments{group: g, own: own, parent: ctx, seen: g.gen.Load(), next: map[topicPartition]int64{}}
 	a.watch()
 	return a
 }
@@ -168,46 +156,78 @@ func (a *assignments) advance() *partitionChange {
 	old := a.seen
 	a.seen = g
 	a.watch()
-	return diffPartitions(old.parts, g.parts, a.own)
+	return a.diff(old.parts, g.parts)
 }
 
 // revokeAll is the change of leaving the group: every partition held.
 func (a *assignments) revokeAll() *partitionChange {
-	ch := diffPartitions(a.seen.parts, nil, a.own)
+	ch := a.diff(a.seen.parts, nil)
 	a.seen = newGeneration(nil)
 	return ch
 }
 
-// diffPartitions compares two assignments by partition number.
-func diffPartitions(old, cur map[topicPartition]int64, own *ownCommits) *partitionChange {
+// handedOn notes m as given to the owner.
+func (a *assignments) handedOn(m kafka.Message) {
+	a.next[topicPartition{m.Topic, m.Partition}] = m.Offset + 1
+}
+
+// diff compares two assignments by partition number, and moves next on
+// from the old one to the new.
+func (a *assignments) diff(old, cur map[topicPartition]int64) *partitionChange {
 	was, is := numbers(old), numbers(cur)
 	ch := &partitionChange{}
 	for p := range was {
 		if _, ok := is[p]; !ok {
-			ch.revoked = append(ch.revoked, p)
+			ch.revoked = append(ch.revoked, consumer.Partition{ID: p, Position: position(p, old, a.next)})
 		}
 	}
 	for p := range is {
 		if _, ok := was[p]; ok {
 			continue
 		}
-		ch.assigned = append(ch.assigned, p)
+		part := consumer.Partition{ID: p, Position: position(p, cur, cur)}
+		for tp, off := range cur {
+			if int32(tp.partition) == p && off >= 0 && !a.own.is(tp, off) {
+				part.HandedOver = true
+			}
+		}
+		ch.assigned = append(ch.assigned, part)
+	}
+	for tp := range old {
+		if _, ok := cur[tp]; !ok {
+			delete(a.next, tp)
+		}
+	}
+	for tp, off := range cur {
+		if _, ok := old[tp]; !ok {
+			a.next[tp] = off
+		}
 	}
 	if len(ch.revoked)+len(ch.assigned) == 0 {
 		return nil
 	}
-	slices.Sort(ch.revoked)
-	slices.Sort(ch.assigned)
-	for _, p := range ch.assigned {
-		handed := false
-		for tp, off := range cur {
-			if int32(tp.partition) == p && off >= 0 && !own.is(tp, off) {
-				handed = true
-			}
-		}
-		ch.handedOver = append(ch.handedOver, handed)
-	}
+	byID := func(x, y consumer.Partition) int { return int(x.ID - y.ID) }
+	slices.SortFunc(ch.revoked, byID)
+	slices.SortFunc(ch.assigned, byID)
 	return ch
+}
+
+// position is partition number p's token: the offsets of its topics in
+// parts, each read from at (or the start offset when at lacks it).
+func position(p int32, parts, at map[topicPartition]int64) string {
+	var out []string
+	for tp, start := range parts {
+		if int32(tp.partition) != p {
+			continue
+		}
+		off, ok := at[tp]
+		if !ok {
+			off = start
+		}
+		out = append(out, fmt.Sprintf("%s:%d", tp.topic, off))
+	}
+	slices.Sort(out)
+	return strings.Join(out, ",")
 }
 
 func numbers(parts map[topicPartition]int64) map[int32]struct{} {
@@ -221,12 +241,12 @@ func numbers(parts map[topicPartition]int64) map[int32]struct{} {
 // tellOwner hands a rebalance to the owner, revocations first: a swap
 // releases before it waits, so two replicas trading partitions do not
 // wait on each other.
-func tellOwner(ctx context.Context, o PartitionOwner, ch *partitionChange) {
+func tellOwner(ctx context.Context, o consumer.Partitions, ch *partitionChange) {
 	if len(ch.revoked) > 0 {
 		o.PartitionsRevoked(ctx, ch.revoked)
 	}
 	if len(ch.assigned) > 0 {
-		o.PartitionsAssigned(ctx, ch.assigned, ch.handedOver)
+		o.PartitionsAssigned(ctx, ch.assigned)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/collector/pdata/plog"
 
+	"github.com/meshguard/meshguard/consumer"
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/models"
 	"github.com/meshguard/meshguard/scenario"
@@ -46,6 +47,8 @@ type ownerLog struct {
 	held   map[int32]bool
 	flows  map[int32]int
 	bad    []string // flows of a partition not held
+	// positions are the Position of every event, in order.
+	positions []string
 }
 
 func newOwnerLog() *ownerLog { return &ownerLog{held: map[int32]bool{}, flows: map[int32]int{}} }
@@ -63,27 +66,29 @@ func (o *ownerLog) ConsumeFlows(_ context.Context, flows []models.Flow) error {
 	return nil
 }
 
-func (o *ownerLog) PartitionsRevoked(_ context.Context, partitions []int32) {
+func (o *ownerLog) PartitionsRevoked(_ context.Context, partitions []consumer.Partition) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, p := range partitions {
-		o.events = append(o.events, fmt.Sprintf("revoked %d", p))
-		if !o.held[p] {
-			o.bad = append(o.bad, fmt.Sprintf("partition %d revoked, not held", p))
+		o.events = append(o.events, fmt.Sprintf("revoked %d", p.ID))
+		if !o.held[p.ID] {
+			o.bad = append(o.bad, fmt.Sprintf("partition %d revoked, not held", p.ID))
 		}
-		delete(o.held, p)
+		delete(o.held, p.ID)
+		o.positions = append(o.positions, p.Position)
 	}
 }
 
-func (o *ownerLog) PartitionsAssigned(_ context.Context, partitions []int32, handedOver []bool) {
+func (o *ownerLog) PartitionsAssigned(_ context.Context, partitions []consumer.Partition) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for i, p := range partitions {
-		o.events = append(o.events, fmt.Sprintf("assigned %d handed=%v", p, handedOver[i]))
-		if o.held[p] {
-			o.bad = append(o.bad, fmt.Sprintf("partition %d assigned twice", p))
+	for _, p := range partitions {
+		o.events = append(o.events, fmt.Sprintf("assigned %d handed=%v", p.ID, p.HandedOver))
+		if o.held[p.ID] {
+			o.bad = append(o.bad, fmt.Sprintf("partition %d assigned twice", p.ID))
 		}
-		o.held[p] = true
+		o.held[p.ID] = true
+		o.positions = append(o.positions, p.Position)
 	}
 }
 
@@ -100,6 +105,15 @@ func (o *ownerLog) snapshot() (events []string, held []int32, flows int, bad []s
 	return slices.Clone(o.events), held, flows, slices.Clone(o.bad)
 }
 
+func (o *ownerLog) lastPosition() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.positions) == 0 {
+		return ""
+	}
+	return o.positions[len(o.positions)-1]
+}
+
 func (o *ownerLog) holds(want ...int32) func() bool {
 	return func() bool {
 		_, held, _, _ := o.snapshot()
@@ -112,7 +126,8 @@ func (o *ownerLog) holds(want ...int32) func() bool {
 // order with the flows: no flow of a partition it does not hold, a
 // revocation after the last flow of it and an assignment before the
 // first. A partition the other member committed is handed over; one no
-// member ever committed is not.
+// member ever committed is not. A member leaving cleanly stops at the
+// position its successor starts from.
 func TestConsumerTellsOwnerOfRebalances(t *testing.T) {
 	brokerKinds(t, func(t *testing.T, brokers []string) {
 		topic := testenv.NewTopic(t, brokers, 2)
@@ -161,6 +176,11 @@ func TestConsumerTellsOwnerOfRebalances(t *testing.T) {
 		}
 		if want2 := []string{fmt.Sprintf("assigned %d handed=true", moved[0]), fmt.Sprintf("revoked %d", moved[0])}; !slices.Equal(ev2, want2) {
 			t.Errorf("second member's events %v, want %v", ev2, want2)
+		}
+		// The second member left cleanly, committing all it handed on:
+		// the first starts exactly where it stopped.
+		if left, resumed := o2.lastPosition(), o1.lastPosition(); left != resumed || left == "" {
+			t.Errorf("the leaving member stopped at %q, the next owner starts at %q", left, resumed)
 		}
 		if bad := append(bad1, bad2...); len(bad) > 0 {
 			t.Errorf("out of order: %v", bad)

@@ -48,8 +48,8 @@ type Consumer struct {
 	dec     *Decoder
 	signals map[string]Signal
 	stats   consumerStats
-	after   consumer.Flows // AfterStore's stage, or nil
-	owner   PartitionOwner // after, when it keeps state per partition (assign.go)
+	after   consumer.Flows      // AfterStore's stage, or nil
+	owner   consumer.Partitions // after, when it keeps state per partition (assign.go)
 	own     ownCommits
 
 	connected      atomic.Bool
@@ -165,7 +165,7 @@ func NewConsumer(kcfg KafkaConfig, icfg IngestConfig, next consumer.Flows, log *
 		MaxWait:               time.Second,
 		WatchPartitionChanges: true,
 		// Range alone: it gives partition N of every telemetry topic to
-		// one member, which a PartitionOwner's per-number state needs
+		// one member, which a consumer.Partitions stage's per-number state needs
 		// (round-robin could split otlp_logs/0 from otlp_spans/0).
 		GroupBalancers: []kafka.GroupBalancer{kafka.RangeGroupBalancer{}},
 		ErrorLogger:    errLog,
@@ -189,7 +189,7 @@ func NewConsumer(kcfg KafkaConfig, icfg IngestConfig, next consumer.Flows, log *
 	for _, o := range opts {
 		o(c)
 	}
-	c.owner, _ = c.after.(PartitionOwner)
+	c.owner, _ = c.after.(consumer.Partitions)
 	return c, nil
 }
 
@@ -249,7 +249,7 @@ type batch struct {
 	last     map[topicPartition]kafka.Message // newest message per partition: what to commit
 	messages int
 	opened   time.Time
-	// change, on a batch of its own, is a rebalance for the PartitionOwner.
+	// change, on a batch of its own, is a rebalance for the consumer.Partitions stage.
 	change *partitionChange
 }
 
@@ -454,8 +454,8 @@ func (c *Consumer) watch(ctx context.Context, topics []string) []string {
 
 // fetchLoop fills batches until ctx ends or the reader fails. On return
 // every batch is back in free or handed to full. With asg (a
-// PartitionOwner after the store), each rebalance goes to full as a batch
-// of its own, in order with the messages.
+// consumer.Partitions after the store), each rebalance goes to full as a
+// batch of its own, in order with the messages.
 func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free chan *batch, asg *assignments) error {
 	var b *batch
 	select {
@@ -561,8 +561,11 @@ func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free chan 
 			c.release(b, full, free)
 			return nil
 		}
-		if asg != nil && asg.behind() && !rebalance() {
-			return nil
+		if asg != nil {
+			asg.handedOn(m)
+			if asg.behind() && !rebalance() {
+				return nil
+			}
 		}
 		if len(b.flows) >= c.icfg.BatchSize && !closeBatch() {
 			return nil

@@ -25,7 +25,7 @@ type groupState struct {
 	fetches  atomic.Int64 // fetch requests started
 
 	partitions atomic.Pointer[[]topicPartition] // the assignment, for the lag (lag.go)
-	gen        atomic.Pointer[generation]       // the assignment with its offsets, for a PartitionOwner (assign.go)
+	gen        atomic.Pointer[generation]       // the assignment with its offsets, for a consumer.Partitions stage (assign.go)
 }
 
 func (g *groupState) reset() {
