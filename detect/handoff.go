@@ -27,10 +27,9 @@ import (
 // recounts the open windows from there: whole when that offset is at or
 // before their first record, as when catching up a backlog; without
 // their first records when the old owner had committed past them, as
-// with live traffic. Ongoing detections and open incidents go with the
-// partition, so an attack under way updates the detection it raised.
-// Early raises of open windows do not: the new owner's close of such a
-// window raises it again as new (same id).
+// with live traffic. Ongoing detections, early raises and open incidents
+// go with the partition, so an attack under way updates the detection it
+// raised.
 type handoff struct {
 	store storage.BaselineStore
 	wait  time.Duration // how long an assigned partition waits for its release

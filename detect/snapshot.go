@@ -60,11 +60,12 @@ type snapShard struct {
 	// shard allows the most lateness until it measured again.
 	Disorder  []int64
 	DisorderN int
-	// Position, Windows, Active and Incidents are set in releases only
-	// (window_snapshot.go).
+	// Position, Windows, Active, Early and Incidents are set in releases
+	// only (window_snapshot.go).
 	Position  string
 	Windows   []snapWindow
 	Active    []snapActive
+	Early     []snapEarly
 	Incidents []snapIncident
 }
 

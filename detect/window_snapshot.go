@@ -11,10 +11,10 @@ import (
 // when it starts reading at that same position (the old owner committed
 // all it counted, as on a clean leave or shutdown): anywhere else it
 // reads again records the windows already hold, and recounts them from
-// there instead. It carries the ongoing detections and open incidents
-// too, taken in either case: they come from closed windows, which the new
-// owner does not count again, so an attack going on across the hand-off
-// updates the detection it raised rather than raising a new one.
+// there instead. It carries the ongoing detections, early raises and
+// open incidents too, taken in either case: an attack going on across the
+// hand-off updates the detection it raised rather than raising a new
+// one, and the close of a window raised early confirms that raise.
 
 type snapSide struct {
 	Requests, C4xx, Auth, C5xx, Failed, Outage uint64
@@ -62,6 +62,13 @@ type snapActive struct {
 	Det models.Detection
 }
 
+type snapEarly struct {
+	Key        snapKey
+	Start      int64
+	Before     *models.Detection
+	DetectedAt time.Time
+}
+
 type snapIncident struct {
 	Source  models.EndpointID
 	ID      string
@@ -77,6 +84,9 @@ func encodeRelease(sh *shard, position string) ([]byte, error) {
 	for k, d := range sh.active {
 		snap.Active = append(snap.Active, snapActive{toSnapKey(k), *d})
 	}
+	for k, m := range sh.early {
+		snap.Early = append(snap.Early, snapEarly{toSnapKey(k), m.start, m.before, m.detectedAt})
+	}
 	for src, inc := range sh.incidents {
 		si := snapIncident{Source: src, ID: inc.id, Head: toSnapKey(inc.head), LastEnd: inc.lastEnd}
 		for _, k := range inc.parts {
@@ -87,11 +97,15 @@ func encodeRelease(sh *shard, position string) ([]byte, error) {
 	return encodeSnapshot(sh, snap)
 }
 
-// restoreOngoing takes a release's ongoing detections and incidents.
+// restoreOngoing takes a release's ongoing detections, early raises and
+// incidents.
 func (s *shard) restoreOngoing(in snapShard) {
 	for _, a := range in.Active {
 		d := a.Det
 		s.active[a.Key.active()] = &d
+	}
+	for _, e := range in.Early {
+		s.early[e.Key.active()] = earlyMark{start: e.Start, before: e.Before, detectedAt: e.DetectedAt}
 	}
 	for _, si := range in.Incidents {
 		inc := &incident{id: si.ID, head: si.Head.active(), lastEnd: si.LastEnd}
