@@ -132,7 +132,7 @@ func joinMidStream(t *testing.T, env func(db, group, addr string) []string, grou
 		return metric(addr1, "meshguard_detect_handoffs_total") == "1"
 	})
 	_, stored = flowCounts(conn, db)
-	t.Logf("leave: partition handed back with %d of %d records stored", stored, records)
+	t.Logf("leave: partition handed back with %d of %d records stored; waited %ss", stored, records, metric(addr1, "meshguard_detect_handoff_wait_seconds_total"))
 	waitFlows(t, conn, db, uint64(records), 3*time.Minute)
 	joined, err := settledDetections(conn, db, c1)
 	if err != nil {
