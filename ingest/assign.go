@@ -95,6 +95,9 @@ type assignments struct {
 	parent context.Context
 }
 
+// newAssignments follows g from its current generation, the empty one of
+// a reset: make it before the reader that reports to g starts, or its
+// first generation could be taken as already told.
 func newAssignments(ctx context.Context, g *groupState, own *ownCommits) *assignments {
 	a := &assignments{group: g, own: own, parent: ctx, seen: g.gen.Load(), next: map[topicPartition]int64{}}
 	a.watch()

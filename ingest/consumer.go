@@ -369,6 +369,13 @@ func (c *Consumer) session(ctx context.Context, topics []string, free chan *batc
 	})
 	c.group.reset()
 	c.resetProgress()
+	var asg *assignments
+	if c.owner != nil {
+		// Before the reader: it may report its first generation at once,
+		// and the owner must hear of it.
+		asg = newAssignments(fetchCtx, &c.group, &c.own)
+		defer asg.close()
+	}
 	c.reader = kafka.NewReader(rcfg)
 	defer c.group.reset()
 
@@ -397,11 +404,6 @@ func (c *Consumer) session(ctx context.Context, topics []string, free chan *batc
 		c.storeLoop(storeCtx, full, free)
 	}()
 
-	var asg *assignments
-	if c.owner != nil {
-		asg = newAssignments(fetchCtx, &c.group, &c.own)
-		defer asg.close()
-	}
 	err := c.fetchLoop(fetchCtx, full, free, asg)
 	stopFetch()
 	<-watched
