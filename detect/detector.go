@@ -38,6 +38,10 @@ type Detector struct {
 
 	mu     sync.Mutex
 	shards map[int32]*shard
+	// saveMu orders saves of snapshots (periodic and released); handoff
+	// is set by WithHandoff (handoff.go).
+	saveMu  sync.Mutex
+	handoff *handoff
 	// warm and warmNodes hold what WarmStart learned from history; shards
 	// copy an entry the first time they see its edge or node.
 	warm      map[models.Edge]*edgeState
@@ -46,6 +50,7 @@ type Detector struct {
 	stats struct {
 		flows, late, future, windows, raised, updated, absorbed, sinkErrors atomic.Int64
 		early, earlyUnconfirmed                                             atomic.Int64
+		handedOver, handoffTimeouts, handoffErrors, handoffWaited           atomic.Int64
 	}
 }
 
@@ -67,6 +72,14 @@ type Stats struct {
 	// EarlyUnconfirmed counts early raises their window's close did not
 	// raise again; they stand as raised early.
 	EarlyUnconfirmed int64
+	// HandedOver counts partitions assigned to this replica that resumed
+	// from the state their previous owner released (handoff.go);
+	// HandoffTimeouts those that waited detect's hand-off wait for a
+	// release that did not come and resumed from the newest periodic save
+	// (or nothing); HandoffErrors snapshots not saved or not readable;
+	// HandoffWaited sums the waits.
+	HandedOver, HandoffTimeouts, HandoffErrors int64
+	HandoffWaited                              time.Duration
 }
 
 // Option changes a Detector's defaults.
@@ -110,6 +123,8 @@ func (d *Detector) Stats() Stats {
 		Flows: d.stats.flows.Load(), Late: d.stats.late.Load(), Future: d.stats.future.Load(), Windows: d.stats.windows.Load(),
 		Raised: d.stats.raised.Load(), Updated: d.stats.updated.Load(), Absorbed: d.stats.absorbed.Load(), SinkErrors: d.stats.sinkErrors.Load(),
 		Early: d.stats.early.Load(), EarlyUnconfirmed: d.stats.earlyUnconfirmed.Load(),
+		HandedOver: d.stats.handedOver.Load(), HandoffTimeouts: d.stats.handoffTimeouts.Load(),
+		HandoffErrors: d.stats.handoffErrors.Load(), HandoffWaited: time.Duration(d.stats.handoffWaited.Load()),
 	}
 	d.mu.Lock()
 	for _, sh := range d.shards {
@@ -200,19 +215,23 @@ func (d *Detector) Flush(ctx context.Context) error {
 func (d *Detector) shard(p int32) *shard {
 	sh, ok := d.shards[p]
 	if !ok {
-		sh = &shard{
-			det: d, partition: p,
-			windows:   map[int64]*window{},
-			edges:     map[models.Edge]*edgeState{},
-			sources:   map[models.EndpointID]*nodeState{},
-			dests:     map[models.EndpointID]*nodeState{},
-			active:    map[activeKey]*models.Detection{},
-			early:     map[activeKey]earlyMark{},
-			incidents: map[models.EndpointID]*incident{},
-		}
+		sh = d.newShard(p)
 		d.shards[p] = sh
 	}
 	return sh
+}
+
+func (d *Detector) newShard(p int32) *shard {
+	return &shard{
+		det: d, partition: p,
+		windows:   map[int64]*window{},
+		edges:     map[models.Edge]*edgeState{},
+		sources:   map[models.EndpointID]*nodeState{},
+		dests:     map[models.EndpointID]*nodeState{},
+		active:    map[activeKey]*models.Detection{},
+		early:     map[activeKey]earlyMark{},
+		incidents: map[models.EndpointID]*incident{},
+	}
 }
 
 // shard is the detector state of one Kafka partition.

@@ -15,9 +15,10 @@ import (
 	"github.com/meshguard/meshguard/storage"
 )
 
-// The snapshot format: gob of exported mirrors of the shard state. Open
-// windows are not saved; a restart loses at most AllowedLateness of
-// counting, never a baseline.
+// The snapshot format: gob of exported mirrors of the shard state.
+// Periodic saves leave open windows out: a crash loses at most
+// AllowedLateness of counting, never a baseline. Releases (a rebalance, a
+// clean shutdown) keep them (window_snapshot.go).
 const snapshotVersion = 1
 
 type snapEdge struct {
@@ -53,6 +54,19 @@ type snapShard struct {
 	Edges    []snapEdge
 	Sources  []snapNode
 	Dests    []snapNode
+	// Disorder is the shard's measured lateness, so that a partition
+	// handed to another replica closes its windows when it would have
+	// here. Absent from older snapshots: gob leaves it empty, and the
+	// shard allows the most lateness until it measured again.
+	Disorder  []int64
+	DisorderN int
+	// Position, Windows, Active, Early and Incidents are set in releases
+	// only (window_snapshot.go).
+	Position  string
+	Windows   []snapWindow
+	Active    []snapActive
+	Early     []snapEarly
+	Incidents []snapIncident
 }
 
 func (s *shard) snapshot() snapShard {
@@ -75,6 +89,7 @@ func (s *shard) snapshot() snapShard {
 		return ns
 	}
 	out.Sources, out.Dests = node(s.sources), node(s.dests)
+	out.Disorder, out.DisorderN = s.disorder.ring[:s.disorder.n], s.disorder.n
 	return out
 }
 
@@ -113,20 +128,50 @@ func (s *shard) restore(in snapShard) {
 	}
 	node(s.sources, in.Sources)
 	node(s.dests, in.Dests)
+	if n := min(in.DisorderN, len(in.Disorder), lateWindows); n > 0 {
+		copy(s.disorder.ring[:], in.Disorder[:n])
+		s.disorder.n = n
+	}
+}
+
+// encodeShard is the stored form of a shard's snapshot.
+func encodeShard(sh *shard) ([]byte, error) {
+	return encodeSnapshot(sh, sh.snapshot())
+}
+
+func encodeSnapshot(sh *shard, snap snapShard) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(snap); err != nil {
+		return nil, fmt.Errorf("encode baselines of partition %d: %w", sh.partition, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// decodeShard reads a stored snapshot; false for an older format (the
+// warm start from edge_minute covers it).
+func decodeShard(p int32, b []byte) (snapShard, bool, error) {
+	var in snapShard
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&in); err != nil {
+		return in, false, fmt.Errorf("baselines of partition %d are unreadable: %w", p, err)
+	}
+	return in, in.Version == snapshotVersion, nil
 }
 
 // Save writes every shard's snapshot to store.
 func (d *Detector) Save(ctx context.Context, store storage.BaselineStore) error {
+	// One save at a time with hand-offs: a periodic save encoded before a
+	// partition was released and written after would bury the release.
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
 	d.mu.Lock()
 	snaps := map[int32][]byte{}
 	var err error
 	for p, sh := range d.shards {
-		var buf bytes.Buffer
-		if e := gob.NewEncoder(&buf).Encode(sh.snapshot()); e != nil {
-			err = fmt.Errorf("encode baselines of partition %d: %w", p, e)
+		var b []byte
+		if b, err = encodeShard(sh); err != nil {
 			break
 		}
-		snaps[p] = buf.Bytes()
+		snaps[p] = b
 	}
 	d.mu.Unlock()
 	if err != nil {
@@ -149,12 +194,12 @@ func (d *Detector) Restore(ctx context.Context, store storage.BaselineStore) (ed
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for p, b := range snaps {
-		var in snapShard
-		if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&in); err != nil {
-			return edges, fmt.Errorf("baselines of partition %d are unreadable: %w", p, err)
+		in, ok, err := decodeShard(p, b)
+		if err != nil {
+			return edges, err
 		}
-		if in.Version != snapshotVersion {
-			continue // an older format: the warm start from edge_minute covers it
+		if !ok {
+			continue
 		}
 		d.shard(p).restore(in)
 		edges += len(in.Edges)

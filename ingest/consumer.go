@@ -48,7 +48,9 @@ type Consumer struct {
 	dec     *Decoder
 	signals map[string]Signal
 	stats   consumerStats
-	after   consumer.Flows // AfterStore's stage, or nil
+	after   consumer.Flows      // AfterStore's stage, or nil
+	owner   consumer.Partitions // after, when it keeps state per partition (assign.go)
+	own     ownCommits
 
 	connected      atomic.Bool
 	lastConnectErr atomic.Pointer[error]
@@ -162,7 +164,11 @@ func NewConsumer(kcfg KafkaConfig, icfg IngestConfig, next consumer.Flows, log *
 		// a shutdown takes (kafka-go's 10s default made it ~9s).
 		MaxWait:               time.Second,
 		WatchPartitionChanges: true,
-		ErrorLogger:           errLog,
+		// Range alone: it gives partition N of every telemetry topic to
+		// one member, which a consumer.Partitions stage's per-number state needs
+		// (round-robin could split otlp_logs/0 from otlp_spans/0).
+		GroupBalancers: []kafka.GroupBalancer{kafka.RangeGroupBalancer{}},
+		ErrorLogger:    errLog,
 	}
 	transport, err := kcfg.Transport()
 	if err != nil {
@@ -183,6 +189,7 @@ func NewConsumer(kcfg KafkaConfig, icfg IngestConfig, next consumer.Flows, log *
 	for _, o := range opts {
 		o(c)
 	}
+	c.owner, _ = c.after.(consumer.Partitions)
 	return c, nil
 }
 
@@ -242,6 +249,8 @@ type batch struct {
 	last     map[topicPartition]kafka.Message // newest message per partition: what to commit
 	messages int
 	opened   time.Time
+	// change, on a batch of its own, is a rebalance for the consumer.Partitions stage.
+	change *partitionChange
 }
 
 func (b *batch) reset() {
@@ -249,6 +258,7 @@ func (b *batch) reset() {
 	b.flows = b.flows[:0]
 	clear(b.last)
 	b.messages = 0
+	b.change = nil
 }
 
 // Run consumes until ctx is cancelled, then returns nil; a reader that
@@ -359,6 +369,13 @@ func (c *Consumer) session(ctx context.Context, topics []string, free chan *batc
 	})
 	c.group.reset()
 	c.resetProgress()
+	var asg *assignments
+	if c.owner != nil {
+		// Before the reader: it may report its first generation at once,
+		// and the owner must hear of it.
+		asg = newAssignments(fetchCtx, &c.group, &c.own)
+		defer asg.close()
+	}
 	c.reader = kafka.NewReader(rcfg)
 	defer c.group.reset()
 
@@ -387,9 +404,14 @@ func (c *Consumer) session(ctx context.Context, topics []string, free chan *batc
 		c.storeLoop(storeCtx, full, free)
 	}()
 
-	err := c.fetchLoop(fetchCtx, full, free)
+	err := c.fetchLoop(fetchCtx, full, free, asg)
 	stopFetch()
 	<-watched
+	if asg != nil {
+		// Leaving the group gives every partition up: the owner releases
+		// them before the reader closes, so the next owner finds them.
+		c.tellChange(asg.revokeAll(), full, free)
+	}
 	close(full)
 	<-stored
 	if m := oversize.Load(); m != nil && err == nil && ctx.Err() == nil {
@@ -433,8 +455,10 @@ func (c *Consumer) watch(ctx context.Context, topics []string) []string {
 }
 
 // fetchLoop fills batches until ctx ends or the reader fails. On return
-// every batch is back in free or handed to full.
-func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free chan *batch) error {
+// every batch is back in free or handed to full. With asg (a
+// consumer.Partitions after the store), each rebalance goes to full as a
+// batch of its own, in order with the messages.
+func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free chan *batch, asg *assignments) error {
 	var b *batch
 	select {
 	case b = <-free:
@@ -475,11 +499,36 @@ func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free chan 
 			open.cancel()
 		}
 	}()
+	// rebalance closes the batch before a rebalance and hands the change
+	// on in one of its own.
+	rebalance := func() bool {
+		ch := asg.advance()
+		if open.ctx != nil {
+			// Derived from the generation replaced: made again from the
+			// new one, with the same deadline.
+			open.cancel()
+			open.ctx = nil
+		}
+		if ch == nil {
+			return true
+		}
+		if b.messages > 0 && !closeBatch() {
+			return false
+		}
+		b.change = ch
+		return closeBatch()
+	}
+	genCtx := func() context.Context {
+		if asg == nil {
+			return ctx
+		}
+		return asg.ctx
+	}
 	for {
-		fetchCtx := ctx
+		fetchCtx := genCtx()
 		if b.messages > 0 {
 			if open.ctx == nil {
-				open.ctx, open.cancel = context.WithDeadline(ctx, b.opened.Add(c.icfg.BatchTimeout))
+				open.ctx, open.cancel = context.WithDeadline(fetchCtx, b.opened.Add(c.icfg.BatchTimeout))
 			}
 			fetchCtx = open.ctx
 		}
@@ -488,6 +537,12 @@ func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free chan 
 		case ctx.Err() != nil:
 			c.release(b, full, free)
 			return nil
+		case asg != nil && err != nil && genCtx().Err() != nil:
+			// A newer generation woke the fetch: no message was taken.
+			if !rebalance() {
+				return nil
+			}
+			continue
 		case errors.Is(err, context.DeadlineExceeded):
 			if !closeBatch() {
 				return nil
@@ -499,11 +554,20 @@ func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free chan 
 		}
 		c.group.fetched.Store(true)
 		c.progress.lastFetch.Store(time.Now().UnixNano())
+		if asg != nil && asg.before(m) && !rebalance() {
+			return nil // m is not committed: it comes again
+		}
 		if !c.add(ctx, b, m) {
 			// The DLQ could not take the message before ctx ended: it and
 			// everything after it on its partition stay uncommitted.
 			c.release(b, full, free)
 			return nil
+		}
+		if asg != nil {
+			asg.handedOn(m)
+			if asg.behind() && !rebalance() {
+				return nil
+			}
 		}
 		if len(b.flows) >= c.icfg.BatchSize && !closeBatch() {
 			return nil
@@ -629,6 +693,9 @@ func (c *Consumer) store(ctx context.Context, b *batch) bool {
 }
 
 func (c *Consumer) commit(ctx context.Context, b *batch) {
+	if len(b.last) == 0 {
+		return // a rebalance's batch: no message
+	}
 	msgs := make([]kafka.Message, 0, len(b.last))
 	for _, m := range b.last {
 		msgs = append(msgs, m)
@@ -636,6 +703,7 @@ func (c *Consumer) commit(ctx context.Context, b *batch) {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		if err = c.reader.CommitMessages(ctx, msgs...); err == nil {
+			c.own.note(msgs)
 			c.stats.batches.Add(1)
 			c.progress.lastCommit.Store(time.Now().UnixNano())
 			if f := c.progress.onBatch.Load(); f != nil {

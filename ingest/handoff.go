@@ -61,6 +61,9 @@ func (c *Consumer) handOn(q chan<- *batch, b *batch) {
 // to free, until the queue is closed.
 func (c *Consumer) afterStore(ctx context.Context, q <-chan *batch, free chan<- *batch) {
 	for b := range q {
+		if b.change != nil {
+			tellOwner(ctx, c.owner, b.change)
+		}
 		// A batch of dead-lettered messages only has no flows, but it is
 		// committed here all the same, in order with the ones before it.
 		if len(b.flows) > 0 {

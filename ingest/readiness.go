@@ -25,6 +25,7 @@ type groupState struct {
 	fetches  atomic.Int64 // fetch requests started
 
 	partitions atomic.Pointer[[]topicPartition] // the assignment, for the lag (lag.go)
+	gen        atomic.Pointer[generation]       // the assignment with its offsets, for a consumer.Partitions stage (assign.go)
 }
 
 func (g *groupState) reset() {
@@ -34,6 +35,9 @@ func (g *groupState) reset() {
 	g.inits.Store(0)
 	g.fetches.Store(0)
 	g.partitions.Store(nil)
+	if old := g.gen.Swap(newGeneration(nil)); old != nil {
+		close(old.replaced)
+	}
 }
 
 // observe is the reader's info Logger: it reads the assignment and the
@@ -46,6 +50,7 @@ func (g *groupState) observe(msg string, args ...any) {
 			if v := reflect.ValueOf(args[0]); v.Kind() == reflect.Map {
 				parts := assignedPartitions(v)
 				g.partitions.Store(&parts)
+				g.noteGeneration(v)
 				g.assigned.Store(int64(v.Len()))
 				g.joined.Store(true)
 			}

@@ -19,7 +19,7 @@ type Memory struct {
 	dropped    uint64
 	detections map[string]DetectionRow
 	actions    []ActionRow
-	baselines  map[int32][]byte
+	baselines  map[int32]Baseline
 }
 
 // NewMemory returns a store that keeps at most capacity flows (at least 1).

@@ -72,6 +72,13 @@ func TestMigrateOnEachServer(t *testing.T) {
 			if len(got) != len(flows) || !reflect.DeepEqual(got[0], flows[0]) || !reflect.DeepEqual(got[39], flows[39]) {
 				t.Fatalf("on %s read back %d flows, want %d equal to those stored", recorded, len(got), len(flows))
 			}
+			// baselines.released (migration 009) is an added column on both.
+			if err := store.ReleaseBaseline(ctx, 7, []byte("state")); err != nil {
+				t.Fatal(err)
+			}
+			if b, err := store.LatestBaselines(ctx); err != nil || !b[7].Released || string(b[7].State) != "state" {
+				t.Fatalf("on %s a released baseline reads back as %+v (%v)", recorded, b[7], err)
+			}
 		})
 	}
 }

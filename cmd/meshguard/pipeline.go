@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/rest"
@@ -42,6 +43,11 @@ type pipelineSpec struct {
 	Detections storage.DetectionWriter
 	Actions    storage.ActionWriter
 	Blast      storage.BlastQuerier
+	// Baselines, when set, hands the detector's partitions over between
+	// replicas on rebalances, waiting up to HandoffWait for a previous
+	// owner's release (serve: kafka.session_timeout).
+	Baselines   storage.BaselineStore
+	HandoffWait time.Duration
 
 	// RespondDeps are the responder's cluster-facing parts (Kube, or a
 	// Backend and Resolver); Actions, Blast, Sink and Logger are set here.
@@ -167,7 +173,11 @@ func buildPipeline(spec pipelineSpec) (*pipeline, error) {
 			sinks = append(sinks, p.Handoff)
 			p.Handlers = p.Handoff.fromFeed()
 		}
-		det, err := detect.New(*spec.Detect, consumer.FanoutDetections(sinks...), spec.Log)
+		var opts []detect.Option
+		if spec.Baselines != nil {
+			opts = append(opts, detect.WithHandoff(spec.Baselines, spec.HandoffWait))
+		}
+		det, err := detect.New(*spec.Detect, consumer.FanoutDetections(sinks...), spec.Log, opts...)
 		if err != nil {
 			return nil, err
 		}

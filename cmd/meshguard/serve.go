@@ -182,6 +182,7 @@ func serveSpec(cfg Config, stages stageSet, store *storage.ClickHouse, reg *prom
 	}
 	if stages["detect"] {
 		spec.Detect, spec.Detections = &cfg.Detect, store
+		spec.Baselines, spec.HandoffWait = store, cfg.Kafka.SessionTimeout
 		spec.DetectionTaps = []consumer.Detections{countDetections(reg)}
 	}
 	if stages["respond"] {
@@ -272,15 +273,14 @@ func (s stageSet) String() string {
 	return strings.Join(out, ",")
 }
 
-// restoreDetector gives the detector its memory back: the saved
-// baselines first, then edge_minute history for edges they lack. Neither
-// is worth failing start-up for: without them the detector relearns.
+// restoreDetector gives the detector the edge_minute history for edges
+// its partitions' saved baselines lack. The baselines themselves are
+// restored partition by partition as the group assigns them (the
+// hand-off, detect/handoff.go): restoring every partition here would
+// keep, and save over, the state of partitions another replica owns.
+// Neither is worth failing start-up for: without them the detector
+// relearns.
 func restoreDetector(ctx context.Context, det *detect.Detector, history time.Duration, store *storage.ClickHouse, log *slog.Logger) {
-	if n, err := det.Restore(ctx, store); err != nil {
-		log.Warn("saved baselines not restored; relearning", "err", err)
-	} else {
-		log.Info("baselines restored", "edges", n)
-	}
 	if history > 0 {
 		now := time.Now()
 		rows, err := store.EdgeMinutes(ctx, now.Add(-history), now)

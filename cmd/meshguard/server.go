@@ -147,6 +147,12 @@ func registerDetector(reg *prometheus.Registry, d *detect.Detector) {
 	counter("meshguard_detect_sink_errors_total", "Detections a sink failed to take.", func(s detect.Stats) int64 { return s.SinkErrors })
 	counter("meshguard_detect_early_total", "Raises (new or updates) from windows still open; their window's close confirms them without counting them again.", func(s detect.Stats) int64 { return s.Early })
 	counter("meshguard_detect_early_unconfirmed_total", "Early raises their window's close did not raise again; they stand as raised early.", func(s detect.Stats) int64 { return s.EarlyUnconfirmed })
+	counter("meshguard_detect_handoffs_total", "Partitions assigned on a rebalance that resumed from the state their previous owner released.", func(s detect.Stats) int64 { return s.HandedOver })
+	counter("meshguard_detect_handoff_timeouts_total", "Partitions assigned whose previous owner released nothing within kafka.session_timeout: resumed from the newest periodic save, or relearning.", func(s detect.Stats) int64 { return s.HandoffTimeouts })
+	counter("meshguard_detect_handoff_errors_total", "Partition states not released or not readable on a rebalance.", func(s detect.Stats) int64 { return s.HandoffErrors })
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "meshguard_detect_handoff_wait_seconds_total",
+		Help: "Time assigned partitions waited for their previous owner's release (detection and ingest wait with them)."},
+		func() float64 { return d.Stats().HandoffWaited.Seconds() }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meshguard_detect_edges", Help: "Edges with a baseline."},
 		func() float64 { return float64(d.Stats().Edges) }))
 }

@@ -196,7 +196,8 @@ SETTINGS index_granularity = 8192;
 CREATE TABLE IF NOT EXISTS meshguard.baselines ON CLUSTER '{cluster}' (
     partition  Int32,
     saved_at   UInt64,
-    state      String CODEC(ZSTD(3))
+    state      String CODEC(ZSTD(3)),
+    released   UInt8 DEFAULT 0
 ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', saved_at)
 ORDER BY partition
 SETTINGS index_granularity = 8192;

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -20,19 +19,17 @@ import (
 )
 
 // Detections do not depend on how many replicas share the work (issue 14
-// item 4): the same topic, read by one serve in one group and by two
-// serves in another, gives the same detections, ids included. Detector
+// item 4): the same topic, read by one serve in one group, by two serves
+// in another, and by a third group whose second replica joins a third of
+// the way through and then leaves, gives the same detections, ids
+// included. Detector
 // state is sharded by partition and detection ids derive from the kind,
 // the endpoints and the window, so a partition read whole by either
-// replica closes the same windows.
-//
-// The two replicas split the partitions before the telemetry arrives. A
-// partition that changes hands mid-stream starts over on its new owner
-// with no baselines, open windows or ongoing detections: detect has no
-// snapshot hand-off on rebalance yet. MESHGUARD_TEST_REBALANCE_DETECT=1
-// also compares a group whose second replica joins a third of the way
-// through; that fails today (a lateral movement of the moved partition
-// is missed), so it stays out of make test until the hand-off exists.
+// replica closes the same windows; a partition that changes hands when
+// the second replica joins or leaves carries its state with it (detect's hand-off:
+// the old owner releases its baselines and watermark through the
+// baselines table, the new one waits for them, then reads again from the
+// committed offset).
 func TestServeDetectionsOfTwoReplicasEqualOne(t *testing.T) {
 	brokers := testenv.Kafka(t)
 	topic := testenv.NewTopic(t, brokers, 2)
@@ -84,24 +81,9 @@ func TestServeDetectionsOfTwoReplicasEqualOne(t *testing.T) {
 	}
 
 	t.Logf("%d records; one replica: %d detections, two replicas: %d", records, len(one), len(two))
-	if os.Getenv("MESHGUARD_TEST_REBALANCE_DETECT") != "" {
-		// A second group of two where B2 joins mid-stream: what a
-		// partition changing hands does to its detections.
-		_, db3 := testenv.ClickHouse(t)
-		addrC1, addrC2 := freeAddr(t), freeAddr(t)
-		c1 := startMeshguard(t, env(db3, topic+"-join", addrC1), "serve", "--stages", "ingest,detect")
-		waitFlows(t, conn1, db3, uint64(records)/3, 3*time.Minute)
-		c2 := startMeshguard(t, env(db3, topic+"-join", addrC2), "serve", "--stages", "ingest,detect")
-		waitFlows(t, conn1, db3, uint64(records), 3*time.Minute)
-		joined, err := settledDetections(conn1, db3, c1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c1.terminate(t, 30*time.Second)
-		c2.terminate(t, 30*time.Second)
-		if !slices.Equal(one, joined) {
-			t.Errorf("a replica joining mid-stream changes the detections\nonly with one replica: %v\nonly with the join: %v", missing(one, joined), missing(joined, one))
-		}
+	joined := joinMidStream(t, env, topic+"-join", conn1, records)
+	if !slices.Equal(one, joined) {
+		t.Errorf("a replica joining mid-stream changes the detections\nonly with one replica: %v\nonly with the join: %v", missing(one, joined), missing(joined, one))
 	}
 	if !slices.Equal(one, two) {
 		t.Fatalf("detections differ\nonly with one replica: %v\nonly with two: %v", missing(one, two), missing(two, one))
@@ -113,6 +95,54 @@ func TestServeDetectionsOfTwoReplicasEqualOne(t *testing.T) {
 	if !kinds[string(models.LateralMovement)] || !kinds[string(models.CredentialStuffing)] {
 		t.Errorf("detections %v lack the scheduled attacks' kinds", one)
 	}
+}
+
+// joinMidStream reads the topic in a group of its own: one replica from
+// the start, a second once a third of the records are stored, which
+// leaves again once it detects. It returns the settled detections. Each
+// move of the partition must be a hand-off (the metrics say so): released
+// by its owner and restored by the next, not relearnt.
+func joinMidStream(t *testing.T, env func(db, group, addr string) []string, group string, conn driver.Conn, records int) []string {
+	t.Helper()
+	_, db := testenv.ClickHouse(t)
+	addr1, addr2 := freeAddr(t), freeAddr(t)
+	c1 := startMeshguard(t, env(db, group, addr1), "serve", "--stages", "ingest,detect")
+	waitFlows(t, conn, db, uint64(records)/3, 3*time.Minute)
+	c2 := startMeshguard(t, env(db, group, addr2), "serve", "--stages", "ingest,detect")
+	metric := func(addr, name string) string {
+		_, body := httpGet(addr, "/metrics")
+		return metricValue(body, name)
+	}
+	waitUntil(t, "the joining replica given a partition, handed over", c2, func() bool {
+		return metric(addr2, "meshguard_detect_handoffs_total") == "1"
+	})
+	_, stored := flowCounts(conn, db)
+	t.Logf("join: partition handed over with %d of %d records stored; waited %ss", stored, records, metric(addr2, "meshguard_detect_handoff_wait_seconds_total"))
+	waitUntil(t, "the joining replica detecting", c2, func() bool {
+		v := metric(addr2, "meshguard_detect_flows_total")
+		return v != "" && v != "0"
+	})
+	if v := metric(addr2, "meshguard_detect_handoff_timeouts_total"); v != "0" {
+		t.Errorf("joining replica: %s partitions not released in time (meshguard_detect_handoff_timeouts_total)", v)
+	}
+	// It leaves again: the partition goes back to the first replica with
+	// what the second learned.
+	c2.terminate(t, 30*time.Second)
+	waitUntil(t, "the partition handed back", c1, func() bool {
+		return metric(addr1, "meshguard_detect_handoffs_total") == "1"
+	})
+	_, stored = flowCounts(conn, db)
+	t.Logf("leave: partition handed back with %d of %d records stored; waited %ss", stored, records, metric(addr1, "meshguard_detect_handoff_wait_seconds_total"))
+	waitFlows(t, conn, db, uint64(records), 3*time.Minute)
+	joined, err := settledDetections(conn, db, c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := metric(addr1, "meshguard_detect_handoff_timeouts_total"); v != "0" {
+		t.Errorf("first replica: %s partitions not released in time (meshguard_detect_handoff_timeouts_total)", v)
+	}
+	c1.terminate(t, 30*time.Second)
+	return joined
 }
 
 // produceAttacks writes 30 minutes of event time (then a lateral movement
