@@ -49,7 +49,7 @@ func TestModernClickHouseSchema(t *testing.T) {
 	}
 
 	// TTL in place, with whole-part drops; and retention can change.
-	out = mustRun(t, run, "SELECT name, engine_full FROM system.tables WHERE database = '"+db+"' AND name IN ('flows', 'flows_by_source', 'edge_minute') ORDER BY name")
+	out = mustRun(t, run, "SELECT name, engine_full FROM system.tables WHERE database = '"+db+"' AND name IN ('flows', 'flows_by_source', 'edge_minute', 'edge_tls_hour', 'edge_tls_minute') ORDER BY name")
 	engines := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		name, engine, _ := strings.Cut(line, "\t")
