@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/meshguard/meshguard/models"
 )
 
@@ -88,21 +90,27 @@ func (c *ClickHouse) GraphEdges(ctx context.Context, from, to time.Time) ([]Grap
 		return nil, fmt.Errorf("graph edges: %w", classify(err))
 	}
 	defer rows.Close()
+	out, err := scanGraphEdges(rows)
+	if err != nil {
+		return nil, fmt.Errorf("graph edges: %w", err)
+	}
+	return out, nil
+}
+
+// scanGraphEdges reads rows of graphEdgesQuery's columns.
+func scanGraphEdges(rows driver.Rows) ([]GraphEdge, error) {
 	var out []GraphEdge
 	for rows.Next() {
 		var e GraphEdge
 		if err := rows.Scan(&e.SourcePrincipal, &e.SourceWorkload, &e.SourceNamespace, &e.SourceIP,
 			&e.DestinationWorkload, &e.DestinationNamespace, &e.DestinationService, &e.Reporter,
 			&e.Requests, &e.Errors5xx, &e.Errors4xx, &e.MTLS, &e.Plaintext, &e.UnknownTLS, &e.FirstSeen, &e.LastSeen); err != nil {
-			return nil, fmt.Errorf("graph edges: %w", classify(err))
+			return nil, classify(err)
 		}
 		e.FirstSeen, e.LastSeen = e.FirstSeen.UTC(), e.LastSeen.UTC()
 		out = append(out, e)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("graph edges: %w", classify(err))
-	}
-	return out, nil
+	return out, classify(rows.Err())
 }
 
 // serviceWorkloadsQuery totals the rollups' service evidence (see
@@ -131,18 +139,24 @@ func (c *ClickHouse) ServiceWorkloads(ctx context.Context, from, to time.Time) (
 		return nil, fmt.Errorf("service workloads: %w", classify(err))
 	}
 	defer rows.Close()
+	out, err := scanServiceWorkloads(rows)
+	if err != nil {
+		return nil, fmt.Errorf("service workloads: %w", err)
+	}
+	return out, nil
+}
+
+// scanServiceWorkloads reads rows of serviceWorkloadsQuery's columns.
+func scanServiceWorkloads(rows driver.Rows) ([]ServiceWorkload, error) {
 	var out []ServiceWorkload
 	for rows.Next() {
 		var s ServiceWorkload
 		if err := rows.Scan(&s.Namespace, &s.Service, &s.Workload, &s.Requests); err != nil {
-			return nil, fmt.Errorf("service workloads: %w", classify(err))
+			return nil, classify(err)
 		}
 		out = append(out, s)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("service workloads: %w", classify(err))
-	}
-	return out, nil
+	return out, classify(rows.Err())
 }
 
 // graphKey is a GraphEdge's key, reporter included.

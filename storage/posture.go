@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/meshguard/meshguard/models"
 )
 
@@ -93,6 +95,16 @@ func (c *ClickHouse) PostureEdges(ctx context.Context, from, to time.Time) ([]Po
 		return nil, fmt.Errorf("posture edges: %w", classify(err))
 	}
 	defer rows.Close()
+	out, err := scanPostureEdges(rows)
+	if err != nil {
+		return nil, fmt.Errorf("posture edges: %w", err)
+	}
+	return out, nil
+}
+
+// scanPostureEdges reads rows of postureQuery's columns, one side per
+// edge (foldPostureReporters).
+func scanPostureEdges(rows driver.Rows) ([]PostureEdge, error) {
 	var out []PostureEdge
 	for rows.Next() {
 		var e PostureEdge
@@ -100,15 +112,18 @@ func (c *ClickHouse) PostureEdges(ctx context.Context, from, to time.Time) ([]Po
 			&e.DestinationPrincipal, &e.DestinationWorkload, &e.DestinationNamespace, &e.DestinationPort, &e.Reporter,
 			&e.MTLS, &e.Plaintext, &e.Unknown, &e.FirstSeen, &e.LastSeen,
 			&e.PlaintextFirstSeen, &e.PlaintextLastSeen, &e.SampleRequestIDs); err != nil {
-			return nil, fmt.Errorf("posture edges: %w", classify(err))
+			return nil, classify(err)
 		}
 		e.FirstSeen, e.LastSeen = e.FirstSeen.UTC(), e.LastSeen.UTC()
 		e.PlaintextFirstSeen, e.PlaintextLastSeen = fromDateTime(e.PlaintextFirstSeen), fromDateTime(e.PlaintextLastSeen)
+		if e.Plaintext == 0 {
+			e.PlaintextFirstSeen, e.PlaintextLastSeen = time.Time{}, time.Time{}
+		}
 		slices.Sort(e.SampleRequestIDs)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("posture edges: %w", classify(err))
+		return nil, classify(err)
 	}
 	return foldPostureReporters(out), nil
 }

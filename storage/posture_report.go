@@ -62,19 +62,25 @@ func (c *ClickHouse) PostureTrend(ctx context.Context, from, to time.Time) ([]Po
 		return nil, fmt.Errorf("posture trend: %w", classify(err))
 	}
 	defer rows.Close()
+	out, err := scanPostureDays(rows)
+	if err != nil {
+		return nil, fmt.Errorf("posture trend: %w", err)
+	}
+	return out, nil
+}
+
+// scanPostureDays reads rows of postureTrendQuery's columns.
+func scanPostureDays(rows driver.Rows) ([]PostureDay, error) {
 	var out []PostureDay
 	for rows.Next() {
 		var d PostureDay
 		if err := rows.Scan(&d.Day, &d.MTLS, &d.Plaintext, &d.Unknown); err != nil {
-			return nil, fmt.Errorf("posture trend: %w", classify(err))
+			return nil, classify(err)
 		}
 		d.Day = time.Date(d.Day.Year(), d.Day.Month(), d.Day.Day(), 0, 0, 0, 0, time.UTC)
 		out = append(out, d)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("posture trend: %w", classify(err))
-	}
-	return out, nil
+	return out, classify(rows.Err())
 }
 
 // DetectionsBetween returns the newest version of every detection whose

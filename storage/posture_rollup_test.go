@@ -369,27 +369,7 @@ func referencePostureEdges(ctx context.Context, c *ClickHouse, from, to time.Tim
 		return nil, err
 	}
 	defer rows.Close()
-	var out []PostureEdge
-	for rows.Next() {
-		var e PostureEdge
-		if err := rows.Scan(&e.SourcePrincipal, &e.SourceWorkload, &e.SourceNamespace, &e.SourceIP,
-			&e.DestinationPrincipal, &e.DestinationWorkload, &e.DestinationNamespace, &e.DestinationPort, &e.Reporter,
-			&e.MTLS, &e.Plaintext, &e.Unknown, &e.FirstSeen, &e.LastSeen,
-			&e.PlaintextFirstSeen, &e.PlaintextLastSeen, &e.SampleRequestIDs); err != nil {
-			return nil, err
-		}
-		e.FirstSeen, e.LastSeen = e.FirstSeen.UTC(), e.LastSeen.UTC()
-		e.PlaintextFirstSeen, e.PlaintextLastSeen = fromDateTime(e.PlaintextFirstSeen), fromDateTime(e.PlaintextLastSeen)
-		if e.Plaintext == 0 {
-			e.PlaintextFirstSeen, e.PlaintextLastSeen = time.Time{}, time.Time{}
-		}
-		slices.Sort(e.SampleRequestIDs)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return foldPostureReporters(out), nil
+	return scanPostureEdges(rows)
 }
 
 func referenceTrendSQL(db string) string {
@@ -426,16 +406,7 @@ func referenceTrend(ctx context.Context, c *ClickHouse, from, to time.Time) ([]P
 		return nil, err
 	}
 	defer rows.Close()
-	var out []PostureDay
-	for rows.Next() {
-		var d PostureDay
-		if err := rows.Scan(&d.Day, &d.MTLS, &d.Plaintext, &d.Unknown); err != nil {
-			return nil, err
-		}
-		d.Day = time.Date(d.Day.Year(), d.Day.Month(), d.Day.Day(), 0, 0, 0, 0, time.UTC)
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return scanPostureDays(rows)
 }
 
 func referenceGraphSQL(db string) string {
@@ -459,18 +430,7 @@ func referenceGraph(ctx context.Context, c *ClickHouse, from, to time.Time) ([]G
 		return nil, err
 	}
 	defer rows.Close()
-	var out []GraphEdge
-	for rows.Next() {
-		var e GraphEdge
-		if err := rows.Scan(&e.SourcePrincipal, &e.SourceWorkload, &e.SourceNamespace, &e.SourceIP,
-			&e.DestinationWorkload, &e.DestinationNamespace, &e.DestinationService, &e.Reporter,
-			&e.Requests, &e.Errors5xx, &e.Errors4xx, &e.MTLS, &e.Plaintext, &e.UnknownTLS, &e.FirstSeen, &e.LastSeen); err != nil {
-			return nil, err
-		}
-		e.FirstSeen, e.LastSeen = e.FirstSeen.UTC(), e.LastSeen.UTC()
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return scanGraphEdges(rows)
 }
 
 func referenceServicesSQL(db string) string {
@@ -489,15 +449,7 @@ func referenceServices(ctx context.Context, c *ClickHouse, from, to time.Time) (
 		return nil, err
 	}
 	defer rows.Close()
-	var out []ServiceWorkload
-	for rows.Next() {
-		var s ServiceWorkload
-		if err := rows.Scan(&s.Namespace, &s.Service, &s.Workload, &s.Requests); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
+	return scanServiceWorkloads(rows)
 }
 
 // TestModernClickHouseRollupReads: on 26.7 through chDB (the schema of
@@ -506,15 +458,7 @@ func referenceServices(ctx context.Context, c *ClickHouse, from, to time.Time) (
 func TestModernClickHouseRollupReads(t *testing.T) {
 	run := testenv.CHDB(t)
 	const db = DefaultDatabase
-	migrations, err := RenderMigrations(modern, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := bootstrapStatements(db)
-	for _, m := range migrations {
-		schema = append(schema, m.Statements...)
-	}
-	mustRun(t, run, schema...)
+	mustRun(t, run, modernSchema(t, db)...)
 	start := testenv.Recent().Add(-2 * time.Hour)
 	data := rollupFlows(start)
 	for i := 0; i < len(data); i += 1000 {
