@@ -70,7 +70,7 @@ var postureQuery = `SELECT source_principal, source_workload, source_namespace, 
     toDateTime(minMerge(first_seen), 'UTC'), toDateTime(maxMerge(last_seen), 'UTC'),
     toDateTime(if(sumMerge(plaintext_requests) = 0, 0, minMerge(plaintext_first_seen)), 'UTC'),
     toDateTime(if(sumMerge(plaintext_requests) = 0, 0, maxMerge(plaintext_last_seen)), 'UTC'),
-    arraySlice(arrayFilter(x -> x != '', groupUniqArrayMerge(` + strconv.Itoa(rollupSamples) + `)(plaintext_samples)), 1, ` + strconv.Itoa(MaxPostureSamples) + `) AS samples
+    arraySlice(arrayDistinct(groupArrayIfMerge(` + strconv.Itoa(rollupSamples) + `)(plaintext_samples)), 1, ` + strconv.Itoa(MaxPostureSamples) + `) AS samples
 FROM (
     {rollup}
 )

@@ -22,10 +22,10 @@ import (
 // flows (the migration copies nothing in).
 const rollupMigration = 10
 
-// rollupSamples is the groupUniqArray size of plaintext_samples: one more
-// than MaxPostureSamples, for the empty string that stands for the
-// requests that are not samples.
-const rollupSamples = MaxPostureSamples + 1
+// rollupSamples is how many plaintext request ids plaintext_samples
+// keeps per bucket: twice MaxPostureSamples, so that an id stored twice
+// (a retried batch) rarely takes a distinct one's place.
+const rollupSamples = 2 * MaxPostureSamples
 
 // rollupTier is a rollup table and the width of its buckets, coarsest
 // first; the level after the last is flows itself.
@@ -64,7 +64,7 @@ var rollupStates = map[string]string{
 	"last_seen":                 "maxState(toUInt32(ts))",
 	"plaintext_first_seen":      "minState(toUInt32(if(mtls = 2, toUInt32(ts), 4294967295)))",
 	"plaintext_last_seen":       "maxState(toUInt32(if(mtls = 2, toUInt32(ts), 0)))",
-	"plaintext_samples":         "groupUniqArrayState(" + strconv.Itoa(rollupSamples) + ")(if(mtls = 2, request_id, ''))",
+	"plaintext_samples":         "groupArrayIfState(" + strconv.Itoa(rollupSamples) + ")(request_id, mtls = 2 AND request_id != '')",
 	"service_flows":             "sumState(toUInt64(" + serviceEvidence + "))",
 	"service_requests":          "sumState(toUInt64(if(" + serviceEvidence + ", count, 0)))",
 }

@@ -186,7 +186,7 @@ func TestEdgeRollupMatchesFlows(t *testing.T) {
 			} {
 				from, to := start.Add(sp[0]), start.Add(sp[1])
 				t.Run(fmt.Sprintf("%v-%v", sp[0], sp[1]), func(t *testing.T) {
-					compareRollupReads(t, ctx, rollup, flows, data, from, to)
+					compareRollupReads(t, ctx, rollup, flows, data, from, to, name != "clickhouse")
 				})
 			}
 			// The rollups are what the reads read: a row only they hold
@@ -210,8 +210,13 @@ func TestEdgeRollupMatchesFlows(t *testing.T) {
 	}
 }
 
-func compareRollupReads(t *testing.T, ctx context.Context, rollup, flows *ClickHouse, data []models.Flow, from, to time.Time) {
+func compareRollupReads(t *testing.T, ctx context.Context, rollup, flows *ClickHouse, data []models.Flow, from, to time.Time, legacy bool) {
+	// The old posture query never ran on 18.16 (its groupUniqArray takes
+	// no size): there the flows' side is the new query reading only flows.
 	ref, err := referencePostureEdges(ctx, flows, from, to)
+	if legacy {
+		ref, err = flows.PostureEdges(ctx, from, to)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -177,7 +177,7 @@ CREATE TABLE IF NOT EXISTS meshguard.edge_tls_hour ON CLUSTER '{cluster}' (
     last_seen                  AggregateFunction(max, UInt32),
     plaintext_first_seen       AggregateFunction(min, UInt32),
     plaintext_last_seen        AggregateFunction(max, UInt32),
-    plaintext_samples          AggregateFunction(groupUniqArray(6), String),
+    plaintext_samples          AggregateFunction(groupArrayIf(10), String, UInt8),
     service_flows              AggregateFunction(sum, UInt64),
     service_requests           AggregateFunction(sum, UInt64)
 ) ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
@@ -210,7 +210,7 @@ SELECT
     maxState(toUInt32(ts)) AS last_seen,
     minState(toUInt32(if(mtls = 2, toUInt32(ts), 4294967295))) AS plaintext_first_seen,
     maxState(toUInt32(if(mtls = 2, toUInt32(ts), 0))) AS plaintext_last_seen,
-    groupUniqArrayState(6)(if(mtls = 2, request_id, '')) AS plaintext_samples,
+    groupArrayIfState(10)(request_id, mtls = 2 AND request_id != '') AS plaintext_samples,
     sumState(toUInt64(destination_service != '' AND destination_workload != '' AND identity_conflict = 0
         AND (reporter = 'destination' OR bitAnd(identity_resolved, 8) != 0))) AS service_flows,
     sumState(toUInt64(if(destination_service != '' AND destination_workload != '' AND identity_conflict = 0
@@ -241,7 +241,7 @@ CREATE TABLE IF NOT EXISTS meshguard.edge_tls_minute ON CLUSTER '{cluster}' (
     last_seen                  AggregateFunction(max, UInt32),
     plaintext_first_seen       AggregateFunction(min, UInt32),
     plaintext_last_seen        AggregateFunction(max, UInt32),
-    plaintext_samples          AggregateFunction(groupUniqArray(6), String),
+    plaintext_samples          AggregateFunction(groupArrayIf(10), String, UInt8),
     service_flows              AggregateFunction(sum, UInt64),
     service_requests           AggregateFunction(sum, UInt64)
 ) ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
@@ -274,7 +274,7 @@ SELECT
     maxState(toUInt32(ts)) AS last_seen,
     minState(toUInt32(if(mtls = 2, toUInt32(ts), 4294967295))) AS plaintext_first_seen,
     maxState(toUInt32(if(mtls = 2, toUInt32(ts), 0))) AS plaintext_last_seen,
-    groupUniqArrayState(6)(if(mtls = 2, request_id, '')) AS plaintext_samples,
+    groupArrayIfState(10)(request_id, mtls = 2 AND request_id != '') AS plaintext_samples,
     sumState(toUInt64(destination_service != '' AND destination_workload != '' AND identity_conflict = 0
         AND (reporter = 'destination' OR bitAnd(identity_resolved, 8) != 0))) AS service_flows,
     sumState(toUInt64(if(destination_service != '' AND destination_workload != '' AND identity_conflict = 0

@@ -15,9 +15,12 @@
 -- over if(), no -If states, times as UInt32 Unix seconds. So:
 --   plaintext_first_seen / _last_seen hold 4294967295 / 0 for an edge
 --   without plaintext (readers ignore them when plaintext_requests is 0);
---   plaintext_samples keeps 6 distinct values of which '' stands for
---   every request that is not plaintext or has no id: readers drop '' and
---   keep 5 (storage.MaxPostureSamples), always min(5, distinct ids).
+--   plaintext_samples keeps the first 10 ids of plaintext requests
+--   (groupArrayIf: 18.16's groupUniqArray takes no size, unbounded it
+--   would keep every id of a busy plaintext edge, and its topK loses
+--   values when states merge); readers keep 5 distinct ones
+--   (storage.MaxPostureSamples): min(5, distinct ids) unless more than 5
+--   of the 10 repeat an id (a batch stored twice).
 --   service_flows / service_requests count the flows that say which
 --   workload a Service host reached (storage.ServiceWorkloads): the
 --   destination's own record, or a workload resolved from the host (bit 8
@@ -51,7 +54,7 @@
     last_seen                  AggregateFunction(max, UInt32),
     plaintext_first_seen       AggregateFunction(min, UInt32),
     plaintext_last_seen        AggregateFunction(max, UInt32),
-    plaintext_samples          AggregateFunction(groupUniqArray(6), String),
+    plaintext_samples          AggregateFunction(groupArrayIf(10), String, UInt8),
     service_flows              AggregateFunction(sum, UInt64),
     service_requests           AggregateFunction(sum, UInt64){{end}}
 {{define "edge_tls_states"}}    reporter,
@@ -74,7 +77,7 @@
     maxState(toUInt32(ts)) AS last_seen,
     minState(toUInt32(if(mtls = 2, toUInt32(ts), 4294967295))) AS plaintext_first_seen,
     maxState(toUInt32(if(mtls = 2, toUInt32(ts), 0))) AS plaintext_last_seen,
-    groupUniqArrayState(6)(if(mtls = 2, request_id, '')) AS plaintext_samples,
+    groupArrayIfState(10)(request_id, mtls = 2 AND request_id != '') AS plaintext_samples,
     sumState(toUInt64(destination_service != '' AND destination_workload != '' AND identity_conflict = 0
         AND (reporter = 'destination' OR bitAnd(identity_resolved, 8) != 0))) AS service_flows,
     sumState(toUInt64(if(destination_service != '' AND destination_workload != '' AND identity_conflict = 0
