@@ -74,21 +74,21 @@ func BenchmarkGraphReads(b *testing.B) {
 		} {
 			b.Run(fmt.Sprintf("since=%v/%s", since, read.name), func(b *testing.B) {
 				store.setRollupSince(read.since)
-				ctx, comment := loggedContext(b)
-				for b.Loop() {
-					g, err := read.graph(ctx, end.Add(-since))
-					if err != nil {
-						b.Fatal(err)
+				measureServerCPU(b, store, func() {
+					for b.Loop() {
+						g, err := read.graph(ctx, end.Add(-since))
+						if err != nil {
+							b.Fatal(err)
+						}
+						s, err := read.svcs(ctx, end.Add(-since))
+						if err != nil {
+							b.Fatal(err)
+						}
+						if len(g) != 2*edges || len(s) != len(hosts) {
+							b.Fatalf("%d graph rows and %d Service hosts, want %d and %d", len(g), len(s), 2*edges, len(hosts))
+						}
 					}
-					s, err := read.svcs(ctx, end.Add(-since))
-					if err != nil {
-						b.Fatal(err)
-					}
-					if len(g) != 2*edges || len(s) != len(hosts) {
-						b.Fatalf("%d graph rows and %d Service hosts, want %d and %d", len(g), len(s), 2*edges, len(hosts))
-					}
-				}
-				reportServerCost(b, store, comment)
+				})
 			})
 		}
 	}
