@@ -27,6 +27,12 @@
 --   of identity_resolved, models.ResolvedDestinationWorkload), never one
 --   whose claim contradicted the cluster.
 --
+-- edge_tls_minute's view reads each block inserted into flows. On modern
+-- servers edge_tls_hour's reads what that view writes (a row per edge and
+-- minute, not per flow), so the second rollup costs inserts little; 18.16
+-- cascaded only part of those blocks when tried, so there it reads flows
+-- too (same columns, same states).
+--
 -- Flows stored before this migration are not in the rollups, and none are
 -- copied in: an INSERT ... SELECT is not idempotent (a re-run or a racing
 -- replica would count twice) and flows inserted while it ran would be
@@ -84,22 +90,6 @@
         AND (reporter = 'destination' OR bitAnd(identity_resolved, 8) != 0), count, 0))) AS service_requests{{end}}
 {{define "edge_tls_key"}}reporter, source_principal, source_workload, source_namespace, source_ip,
          destination_workload, destination_namespace, destination_service, destination_port{{end}}
-CREATE TABLE IF NOT EXISTS {{.DB}}.edge_tls_hour (
-    hour                       DateTime('UTC'),
-{{template "edge_tls_columns" .}}
-) ENGINE = AggregatingMergeTree
-PARTITION BY toYYYYMMDD(hour)
-ORDER BY (destination_namespace, destination_workload, destination_service, destination_port,
-          source_namespace, source_workload, source_principal, source_ip, reporter, hour)
-SETTINGS index_granularity = 8192{{if .Modern}}, ttl_only_drop_parts = 1, materialize_ttl_recalculate_only = 1{{end}};
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{.DB}}.edge_tls_hour_mv TO {{.DB}}.edge_tls_hour AS
-SELECT
-    toStartOfHour(ts) AS hour,
-{{template "edge_tls_states" .}}
-FROM {{.DB}}.flows
-GROUP BY hour, {{template "edge_tls_key"}};
-
 CREATE TABLE IF NOT EXISTS {{.DB}}.edge_tls_minute (
     minute                     DateTime('UTC'),
 {{template "edge_tls_columns" .}}
@@ -115,3 +105,41 @@ SELECT
 {{template "edge_tls_states" .}}
 FROM {{.DB}}.flows
 GROUP BY minute, {{template "edge_tls_key"}};
+
+CREATE TABLE IF NOT EXISTS {{.DB}}.edge_tls_hour (
+    hour                       DateTime('UTC'),
+{{template "edge_tls_columns" .}}
+) ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMMDD(hour)
+ORDER BY (destination_namespace, destination_workload, destination_service, destination_port,
+          source_namespace, source_workload, source_principal, source_ip, reporter, hour)
+SETTINGS index_granularity = 8192{{if .Modern}}, ttl_only_drop_parts = 1, materialize_ttl_recalculate_only = 1{{end}};
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{.DB}}.edge_tls_hour_mv TO {{.DB}}.edge_tls_hour AS
+{{- if .Modern}}
+SELECT
+    toStartOfHour(minute) AS hour,
+    {{template "edge_tls_key"}},
+    maxMergeState(max_destination_principal) AS max_destination_principal,
+    sumMergeState(requests) AS requests,
+    sumMergeState(responses_4xx) AS responses_4xx,
+    sumMergeState(responses_5xx) AS responses_5xx,
+    sumMergeState(mtls_requests) AS mtls_requests,
+    sumMergeState(plaintext_requests) AS plaintext_requests,
+    sumMergeState(unknown_requests) AS unknown_requests,
+    minMergeState(first_seen) AS first_seen,
+    maxMergeState(last_seen) AS last_seen,
+    minMergeState(plaintext_first_seen) AS plaintext_first_seen,
+    maxMergeState(plaintext_last_seen) AS plaintext_last_seen,
+    groupArrayIfMergeState(10)(plaintext_samples) AS plaintext_samples,
+    sumMergeState(service_flows) AS service_flows,
+    sumMergeState(service_requests) AS service_requests
+FROM {{.DB}}.edge_tls_minute
+GROUP BY hour, {{template "edge_tls_key"}};
+{{- else}}
+SELECT
+    toStartOfHour(ts) AS hour,
+{{template "edge_tls_states" .}}
+FROM {{.DB}}.flows
+GROUP BY hour, {{template "edge_tls_key"}};
+{{- end}}
