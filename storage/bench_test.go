@@ -18,7 +18,8 @@ const benchBatch = 100_000
 // parsing, sorting and writing flows and both views. 18.16 runs an insert
 // on one thread, so "parallel" (one stream per core, as ingest's partition
 // consumers do) shows what the machine takes; "flows-only" drops the views
-// to show their share.
+// to show their share, "without-tls-rollups" the edge rollups' views
+// (migration 010) alone.
 func BenchmarkClickHouseInsert(b *testing.B) {
 	flows := testFlows(benchBatch, time.Now())
 	b.Run("serial", func(b *testing.B) {
@@ -29,9 +30,18 @@ func BenchmarkClickHouseInsert(b *testing.B) {
 		store, _ := migratedStore(b)
 		benchInsert(b, store, flows, true)
 	})
+	b.Run("without-tls-rollups", func(b *testing.B) {
+		store, db := migratedStore(b)
+		for _, view := range []string{"edge_tls_hour_mv", "edge_tls_minute_mv"} {
+			if err := store.conn.Exec(context.Background(), "DROP TABLE "+db+"."+view); err != nil {
+				b.Fatal(err)
+			}
+		}
+		benchInsert(b, store, flows, false)
+	})
 	b.Run("flows-only", func(b *testing.B) {
 		store, db := migratedStore(b)
-		for _, view := range []string{"flows_by_source_mv", "edge_minute_mv"} {
+		for _, view := range []string{"flows_by_source_mv", "edge_minute_mv", "edge_tls_hour_mv", "edge_tls_minute_mv"} {
 			if err := store.conn.Exec(context.Background(), "DROP TABLE "+db+"."+view); err != nil {
 				b.Fatal(err)
 			}

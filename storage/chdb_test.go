@@ -22,14 +22,7 @@ import (
 func TestModernClickHouseSchema(t *testing.T) {
 	run := testenv.CHDB(t)
 	const db = DefaultDatabase
-	migrations, err := RenderMigrations(modern, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := bootstrapStatements(db)
-	for _, m := range migrations {
-		schema = append(schema, m.Statements...)
-	}
+	schema := modernSchema(t, db)
 	// Retention as Migrate sets it on a fresh database (no TTL yet).
 	schema = append(schema, retentionStatements(db, 30, map[string]string{})...)
 	for pass := 1; pass <= 2; pass++ {
@@ -49,7 +42,7 @@ func TestModernClickHouseSchema(t *testing.T) {
 	}
 
 	// TTL in place, with whole-part drops; and retention can change.
-	out = mustRun(t, run, "SELECT name, engine_full FROM system.tables WHERE database = '"+db+"' AND name IN ('flows', 'flows_by_source', 'edge_minute') ORDER BY name")
+	out = mustRun(t, run, "SELECT name, engine_full FROM system.tables WHERE database = '"+db+"' AND name IN ('flows', 'flows_by_source', 'edge_minute', 'edge_tls_hour', 'edge_tls_minute') ORDER BY name")
 	engines := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		name, engine, _ := strings.Cut(line, "\t")
@@ -160,6 +153,21 @@ func TestModernClickHouseSchema(t *testing.T) {
 	if out := mustRun(t, run, "SELECT count() FROM "+db+".flows"); out != "1\n" {
 		t.Errorf("%s flows left after setting retention to 30 days, want the 1 of today", out)
 	}
+}
+
+// modernSchema is what Migrate sends a modern server for db, bar the
+// retention TTL.
+func modernSchema(t *testing.T, db string) []string {
+	t.Helper()
+	migrations, err := RenderMigrations(modern, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := bootstrapStatements(db)
+	for _, m := range migrations {
+		schema = append(schema, m.Statements...)
+	}
+	return schema
 }
 
 func mustRun(t *testing.T, run func(...string) (string, error), statements ...string) string {

@@ -153,6 +153,8 @@ type ClickHouse struct {
 	mu           sync.Mutex
 	versionKnown bool
 	settings     clickhouse.Settings // for inserting flows
+	rollupKnown  bool
+	rollupFrom   int64 // rollupSince, once known
 }
 
 // NewClickHouse validates cfg and returns a store for it. It does not

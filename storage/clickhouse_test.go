@@ -412,8 +412,8 @@ func TestDropExpiredPartitions(t *testing.T) {
 		return ids
 	}
 
-	if n, err := newStore(t, db, 30).DropExpiredPartitions(ctx); err != nil || n != 3 {
-		t.Fatalf("retention 30 days dropped %d partitions (err %v), want day 40 of 3 tables", n, err)
+	if n, err := newStore(t, db, 30).DropExpiredPartitions(ctx); err != nil || n != len(retentionTables) {
+		t.Fatalf("retention 30 days dropped %d partitions (err %v), want day 40 of %d tables", n, err, len(retentionTables))
 	}
 	if n, err := store.DropExpiredPartitions(ctx); err != nil || n != 0 {
 		t.Fatalf("retention forever dropped %d (err %v), want none", n, err)
@@ -423,7 +423,8 @@ func TestDropExpiredPartitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Days 8 and older are gone, days 6 and newer stay.
-	for _, table := range []string{"flows", "flows_by_source", "edge_minute"} {
+	for _, tt := range retentionTables {
+		table := tt.table
 		kept := partitions(table)
 		for _, ago := range []int{0, 1, 6} {
 			if id := day(ago).Format("20060102"); !contains(kept, id) {
@@ -443,8 +444,8 @@ func TestDropExpiredPartitions(t *testing.T) {
 	if left != 3*50 {
 		t.Errorf("%d flows left, want the 150 of the 3 days kept", left)
 	}
-	if dropped != 2*3 {
-		t.Errorf("dropped %d partitions, want 6 (days 8 and 9 of 3 tables)", dropped)
+	if dropped != 2*len(retentionTables) {
+		t.Errorf("dropped %d partitions, want %d (days 8 and 9 of %d tables)", dropped, 2*len(retentionTables), len(retentionTables))
 	}
 	// Again: nothing more to drop.
 	if n, err := DropExpiredPartitions(ctx, store.conn, db, 7); err != nil || n != 0 {

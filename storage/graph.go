@@ -7,13 +7,16 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/meshguard/meshguard/models"
 )
 
 // Reads for the dashboard's service graph: every edge's requests, errors
 // and transport security over a span, and which workload each Service
 // host stands for. Both read only what the flows carry (as reported, or
-// filled by identity resolution); neither guesses.
+// filled by identity resolution); neither guesses. Both read the edge
+// rollups (posture_rollup.go).
 
 // maxGraphRows caps the rows GraphEdges reads (one per edge and
 // reporter), the busiest first, as maxEdgeRows does for EdgeSummary.
@@ -55,85 +58,105 @@ type ServiceWorkload struct {
 	Requests                     uint64
 }
 
-// graphEdgesQuery totals flows_by_source (it carries the TLS column and
-// the source's key) per edge and reporter from the first bound time up to
-// the second.
-func graphEdgesQuery(db string) string {
-	return `SELECT source_principal, source_workload, source_namespace,
-    if(source_workload = '' AND source_principal = '', source_ip, '') AS sip,
+// graphEdgesQuery totals the rollups (see rollupSource) per edge and
+// reporter, the busiest first.
+var graphEdgesQuery = `SELECT source_principal, source_workload, source_namespace, source_ip,
     destination_workload, destination_namespace, destination_service, reporter,
-    sum(count) AS r, sumIf(count, response_code >= 500 AND response_code < 600),
-    sumIf(count, response_code >= 400 AND response_code < 500),
-    sumIf(count, mtls = 1), sumIf(count, mtls = 2), sumIf(count, mtls = 0), min(ts), max(ts)
-FROM ` + db + `.flows_by_source
-WHERE ts >= toDateTime(?) AND ts < toDateTime(?)
-GROUP BY source_principal, source_workload, source_namespace, sip,
+    sumMerge(requests) AS r, sumMerge(responses_5xx), sumMerge(responses_4xx),
+    sumMerge(mtls_requests), sumMerge(plaintext_requests), sumMerge(unknown_requests),
+    toDateTime(minMerge(first_seen), 'UTC'), toDateTime(maxMerge(last_seen), 'UTC')
+FROM (
+    {rollup}
+)
+GROUP BY source_principal, source_workload, source_namespace, source_ip,
     destination_workload, destination_namespace, destination_service, reporter
 ORDER BY r DESC
 LIMIT ` + strconv.Itoa(maxGraphRows)
-}
+
+var graphEdgesStates = []string{"requests", "responses_5xx", "responses_4xx",
+	"mtls_requests", "plaintext_requests", "unknown_requests", "first_seen", "last_seen"}
 
 // GraphEdges returns every edge with flows at or after from and before
 // to, per reporter, the busiest first.
 func (c *ClickHouse) GraphEdges(ctx context.Context, from, to time.Time) ([]GraphEdge, error) {
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
-	rows, err := c.conn.Query(ctx, graphEdgesQuery(c.db), from.Unix(), to.Unix())
+	q, ok, err := c.rollupQuery(ctx, graphEdgesQuery, from, to, graphEdgesStates, false)
+	if err != nil || !ok {
+		return nil, wrapErr("graph edges", err)
+	}
+	rows, err := c.conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("graph edges: %w", classify(err))
 	}
 	defer rows.Close()
+	out, err := scanGraphEdges(rows)
+	if err != nil {
+		return nil, fmt.Errorf("graph edges: %w", err)
+	}
+	return out, nil
+}
+
+// scanGraphEdges reads rows of graphEdgesQuery's columns.
+func scanGraphEdges(rows driver.Rows) ([]GraphEdge, error) {
 	var out []GraphEdge
 	for rows.Next() {
 		var e GraphEdge
 		if err := rows.Scan(&e.SourcePrincipal, &e.SourceWorkload, &e.SourceNamespace, &e.SourceIP,
 			&e.DestinationWorkload, &e.DestinationNamespace, &e.DestinationService, &e.Reporter,
 			&e.Requests, &e.Errors5xx, &e.Errors4xx, &e.MTLS, &e.Plaintext, &e.UnknownTLS, &e.FirstSeen, &e.LastSeen); err != nil {
-			return nil, fmt.Errorf("graph edges: %w", classify(err))
+			return nil, classify(err)
 		}
 		e.FirstSeen, e.LastSeen = e.FirstSeen.UTC(), e.LastSeen.UTC()
 		out = append(out, e)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("graph edges: %w", classify(err))
-	}
-	return out, nil
+	return out, classify(rows.Err())
 }
 
-// serviceWorkloadsQuery: bit 8 of identity_resolved is
-// models.ResolvedDestinationWorkload (TestResolvedDestinationBit).
-func serviceWorkloadsQuery(db string) string {
-	return `SELECT destination_namespace, destination_service, destination_workload, sum(count) AS r
-FROM ` + db + `.flows
-WHERE ts >= toDateTime(?) AND ts < toDateTime(?)
-    AND destination_service != '' AND destination_workload != '' AND identity_conflict = 0
-    AND (reporter = 'destination' OR bitAnd(identity_resolved, ` + strconv.Itoa(int(models.ResolvedDestinationWorkload)) + `) != 0)
+// serviceWorkloadsQuery totals the rollups' service evidence (see
+// serviceEvidence) per Service host and workload.
+const serviceWorkloadsQuery = `SELECT destination_namespace, destination_service, destination_workload, sumMerge(service_requests)
+FROM (
+    {rollup}
+)
 GROUP BY destination_namespace, destination_service, destination_workload
+HAVING sumMerge(service_flows) > 0
 ORDER BY destination_namespace, destination_service, destination_workload`
-}
+
+var serviceWorkloadsStates = []string{"service_flows", "service_requests"}
 
 // ServiceWorkloads returns which workloads each Service host reached
 // between from and to (see ServiceWorkload), by namespace and host.
 func (c *ClickHouse) ServiceWorkloads(ctx context.Context, from, to time.Time) ([]ServiceWorkload, error) {
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
-	rows, err := c.conn.Query(ctx, serviceWorkloadsQuery(c.db), from.Unix(), to.Unix())
+	q, ok, err := c.rollupQuery(ctx, serviceWorkloadsQuery, from, to, serviceWorkloadsStates, false)
+	if err != nil || !ok {
+		return nil, wrapErr("service workloads", err)
+	}
+	rows, err := c.conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("service workloads: %w", classify(err))
 	}
 	defer rows.Close()
+	out, err := scanServiceWorkloads(rows)
+	if err != nil {
+		return nil, fmt.Errorf("service workloads: %w", err)
+	}
+	return out, nil
+}
+
+// scanServiceWorkloads reads rows of serviceWorkloadsQuery's columns.
+func scanServiceWorkloads(rows driver.Rows) ([]ServiceWorkload, error) {
 	var out []ServiceWorkload
 	for rows.Next() {
 		var s ServiceWorkload
 		if err := rows.Scan(&s.Namespace, &s.Service, &s.Workload, &s.Requests); err != nil {
-			return nil, fmt.Errorf("service workloads: %w", classify(err))
+			return nil, classify(err)
 		}
 		out = append(out, s)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("service workloads: %w", classify(err))
-	}
-	return out, nil
+	return out, classify(rows.Err())
 }
 
 // graphKey is a GraphEdge's key, reporter included.

@@ -3,8 +3,14 @@ package storage
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/meshguard/meshguard/models"
 )
 
 // Posture reads: every edge's requests by TLS state (flows.mtls: 0
@@ -55,20 +61,24 @@ type PostureQuerier interface {
 	PostureEdges(ctx context.Context, from, to time.Time) ([]PostureEdge, error)
 }
 
-// postureQuery totals flows per edge, port and reporter. The span is
-// bound as parameters; MaxPostureSamples is a constant of ours.
-func postureQuery(db string) string {
-	return fmt.Sprintf(`SELECT source_principal, source_workload, source_namespace,
-    if(source_workload = '' AND source_principal = '', source_ip, '') AS sip,
-    max(destination_principal), destination_workload, destination_namespace, destination_port, reporter,
-    sumIf(toUInt64(count), mtls = 1), sumIf(toUInt64(count), mtls = 2), sumIf(toUInt64(count), mtls NOT IN (1, 2)),
-    min(ts), max(ts), minIf(ts, mtls = 2), maxIf(ts, mtls = 2),
-    groupUniqArrayIf(%d)(request_id, mtls = 2 AND request_id != '')
-FROM %s.flows
-WHERE ts >= toDateTime(?) AND ts < toDateTime(?)
-GROUP BY source_principal, source_workload, source_namespace, sip,
-    destination_workload, destination_namespace, destination_port, reporter`, MaxPostureSamples, db)
-}
+// postureQuery totals the rollups (see rollupSource) per edge, port and
+// reporter: the TLS states summed, first/last seen, and up to
+// MaxPostureSamples plaintext request ids.
+var postureQuery = `SELECT source_principal, source_workload, source_namespace, source_ip,
+    maxMerge(max_destination_principal), destination_workload, destination_namespace, destination_port, reporter,
+    sumMerge(mtls_requests), sumMerge(plaintext_requests), sumMerge(unknown_requests),
+    toDateTime(minMerge(first_seen), 'UTC'), toDateTime(maxMerge(last_seen), 'UTC'),
+    toDateTime(if(sumMerge(plaintext_requests) = 0, 0, minMerge(plaintext_first_seen)), 'UTC'),
+    toDateTime(if(sumMerge(plaintext_requests) = 0, 0, maxMerge(plaintext_last_seen)), 'UTC'),
+    arraySlice(arrayDistinct(groupArrayIfMerge(` + strconv.Itoa(rollupSamples) + `)(plaintext_samples)), 1, ` + strconv.Itoa(MaxPostureSamples) + `) AS samples
+FROM (
+    {rollup}
+)
+GROUP BY source_principal, source_workload, source_namespace, source_ip,
+    destination_workload, destination_namespace, destination_port, reporter`
+
+var postureStates = []string{"max_destination_principal", "mtls_requests", "plaintext_requests", "unknown_requests",
+	"first_seen", "last_seen", "plaintext_first_seen", "plaintext_last_seen", "plaintext_samples"}
 
 // PostureEdges returns every edge with a flow in [from, to) with its
 // requests by TLS state. A batch that ingest retried after a partial
@@ -76,11 +86,25 @@ GROUP BY source_principal, source_workload, source_namespace, sip,
 func (c *ClickHouse) PostureEdges(ctx context.Context, from, to time.Time) ([]PostureEdge, error) {
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
-	rows, err := c.conn.Query(ctx, postureQuery(c.db), from.Unix(), to.Unix())
+	q, ok, err := c.rollupQuery(ctx, postureQuery, from, to, postureStates, false)
+	if err != nil || !ok {
+		return nil, wrapErr("posture edges", err)
+	}
+	rows, err := c.conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("posture edges: %w", classify(err))
 	}
 	defer rows.Close()
+	out, err := scanPostureEdges(rows)
+	if err != nil {
+		return nil, fmt.Errorf("posture edges: %w", err)
+	}
+	return out, nil
+}
+
+// scanPostureEdges reads rows of postureQuery's columns, one side per
+// edge (foldPostureReporters).
+func scanPostureEdges(rows driver.Rows) ([]PostureEdge, error) {
 	var out []PostureEdge
 	for rows.Next() {
 		var e PostureEdge
@@ -88,7 +112,7 @@ func (c *ClickHouse) PostureEdges(ctx context.Context, from, to time.Time) ([]Po
 			&e.DestinationPrincipal, &e.DestinationWorkload, &e.DestinationNamespace, &e.DestinationPort, &e.Reporter,
 			&e.MTLS, &e.Plaintext, &e.Unknown, &e.FirstSeen, &e.LastSeen,
 			&e.PlaintextFirstSeen, &e.PlaintextLastSeen, &e.SampleRequestIDs); err != nil {
-			return nil, fmt.Errorf("posture edges: %w", classify(err))
+			return nil, classify(err)
 		}
 		e.FirstSeen, e.LastSeen = e.FirstSeen.UTC(), e.LastSeen.UTC()
 		e.PlaintextFirstSeen, e.PlaintextLastSeen = fromDateTime(e.PlaintextFirstSeen), fromDateTime(e.PlaintextLastSeen)
@@ -99,7 +123,7 @@ func (c *ClickHouse) PostureEdges(ctx context.Context, from, to time.Time) ([]Po
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("posture edges: %w", classify(err))
+		return nil, classify(err)
 	}
 	return foldPostureReporters(out), nil
 }
@@ -151,4 +175,81 @@ func foldPostureReporters(rows []PostureEdge) []PostureEdge {
 		return int(ka.dstPort) - int(kb.dstPort)
 	})
 	return out
+}
+
+// PostureEdges totals the flows kept as PostureEdges does on ClickHouse;
+// of more than MaxPostureSamples plaintext ids it keeps the smallest
+// (ClickHouse keeps any).
+func (m *Memory) PostureEdges(_ context.Context, from, to time.Time) ([]PostureEdge, error) {
+	type key struct {
+		postureKey
+		reporter string
+	}
+	sums := map[key]*PostureEdge{}
+	ids := map[key]map[string]bool{}
+	lo, hi := from.Truncate(time.Second), to.Truncate(time.Second)
+	m.mu.Lock()
+	for i := range m.flows {
+		f := &m.flows[i]
+		at := time.UnixMilli(f.TimestampMs).UTC().Truncate(time.Second)
+		if at.Before(lo) || !at.Before(hi) {
+			continue
+		}
+		k := key{postureKey{f.Source.Principal, f.Source.Workload, f.Source.Namespace, plaintextIP(f),
+			f.Destination.Workload, f.Destination.Namespace, f.Destination.Port}, f.Reporter.String()}
+		e := sums[k]
+		if e == nil {
+			e = &PostureEdge{SourcePrincipal: k.srcPrincipal, SourceWorkload: k.srcWorkload, SourceNamespace: k.srcNamespace,
+				SourceIP: k.srcIP, DestinationWorkload: k.dstWorkload, DestinationNamespace: k.dstNamespace,
+				DestinationPort: k.dstPort, Reporter: k.reporter, FirstSeen: at, LastSeen: at}
+			sums[k] = e
+		}
+		e.DestinationPrincipal = max(e.DestinationPrincipal, f.Destination.Principal)
+		e.FirstSeen, e.LastSeen = minTime(e.FirstSeen, at), maxTime(e.LastSeen, at)
+		n := uint64(f.Count)
+		switch f.TLS {
+		case models.TLSMutual:
+			e.MTLS += n
+		case models.TLSPlaintext:
+			if e.PlaintextFirstSeen.IsZero() {
+				e.PlaintextFirstSeen, e.PlaintextLastSeen = at, at
+			}
+			e.PlaintextFirstSeen, e.PlaintextLastSeen = minTime(e.PlaintextFirstSeen, at), maxTime(e.PlaintextLastSeen, at)
+			e.Plaintext += n
+			if f.RequestID != "" {
+				if ids[k] == nil {
+					ids[k] = map[string]bool{}
+				}
+				ids[k][f.RequestID] = true
+			}
+		default:
+			e.Unknown += n
+		}
+	}
+	m.mu.Unlock()
+	out := make([]PostureEdge, 0, len(sums))
+	for k, e := range sums {
+		if e.Plaintext == 0 {
+			// As on ClickHouse: plaintext flows of no requests bound nothing.
+			e.PlaintextFirstSeen, e.PlaintextLastSeen = time.Time{}, time.Time{}
+		}
+		samples := slices.Sorted(maps.Keys(ids[k]))
+		e.SampleRequestIDs = append([]string{}, samples[:min(len(samples), MaxPostureSamples)]...)
+		out = append(out, *e)
+	}
+	return foldPostureReporters(out), nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -18,11 +18,11 @@ type PostureDay struct {
 	MTLS, Plaintext, Unknown uint64
 }
 
-// postureTrendQuery totals each day's edges per reporter, keeps the
-// destination's side of an edge when it logged it (else the source's,
-// else the unknown reporter's), and sums the days.
-func postureTrendQuery(db string) string {
-	return `SELECT day, sum(m), sum(p), sum(u) FROM (
+// postureTrendQuery totals each day's edges per reporter from the rollups
+// (see rollupSource), keeps the destination's side of an edge when it
+// logged it (else the source's, else the unknown reporter's), and sums
+// the days.
+const postureTrendQuery = `SELECT day, sum(m), sum(p), sum(u) FROM (
     SELECT day,
         multiIf(countIf(reporter = 'destination') > 0, sumIf(m, reporter = 'destination'),
                 countIf(reporter = 'source') > 0, sumIf(m, reporter = 'source'), sum(m)) AS m,
@@ -31,47 +31,56 @@ func postureTrendQuery(db string) string {
         multiIf(countIf(reporter = 'destination') > 0, sumIf(u, reporter = 'destination'),
                 countIf(reporter = 'source') > 0, sumIf(u, reporter = 'source'), sum(u)) AS u
     FROM (
-        SELECT toDate(ts) AS day, reporter,
-            source_principal, source_workload, source_namespace,
-            if(source_workload = '' AND source_principal = '', source_ip, '') AS sip,
+        SELECT day, reporter, source_principal, source_workload, source_namespace, source_ip,
             destination_workload, destination_namespace, destination_port,
-            sumIf(toUInt64(count), mtls = 1) AS m, sumIf(toUInt64(count), mtls = 2) AS p,
-            sumIf(toUInt64(count), mtls NOT IN (1, 2)) AS u
-        FROM ` + db + `.flows
-        WHERE ts >= toDateTime(?) AND ts < toDateTime(?)
-        GROUP BY day, reporter, source_principal, source_workload, source_namespace, sip,
+            sumMerge(mtls_requests) AS m, sumMerge(plaintext_requests) AS p, sumMerge(unknown_requests) AS u
+        FROM (
+            {rollup}
+        )
+        GROUP BY day, reporter, source_principal, source_workload, source_namespace, source_ip,
             destination_workload, destination_namespace, destination_port
     )
-    GROUP BY day, source_principal, source_workload, source_namespace, sip,
+    GROUP BY day, source_principal, source_workload, source_namespace, source_ip,
         destination_workload, destination_namespace, destination_port
 )
 GROUP BY day
 ORDER BY day`
-}
+
+var postureTrendStates = []string{"mtls_requests", "plaintext_requests", "unknown_requests"}
 
 // PostureTrend returns the requests by TLS state of each UTC day with
 // flows in [from, to), oldest first.
 func (c *ClickHouse) PostureTrend(ctx context.Context, from, to time.Time) ([]PostureDay, error) {
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
-	rows, err := c.conn.Query(ctx, postureTrendQuery(c.db), from.Unix(), to.Unix())
+	q, ok, err := c.rollupQuery(ctx, postureTrendQuery, from, to, postureTrendStates, true)
+	if err != nil || !ok {
+		return nil, wrapErr("posture trend", err)
+	}
+	rows, err := c.conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("posture trend: %w", classify(err))
 	}
 	defer rows.Close()
+	out, err := scanPostureDays(rows)
+	if err != nil {
+		return nil, fmt.Errorf("posture trend: %w", err)
+	}
+	return out, nil
+}
+
+// scanPostureDays reads rows of postureTrendQuery's columns.
+func scanPostureDays(rows driver.Rows) ([]PostureDay, error) {
 	var out []PostureDay
 	for rows.Next() {
 		var d PostureDay
 		if err := rows.Scan(&d.Day, &d.MTLS, &d.Plaintext, &d.Unknown); err != nil {
-			return nil, fmt.Errorf("posture trend: %w", classify(err))
+			return nil, classify(err)
 		}
 		d.Day = time.Date(d.Day.Year(), d.Day.Month(), d.Day.Day(), 0, 0, 0, 0, time.UTC)
 		out = append(out, d)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("posture trend: %w", classify(err))
-	}
-	return out, nil
+	return out, classify(rows.Err())
 }
 
 // DetectionsBetween returns the newest version of every detection whose

@@ -18,6 +18,8 @@ var retentionTables = []struct{ table, column string }{
 	{"flows", "ts"},
 	{"flows_by_source", "ts"},
 	{"edge_minute", "minute"},
+	{"edge_tls_hour", "hour"},
+	{"edge_tls_minute", "minute"},
 }
 
 // retentionTTL is the TTL clause for days of retention on column.
@@ -94,7 +96,7 @@ func partitionExpired(id string, now time.Time, days int) bool {
 }
 
 // DropExpiredPartitions drops every day partition of flows,
-// flows_by_source and edge_minute in database db whose whole day is older
+// flows_by_source, edge_minute and the edge rollups in database db whose whole day is older
 // than days, and returns how many it dropped. Dropping a partition is a
 // cheap metadata operation, unlike deleting rows.
 //

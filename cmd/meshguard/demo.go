@@ -25,6 +25,7 @@ import (
 	"github.com/meshguard/meshguard/detect"
 	"github.com/meshguard/meshguard/ingest"
 	"github.com/meshguard/meshguard/models"
+	"github.com/meshguard/meshguard/posture"
 	"github.com/meshguard/meshguard/respond"
 	"github.com/meshguard/meshguard/scenario"
 	"github.com/meshguard/meshguard/storage"
@@ -252,8 +253,13 @@ func demoServer(ctx context.Context, listen string, st demoStore, resp *respond.
 	}
 	// The demo acts in dry-run: its page must not take a policy past it
 	// (nobody is authenticated, so no override either).
-	srv, err := api.New(cfg, api.Deps{Store: store, Operator: resp, Registry: newRegistry(), ActionWriter: st.actions, Log: log,
-		RespondMode: models.ModeDryRun})
+	deps := api.Deps{Store: store, Operator: resp, Registry: newRegistry(), ActionWriter: st.actions, Log: log,
+		RespondMode: models.ModeDryRun}
+	// The posture without a cluster: shares, plaintext edges, identities.
+	if pq, ok := st.flows.(storage.PostureQuerier); ok {
+		deps.Posture = &posture.Reader{Edges: pq}
+	}
+	srv, err := api.New(cfg, deps)
 	if err != nil {
 		return err
 	}

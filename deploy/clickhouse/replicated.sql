@@ -150,6 +150,130 @@ FROM meshguard.flows
 GROUP BY minute, reporter, source_principal, source_workload, source_namespace, source_ip,
          destination_workload, destination_namespace, destination_service;
 
+-- edge_tls_hour and edge_tls_minute: per-hour and per-minute edge
+-- rollups by TLS state for the posture, the report and the graph
+-- (storage/migrations/010_edge_tls_rollup.sql says what each column
+-- holds). Filled like edge_minute, on the replica that received the
+-- insert; edge_tls_hour from what edge_tls_minute's view writes.
+CREATE TABLE IF NOT EXISTS meshguard.edge_tls_minute ON CLUSTER '{cluster}' (
+    minute                     DateTime('UTC'),
+    reporter                   LowCardinality(String),
+    source_principal           LowCardinality(String),
+    source_workload            LowCardinality(String),
+    source_namespace           LowCardinality(String),
+    source_ip                  String,
+    destination_workload       LowCardinality(String),
+    destination_namespace      LowCardinality(String),
+    destination_service        LowCardinality(String),
+    destination_port           UInt16,
+    max_destination_principal  AggregateFunction(max, String),
+    requests                   AggregateFunction(sum, UInt64),
+    responses_4xx              AggregateFunction(sum, UInt64),
+    responses_5xx              AggregateFunction(sum, UInt64),
+    mtls_requests              AggregateFunction(sum, UInt64),
+    plaintext_requests         AggregateFunction(sum, UInt64),
+    unknown_requests           AggregateFunction(sum, UInt64),
+    first_seen                 AggregateFunction(min, UInt32),
+    last_seen                  AggregateFunction(max, UInt32),
+    plaintext_first_seen       AggregateFunction(min, UInt32),
+    plaintext_last_seen        AggregateFunction(max, UInt32),
+    plaintext_samples          AggregateFunction(groupArrayIf(10), String, UInt8),
+    service_flows              AggregateFunction(sum, UInt64),
+    service_requests           AggregateFunction(sum, UInt64)
+) ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
+PARTITION BY toYYYYMMDD(minute)
+ORDER BY (destination_namespace, destination_workload, destination_service, destination_port,
+          source_namespace, source_workload, source_principal, source_ip, reporter, minute)
+TTL minute + toIntervalDay(30)
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, materialize_ttl_recalculate_only = 1;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS meshguard.edge_tls_minute_mv ON CLUSTER '{cluster}' TO meshguard.edge_tls_minute AS
+SELECT
+    toStartOfMinute(ts) AS minute,
+    reporter,
+    source_principal,
+    source_workload,
+    source_namespace,
+    if(source_workload = '' AND source_principal = '', source_ip, '') AS source_ip,
+    destination_workload,
+    destination_namespace,
+    destination_service,
+    destination_port,
+    maxState(CAST(destination_principal AS String)) AS max_destination_principal,
+    sumState(toUInt64(count)) AS requests,
+    sumState(toUInt64(if(response_code >= 400 AND response_code < 500, count, 0))) AS responses_4xx,
+    sumState(toUInt64(if(response_code >= 500 AND response_code < 600, count, 0))) AS responses_5xx,
+    sumState(toUInt64(if(mtls = 1, count, 0))) AS mtls_requests,
+    sumState(toUInt64(if(mtls = 2, count, 0))) AS plaintext_requests,
+    sumState(toUInt64(if(mtls NOT IN (1, 2), count, 0))) AS unknown_requests,
+    minState(toUInt32(ts)) AS first_seen,
+    maxState(toUInt32(ts)) AS last_seen,
+    minState(toUInt32(if(mtls = 2, toUInt32(ts), 4294967295))) AS plaintext_first_seen,
+    maxState(toUInt32(if(mtls = 2, toUInt32(ts), 0))) AS plaintext_last_seen,
+    groupArrayIfState(10)(request_id, mtls = 2 AND request_id != '') AS plaintext_samples,
+    sumState(toUInt64(destination_service != '' AND destination_workload != '' AND identity_conflict = 0
+        AND (reporter = 'destination' OR bitAnd(identity_resolved, 8) != 0))) AS service_flows,
+    sumState(toUInt64(if(destination_service != '' AND destination_workload != '' AND identity_conflict = 0
+        AND (reporter = 'destination' OR bitAnd(identity_resolved, 8) != 0), count, 0))) AS service_requests
+FROM meshguard.flows
+GROUP BY minute, reporter, source_principal, source_workload, source_namespace, source_ip,
+         destination_workload, destination_namespace, destination_service, destination_port;
+
+CREATE TABLE IF NOT EXISTS meshguard.edge_tls_hour ON CLUSTER '{cluster}' (
+    hour                       DateTime('UTC'),
+    reporter                   LowCardinality(String),
+    source_principal           LowCardinality(String),
+    source_workload            LowCardinality(String),
+    source_namespace           LowCardinality(String),
+    source_ip                  String,
+    destination_workload       LowCardinality(String),
+    destination_namespace      LowCardinality(String),
+    destination_service        LowCardinality(String),
+    destination_port           UInt16,
+    max_destination_principal  AggregateFunction(max, String),
+    requests                   AggregateFunction(sum, UInt64),
+    responses_4xx              AggregateFunction(sum, UInt64),
+    responses_5xx              AggregateFunction(sum, UInt64),
+    mtls_requests              AggregateFunction(sum, UInt64),
+    plaintext_requests         AggregateFunction(sum, UInt64),
+    unknown_requests           AggregateFunction(sum, UInt64),
+    first_seen                 AggregateFunction(min, UInt32),
+    last_seen                  AggregateFunction(max, UInt32),
+    plaintext_first_seen       AggregateFunction(min, UInt32),
+    plaintext_last_seen        AggregateFunction(max, UInt32),
+    plaintext_samples          AggregateFunction(groupArrayIf(10), String, UInt8),
+    service_flows              AggregateFunction(sum, UInt64),
+    service_requests           AggregateFunction(sum, UInt64)
+) ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
+PARTITION BY toYYYYMMDD(hour)
+ORDER BY (destination_namespace, destination_workload, destination_service, destination_port,
+          source_namespace, source_workload, source_principal, source_ip, reporter, hour)
+TTL hour + toIntervalDay(30)
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, materialize_ttl_recalculate_only = 1;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS meshguard.edge_tls_hour_mv ON CLUSTER '{cluster}' TO meshguard.edge_tls_hour AS
+SELECT
+    toStartOfHour(minute) AS hour,
+    reporter, source_principal, source_workload, source_namespace, source_ip,
+         destination_workload, destination_namespace, destination_service, destination_port,
+    maxMergeState(max_destination_principal) AS max_destination_principal,
+    sumMergeState(requests) AS requests,
+    sumMergeState(responses_4xx) AS responses_4xx,
+    sumMergeState(responses_5xx) AS responses_5xx,
+    sumMergeState(mtls_requests) AS mtls_requests,
+    sumMergeState(plaintext_requests) AS plaintext_requests,
+    sumMergeState(unknown_requests) AS unknown_requests,
+    minMergeState(first_seen) AS first_seen,
+    maxMergeState(last_seen) AS last_seen,
+    minMergeState(plaintext_first_seen) AS plaintext_first_seen,
+    maxMergeState(plaintext_last_seen) AS plaintext_last_seen,
+    groupArrayIfMergeState(10)(plaintext_samples) AS plaintext_samples,
+    sumMergeState(service_flows) AS service_flows,
+    sumMergeState(service_requests) AS service_requests
+FROM meshguard.edge_tls_minute
+GROUP BY hour, reporter, source_principal, source_workload, source_namespace, source_ip,
+         destination_workload, destination_namespace, destination_service, destination_port;
+
 -- detections: versions of each detection; read with FINAL. Replicas
 -- of one shard hold every version, so FINAL sees them all.
 CREATE TABLE IF NOT EXISTS meshguard.detections ON CLUSTER '{cluster}' (

@@ -23,8 +23,8 @@ func TestReplicatedSchemaMatchesTheMigrations(t *testing.T) {
 		t.Fatal(err)
 	}
 	replicated := sqlStatements(string(data))
-	if len(replicated) < 9 {
-		t.Fatalf("%d statements in replicated.sql; want the database, 7 tables and 2 views", len(replicated))
+	if len(replicated) < 13 {
+		t.Fatalf("%d statements in replicated.sql; want the database, 9 tables and 4 views", len(replicated))
 	}
 	engine := regexp.MustCompile(`ENGINE = Replicated(\w*MergeTree)\('/clickhouse/tables/\{shard\}/\{database\}/\{table\}', '\{replica\}'(, )?`)
 	var rep []string
@@ -61,7 +61,8 @@ func TestReplicatedSchemaMatchesTheMigrations(t *testing.T) {
 	}
 	mig := migrate("mig")
 	// Retention as Migrate sets it with clickhouse.retention_days 30.
-	for table, col := range map[string]string{"flows": "ts", "flows_by_source": "ts", "edge_minute": "minute"} {
+	for table, col := range map[string]string{"flows": "ts", "flows_by_source": "ts", "edge_minute": "minute",
+		"edge_tls_hour": "hour", "edge_tls_minute": "minute"} {
 		mig = append(mig, "ALTER TABLE mig."+table+" MODIFY TTL "+col+" + toIntervalDay(30)")
 	}
 	if out, err := run(mig...); err != nil {

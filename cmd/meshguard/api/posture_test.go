@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshguard/meshguard/models"
 	"github.com/meshguard/meshguard/posture"
 	"github.com/meshguard/meshguard/report"
 	"github.com/meshguard/meshguard/storage"
@@ -79,5 +80,33 @@ func TestPostureAndReportRoutes(t *testing.T) {
 		if w := do(none.h, http.MethodGet, path, viewerToken, nil); w.Code != http.StatusServiceUnavailable {
 			t.Errorf("%s without a source: %d, want 503", path, w.Code)
 		}
+	}
+}
+
+// TestPostureFromTheMemoryStore: the demo's store answers the posture
+// (without a cluster) instead of a 503.
+func TestPostureFromTheMemoryStore(t *testing.T) {
+	var mem *storage.Memory
+	e := newEnv(t, func(_ *Config, d *Deps) {
+		mem = d.Store.(*storage.Memory)
+		d.Posture = &posture.Reader{Edges: mem}
+	})
+	plain := models.Flow{ID: models.NewFlowIDBase("api-test", 1, e.now.UnixNano()).ID(0), TimestampMs: e.now.Add(-time.Minute).UnixMilli(),
+		Reporter: models.ReporterDestination, Source: models.Source{Workload: "legacy", Namespace: "shop"},
+		Destination: models.Destination{Workload: "cart", Namespace: "shop", Port: 8080}, TLS: models.TLSPlaintext, Count: 3, RequestID: "req-plain"}
+	if err := mem.ConsumeFlows(context.Background(), []models.Flow{plain}); err != nil {
+		t.Fatal(err)
+	}
+	w := do(e.h, http.MethodGet, "/api/v1/posture?since=1h", viewerToken, nil)
+	var p posture.Posture
+	if err := json.Unmarshal(w.Body.Bytes(), &p); w.Code != http.StatusOK || err != nil {
+		t.Fatalf("posture from memory: %d %v %s", w.Code, err, w.Body)
+	}
+	if len(p.Edges) != 5 || len(p.PlaintextEdges) != 1 {
+		t.Fatalf("posture from memory: %d edges, %d plaintext; want the 4 seeded and legacy -> cart, plaintext", len(p.Edges), len(p.PlaintextEdges))
+	}
+	pe := p.PlaintextEdges[0]
+	if pe.Source.Workload != "legacy" || pe.Port != 8080 || len(pe.SampleRequestIDs) != 1 || pe.SampleRequestIDs[0] != "req-plain" {
+		t.Errorf("plaintext edge %+v, want legacy -> cart:8080 with its request id", pe)
 	}
 }
