@@ -42,10 +42,7 @@ func TestServeSlackRevokeRemovesPolicy(t *testing.T) {
 	slack := newSlackRecorder(t)
 	const secret = "e2e-signing-secret-0123"
 	apiAddr := freeAddr(t)
-	env := append(serveEnv(brokers, "unused-"+db, fmt.Sprintf("clickhouse://%s/%s", testenv.ClickHouseAddr(t), db)),
-		"MESHGUARD_KUBERNETES_KUBECONFIG="+testenv.KubeconfigPath(t),
-		"MESHGUARD_RESPOND_MODE=enforce", "MESHGUARD_RESPOND_BLAST_RADIUS_MAX_REQUESTS=0",
-		"MESHGUARD_RESPOND_LEADER_ELECTION_ENABLED=false", "MESHGUARD_RESPOND_INSTANCE="+instance,
+	env := append(append(serveEnv(brokers, "unused-"+db, fmt.Sprintf("clickhouse://%s/%s", testenv.ClickHouseAddr(t), db)), enforceEnv(t, instance)...),
 		"MESHGUARD_ALERT_SLACK_WEBHOOK_URL="+slack.URL+"/hook",
 		"MESHGUARD_ALERT_SLACK_SIGNING_SECRET="+secret,
 		"MESHGUARD_ALERT_SLACK_ALLOWED_USERS=U0ALICE",

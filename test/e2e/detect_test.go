@@ -44,11 +44,8 @@ func TestServeDetectsAttacksFromKafka(t *testing.T) {
 	// identities the cluster confirms.
 	prepareSources(t, kube, "shop", map[string]string{"recommendations": "recommendations-v1", "frontend": "frontend-v1"})
 	slack := newWebhookReceiver(t)
-	env := append(serveEnv(brokers, topic, fmt.Sprintf("clickhouse://%s/%s", testenv.ClickHouseAddr(t), db)),
+	env := append(append(serveEnv(brokers, topic, fmt.Sprintf("clickhouse://%s/%s", testenv.ClickHouseAddr(t), db)), enforceEnv(t, instance)...),
 		"MESHGUARD_DETECT_LEARNING_PERIOD=10m", "MESHGUARD_DETECT_HISTORY=0s",
-		"MESHGUARD_KUBERNETES_KUBECONFIG="+testenv.KubeconfigPath(t),
-		"MESHGUARD_RESPOND_MODE=enforce", "MESHGUARD_RESPOND_BLAST_RADIUS_MAX_REQUESTS=0",
-		"MESHGUARD_RESPOND_LEADER_ELECTION_ENABLED=false", "MESHGUARD_RESPOND_INSTANCE="+instance,
 		"MESHGUARD_RESPOND_BUDGET_PER_HOUR=20",
 		"MESHGUARD_ALERT_SLACK_WEBHOOK_URL="+slack.URL)
 	// The API with bearer tokens, on a port of its own.
@@ -271,4 +268,12 @@ func (w *webhookReceiver) count() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.n
+}
+
+// enforceEnv is what serve needs to enforce, as instance, on test/infra's
+// kube-apiserver: no leader election and no blast-radius limit.
+func enforceEnv(t *testing.T, instance string) []string {
+	return []string{"MESHGUARD_KUBERNETES_KUBECONFIG=" + testenv.KubeconfigPath(t),
+		"MESHGUARD_RESPOND_MODE=enforce", "MESHGUARD_RESPOND_BLAST_RADIUS_MAX_REQUESTS=0",
+		"MESHGUARD_RESPOND_LEADER_ELECTION_ENABLED=false", "MESHGUARD_RESPOND_INSTANCE=" + instance}
 }

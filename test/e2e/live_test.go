@@ -35,11 +35,8 @@ func TestServeRaisesALiveAttackFromItsOpenWindow(t *testing.T) {
 	prepareCluster(t, kube, instance, map[string]string{"billing": "payments-v1"})
 	prepareSources(t, kube, "shop", map[string]string{"recommendations": "recommendations-v1"})
 	addr := freeAddr(t)
-	env := append(serveEnv(brokers, topic, fmt.Sprintf("clickhouse://%s/%s", testenv.ClickHouseAddr(t), db)),
+	env := append(append(serveEnv(brokers, topic, fmt.Sprintf("clickhouse://%s/%s", testenv.ClickHouseAddr(t), db)), enforceEnv(t, instance)...),
 		"MESHGUARD_DETECT_LEARNING_PERIOD=3m", "MESHGUARD_DETECT_HISTORY=0s",
-		"MESHGUARD_KUBERNETES_KUBECONFIG="+testenv.KubeconfigPath(t),
-		"MESHGUARD_RESPOND_MODE=enforce", "MESHGUARD_RESPOND_BLAST_RADIUS_MAX_REQUESTS=0",
-		"MESHGUARD_RESPOND_LEADER_ELECTION_ENABLED=false", "MESHGUARD_RESPOND_INSTANCE="+instance,
 		"MESHGUARD_RESPOND_BUDGET_PER_HOUR=20", "MESHGUARD_SERVER_LISTEN="+addr)
 	srv := startMeshguard(t, env, "serve", "--stages", "ingest,detect,respond")
 	waitReady(t, addr, srv)
