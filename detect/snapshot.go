@@ -33,6 +33,13 @@ type snapEdge struct {
 	// MTLSSeen is absent from snapshots written before TLS had three
 	// states: gob leaves it false, so those edges relearn it.
 	MTLSSeen bool
+	// RunPeak and RunWindows are the run of surprising windows whose
+	// peak is not learned yet (learn.go, holdPeak): a restart or a
+	// hand-off in the middle of a batch job's burst would otherwise never
+	// learn it, and its next burst would look like a flood. Absent from
+	// older snapshots: no run.
+	RunPeak    float32
+	RunWindows uint8
 }
 
 type snapNode struct {
@@ -73,7 +80,7 @@ func (s *shard) snapshot() snapShard {
 	out := snapShard{Version: snapshotVersion, MaxTs: s.maxTs, ClosedTo: s.closedTo}
 	out.Edges = make([]snapEdge, 0, len(s.edges))
 	for k, e := range s.edges {
-		out.Edges = append(out.Edges, snapEdge{k, e.base, e.firstMs, e.lastMs, e.suspectUntil, e.paths, e.methods, e.peak, e.mtlsSeen})
+		out.Edges = append(out.Edges, snapEdge{k, e.base, e.firstMs, e.lastMs, e.suspectUntil, e.paths, e.methods, e.peak, e.mtlsSeen, e.runPeak, e.runWindows})
 	}
 	node := func(m map[models.EndpointID]*nodeState) []snapNode {
 		ns := make([]snapNode, 0, len(m))
@@ -104,7 +111,7 @@ func (s *shard) restore(in snapShard) {
 		s.maxTs, s.closedTo = 0, 0
 	}
 	for _, e := range in.Edges {
-		s.edges[e.Key] = &edgeState{base: e.Base, firstMs: e.First, lastMs: e.Last, suspectUntil: e.Suspect, paths: e.Paths, methods: e.Methods, peak: e.Peak, mtlsSeen: e.MTLSSeen}
+		s.edges[e.Key] = &edgeState{base: e.Base, firstMs: e.First, lastMs: e.Last, suspectUntil: e.Suspect, paths: e.Paths, methods: e.Methods, peak: e.Peak, mtlsSeen: e.MTLSSeen, runPeak: e.RunPeak, runWindows: e.RunWindows}
 	}
 	node := func(dst map[models.EndpointID]*nodeState, src []snapNode) {
 		for _, sn := range src {

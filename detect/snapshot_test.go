@@ -120,3 +120,18 @@ func TestRestoredFutureWatermarkStartsOver(t *testing.T) {
 		t.Fatalf("stats %+v: a real flow after restoring a 2098 watermark is late", st)
 	}
 }
+
+// A run of surprising windows whose peak is not learned yet survives a
+// snapshot: a hand-off or restart in the middle of a batch job's burst
+// must still learn that burst as the edge's peak when the run ends.
+func TestSnapshotKeepsAnUnlearnedRun(t *testing.T) {
+	a, _ := New(DefaultConfig(), nil, nil)
+	e := models.Edge{Source: models.EndpointID{Namespace: "shop", Name: "search-indexer"}, Destination: models.EndpointID{Namespace: "shop", Name: "catalog"}}
+	a.shard(0).edges[e] = &edgeState{firstMs: 1, lastMs: 2, peak: 10, runPeak: 42, runWindows: 3}
+	b, _ := New(DefaultConfig(), nil, nil)
+	b.shard(0).restore(a.shard(0).snapshot())
+	got := b.shard(0).edges[e]
+	if got == nil || got.runPeak != 42 || got.runWindows != 3 || got.peak != 10 {
+		t.Fatalf("restored %+v, want the run (peak 42 over 3 windows) and the learned peak 10", got)
+	}
+}
