@@ -137,7 +137,7 @@ func (s *shard) edgeState(e models.Edge, ws int64) *edgeState {
 func (cw *closingWindow) group(ew *edgeWin) {
 	sw := cw.srcs[ew.e.Source]
 	if sw == nil {
-		sw = &srcWin{ports: map[uint16]struct{}{}, paths: map[uint32]string{}}
+		sw = newSrcWin()
 		cw.srcs[ew.e.Source] = sw
 	}
 	sw.add(ew)
@@ -151,6 +151,10 @@ func (cw *closingWindow) group(ew *edgeWin) {
 	dw.c5xx += ew.m.c5xx
 	dw.auth += ew.m.auth
 	dw.outage += ew.m.outage
+}
+
+func newSrcWin() *srcWin {
+	return &srcWin{ports: map[uint16]struct{}{}, paths: map[uint32]string{}}
 }
 
 // add sums ew into its source's window.

@@ -173,7 +173,7 @@ func (cw *closingWindow) earlyScans(older []*window) {
 		if s.olderMayScan(older, src) {
 			continue
 		}
-		sw := &srcWin{ports: map[uint16]struct{}{}, paths: map[uint32]string{}}
+		sw := newSrcWin()
 		for e, a := range cw.w.edges {
 			if e.Source == src {
 				sw.add(&edgeWin{e: e, a: a, m: a.merge(), st: s.peekState(e, cw.ws)})
