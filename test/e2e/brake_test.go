@@ -257,13 +257,24 @@ func waitReady(t *testing.T, addr string, p *process) {
 // waitUntil polls cond; the deadline only guards against a hang.
 func waitUntil(t *testing.T, what string, p *process, cond func() bool) {
 	t.Helper()
+	waitSaying(t, what, p, func() (bool, string) { return cond(), "" })
+}
+
+// waitSaying is waitUntil with a condition that also says what it last
+// saw, for the failure message.
+func waitSaying(t *testing.T, what string, p *process, cond func() (bool, string)) {
+	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
-	for !cond() {
+	for {
+		ok, saw := cond()
+		if ok {
+			return
+		}
 		if !p.alive() {
 			t.Fatalf("meshguard exited while waiting for %s:\n%s", what, p.out)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
+			t.Fatalf("gave up waiting for %s (last seen: %s)", what, saw)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

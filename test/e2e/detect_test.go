@@ -232,14 +232,31 @@ func waitPolicy(t *testing.T, kube *rest.Config, ns, instance string, timeout ti
 }
 
 // freeAddr returns a loopback address with a port free right now.
+// freeAddr returns a free 127.0.0.1 address for a server to listen on,
+// never one it returned before: the kernel may give a port just closed
+// to the next bind, and two replicas started together would then share
+// an address.
 func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	freeAddrs.Lock()
+	defer freeAddrs.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !freeAddrs.given[addr] {
+			freeAddrs.given[addr] = true
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
+
+var freeAddrs = struct {
+	sync.Mutex
+	given map[string]bool
+}{given: map[string]bool{}}
 
 // webhookReceiver is a Slack incoming webhook: it counts the messages
 // posted to it.

@@ -10,7 +10,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/meshguard/meshguard/models"
 	"github.com/meshguard/meshguard/scenario"
 	"github.com/meshguard/meshguard/test/testenv"
 )
@@ -44,24 +43,39 @@ func TestServeRaisesALiveAttackFromItsOpenWindow(t *testing.T) {
 	// Five minutes of the mesh before now, as fast as the broker takes
 	// them (learning), then a second at a time once each is over, with
 	// the lateral movement from a second into a window 20-30 s after the
-	// replay, so that its first window holds 9 s of it.
+	// replay, so that its first window holds 9 s of it. The test makes
+	// the attack's calls itself, one a second and all answered: the
+	// scenario's lateral movement draws a 403 for a fifth of its calls,
+	// and a first-seen edge whose first calls failed is left to the close
+	// (it may be a path scan starting), so whether its first window
+	// could fire early would be up to the draw.
 	now := time.Now().UTC().Truncate(time.Second)
 	attackAt := now.Add(20 * time.Second).Truncate(10 * time.Second).Add(time.Second)
-	attacks, err := scenario.Schedule([]models.DetectionKind{models.LateralMovement}, attackAt, 0, 30*time.Second, 1)
+	attackEnd := attackAt.Add(30 * time.Second)
+	gen, err := scenario.NewWith(scenario.RealisticMesh(), now.Add(-5*time.Minute), 11, scenario.Options{Scale: 0.25})
 	if err != nil {
 		t.Fatal(err)
 	}
-	gen, err := scenario.NewWith(scenario.RealisticMesh(), now.Add(-5*time.Minute), 11, scenario.Options{Scale: 0.25, Attacks: attacks})
-	if err != nil {
-		t.Fatal(err)
+	from, okFrom := gen.Workload("shop/recommendations-v1")
+	to, okTo := gen.Workload("billing/payments-v1")
+	if !okFrom || !okTo {
+		t.Fatal("the realistic mesh lacks shop/recommendations-v1 or billing/payments-v1")
 	}
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	defer w.Close()
-	for gen.Now().Before(attacks[0].End) {
+	for gen.Now().Before(attackEnd) {
 		if d := time.Until(gen.Now().Add(time.Second)); d > 0 {
 			time.Sleep(d)
 		}
-		msgs, err := logMessages(gen.Next(time.Second))
+		second := gen.Now()
+		ld := gen.Next(time.Second)
+		if !second.Before(attackAt) {
+			gen.Emit(ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords(), scenario.Request{
+				From: &from, To: &to, SrcIP: gen.IP(from.Name), DstIP: gen.IP(to.Name), At: second.Add(300 * time.Millisecond),
+				Method: "GET", Path: "/v1/payments", Code: 200, Flags: "-", BytesSent: 512, DurationMs: 4, UserAgent: "Go-http-client/1.1",
+			})
+		}
+		msgs, err := logMessages(ld)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +110,7 @@ func TestServeRaisesALiveAttackFromItsOpenWindow(t *testing.T) {
 	// The close confirms the early raise: wait until the last window's
 	// close has had its turn: idle_after (5 s) of silence, then its end
 	// plus allowed_lateness (20 s) by the wall clock, and a tick.
-	time.Sleep(time.Until(attacks[0].End.Add(10*time.Second + 5*time.Second + 20*time.Second + 2*time.Second)))
+	time.Sleep(time.Until(attackEnd.Add(10*time.Second + 5*time.Second + 20*time.Second + 2*time.Second)))
 	_, body := httpGet(addr, "/metrics")
 	metric := func(name string) float64 {
 		v, err := strconv.ParseFloat(metricValue(body, name), 64)

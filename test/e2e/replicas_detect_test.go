@@ -41,9 +41,14 @@ func TestServeDetectionsOfTwoReplicasEqualOne(t *testing.T) {
 			"MESHGUARD_KAFKA_GROUP_ID="+group, "MESHGUARD_SERVER_LISTEN="+addr,
 			"MESHGUARD_DETECT_LEARNING_PERIOD=10m", "MESHGUARD_DETECT_HISTORY=0s")
 	}
+	// assigned is the replica's meshguard_ingest_assigned_partitions, or
+	// what its /metrics answered instead.
 	assigned := func(addr string) string {
-		_, body := httpGet(addr, "/metrics")
-		return metricValue(body, "meshguard_ingest_assigned_partitions")
+		code, body := httpGet(addr, "/metrics")
+		if v := metricValue(body, "meshguard_ingest_assigned_partitions"); v != "" {
+			return v
+		}
+		return fmt.Sprintf("no gauge in /metrics of %s (status %d: %.200s)", addr, code, body)
 	}
 
 	// Two replicas in one group, one partition each, and one replica in a
@@ -54,8 +59,9 @@ func TestServeDetectionsOfTwoReplicasEqualOne(t *testing.T) {
 	b1 := startMeshguard(t, env(db2, topic+"-two", addrB1), "serve", "--stages", "ingest,detect")
 	waitUntil(t, "replica B1 holding both partitions", b1, func() bool { return assigned(addrB1) == "2" })
 	b2 := startMeshguard(t, env(db2, topic+"-two", addrB2), "serve", "--stages", "ingest,detect")
-	waitUntil(t, "the group split between B1 and B2", b2, func() bool {
-		return assigned(addrB1) == "1" && assigned(addrB2) == "1"
+	waitSaying(t, "the group split between B1 and B2", b2, func() (bool, string) {
+		x, y := assigned(addrB1), assigned(addrB2)
+		return x == "1" && y == "1", fmt.Sprintf("B1 at %s: %s; B2 at %s: %s", addrB1, x, addrB2, y)
 	})
 	waitUntil(t, "replica A holding both partitions", a, func() bool { return assigned(addrA) == "2" })
 
