@@ -169,6 +169,17 @@ func (a *assignments) revokeAll() *partitionChange {
 	return ch
 }
 
+// handedBefore says whether m was already handed to the owner. kafka-go
+// starts every partition of a new generation again from the group's
+// committed offset, those this consumer keeps included, so what it
+// handed on but had not committed yet comes a second time. The batch that
+// holds it is being stored and commits it; handing it on again would
+// count it twice in the detector's open windows.
+func (a *assignments) handedBefore(m kafka.Message) bool {
+	next, ok := a.next[topicPartition{m.Topic, m.Partition}]
+	return ok && m.Offset < next
+}
+
 // handedOn notes m as given to the owner.
 func (a *assignments) handedOn(m kafka.Message) {
 	a.next[topicPartition{m.Topic, m.Partition}] = m.Offset + 1

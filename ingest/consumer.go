@@ -74,6 +74,11 @@ type Stats struct {
 	// ReaderFailures counts kafka-go readers that gave up (the group
 	// unreachable for a while); each time a new one rejoins.
 	ReaderFailures int64
+	// Redelivered counts messages a new group generation fetched again
+	// after this consumer had handed them on (kafka-go restarts kept
+	// partitions from the committed offset): skipped, their first
+	// delivery's batch stores and commits them.
+	Redelivered int64
 	// ConnectFailures counts failed attempts to reach Kafka at start
 	// (refused, TLS or SASL rejected); see Consumer.ConnectError.
 	ConnectFailures int64
@@ -111,7 +116,7 @@ type Stats struct {
 
 type consumerStats struct {
 	messages, flows, batches, deadLettered, storeFailures, commitErrors, connectFailures atomic.Int64
-	oversizeBatches, readerFailures, afterErrors, freeWaits                              atomic.Int64
+	oversizeBatches, readerFailures, afterErrors, freeWaits, redelivered                 atomic.Int64
 	afterWaits, afterWaited                                                              atomic.Int64 // summed over sessions
 }
 
@@ -204,6 +209,7 @@ func (c *Consumer) Stats() Stats {
 		StoreFailures:   c.stats.storeFailures.Load(),
 		CommitErrors:    c.stats.commitErrors.Load(),
 		ReaderFailures:  c.stats.readerFailures.Load(),
+		Redelivered:     c.stats.redelivered.Load(),
 		ConnectFailures: c.stats.connectFailures.Load(),
 
 		MissingTopics:      c.missingTopics(),
@@ -556,6 +562,10 @@ func (c *Consumer) fetchLoop(ctx context.Context, full chan<- *batch, free chan 
 		c.progress.lastFetch.Store(time.Now().UnixNano())
 		if asg != nil && asg.before(m) && !rebalance() {
 			return nil // m is not committed: it comes again
+		}
+		if asg != nil && asg.handedBefore(m) {
+			c.stats.redelivered.Add(1)
+			continue
 		}
 		if !c.add(ctx, b, m) {
 			// The DLQ could not take the message before ctx ended: it and

@@ -47,6 +47,7 @@ func registerConsumer(reg *prometheus.Registry, c *ingest.Consumer) {
 	counter("meshguard_ingest_dead_lettered_total", "Messages sent to the dead-letter topic.", func(s ingest.Stats) int64 { return s.DeadLettered })
 	counter("meshguard_ingest_store_failures_total", "Failed attempts to store a batch (each retried).", func(s ingest.Stats) int64 { return s.StoreFailures })
 	counter("meshguard_ingest_commit_errors_total", "Failed offset commits.", func(s ingest.Stats) int64 { return s.CommitErrors })
+	counter("meshguard_ingest_redelivered_total", "Messages a new consumer-group generation fetched again after they were handed on (kafka-go restarts kept partitions from the committed offset); skipped, so the detector counts each once.", func(s ingest.Stats) int64 { return s.Redelivered })
 	counter("meshguard_ingest_reader_failures_total", "Kafka readers that gave up (the group unreachable for a while), each replaced by a new one that rejoins.", func(s ingest.Stats) int64 { return s.ReaderFailures })
 	counter("meshguard_ingest_connect_failures_total", "Failed attempts to reach Kafka.", func(s ingest.Stats) int64 { return s.ConnectFailures })
 	counter("meshguard_ingest_dlq_failures_total", "Dead-letter writes refused for good (topic missing or denied, message too large even capped).", func(s ingest.Stats) int64 { return s.DLQFailures })
