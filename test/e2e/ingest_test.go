@@ -107,6 +107,20 @@ func waitFlows(t *testing.T, conn driver.Conn, db string, want uint64, timeout t
 	}
 }
 
+// ownClickHouse starts a ClickHouse for the test alone and returns it
+// with its native address and a connection (closed at the end).
+func ownClickHouse(t *testing.T) (*testenv.OwnServer, string, driver.Conn) {
+	t.Helper()
+	ch := testenv.OwnClickHouse(t)
+	addr := ch.Get("MESHGUARD_TEST_CLICKHOUSE_ADDR")
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return ch, addr, conn
+}
+
 func serveEnv(brokers []string, topic, dsn string) []string {
 	return []string{
 		"MESHGUARD_KAFKA_BROKERS=" + brokers[0],
@@ -132,13 +146,7 @@ func serveEnv(brokers []string, topic, dsn string) []string {
 func TestIngestSurvivesSIGKILL(t *testing.T) {
 	brokers := testenv.Kafka(t)
 	topic := testenv.NewTopic(t, brokers, 3)
-	ch := testenv.OwnClickHouse(t)
-	addr := ch.Get("MESHGUARD_TEST_CLICKHOUSE_ADDR")
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	_, addr, conn := ownClickHouse(t)
 	const db = "meshguard"
 	env := serveEnv(brokers, topic, "clickhouse://"+addr+"/"+db)
 
@@ -166,13 +174,7 @@ func TestIngestSurvivesSIGKILL(t *testing.T) {
 func TestIngestSurvivesClickHouseRestart(t *testing.T) {
 	brokers := testenv.Kafka(t)
 	topic := testenv.NewTopic(t, brokers, 2)
-	ch := testenv.OwnClickHouse(t)
-	addr := ch.Get("MESHGUARD_TEST_CLICKHOUSE_ADDR")
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	ch, addr, conn := ownClickHouse(t)
 	env := serveEnv(brokers, topic, "clickhouse://"+addr+"/meshguard")
 
 	prod := produce(t, brokers, topic, 30, 100*time.Millisecond)

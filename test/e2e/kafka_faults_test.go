@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
-
 	"github.com/meshguard/meshguard/test/testenv"
 )
 
@@ -126,13 +124,7 @@ func TestIngestSurvivesAReplicaJoiningAndLeaving(t *testing.T) {
 func TestIngestSurvivesAClickHouseRestartDuringARebalance(t *testing.T) {
 	brokers := testenv.Kafka(t)
 	topic := testenv.NewTopic(t, brokers, 4)
-	ch := testenv.OwnClickHouse(t)
-	chAddr := ch.Get("MESHGUARD_TEST_CLICKHOUSE_ADDR")
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chAddr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	ch, chAddr, conn := ownClickHouse(t)
 	dsn := "clickhouse://" + chAddr + "/meshguard"
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	envA := append(serveEnv(brokers, topic, dsn), "MESHGUARD_SERVER_LISTEN="+addrA)
