@@ -137,7 +137,7 @@ func (c DecoderConfig) withDefaults() DecoderConfig {
 type DecoderStats struct {
 	Messages       uint64 // Decode calls
 	MessagesFailed uint64 // whole messages that could not be decoded
-	FastPath       uint64 // otlp_proto log messages decoded without pdata
+	FastPath       uint64 // log messages decoded without pdata (otlp_proto and otlp_json)
 
 	LogRecords uint64 // log records seen
 	Spans      uint64 // spans seen
@@ -198,6 +198,7 @@ type Decoder struct {
 	templates  internTable       // path templates
 	agents     internTable       // user agents: few per mesh, unless someone varies them
 	tplBuf     []byte
+	jsonArena  []byte // the JSON fast path's unescaped strings
 
 	series   map[seriesKey]seriesState
 	seriesSq uint64
@@ -356,8 +357,12 @@ func (d *Decoder) decodeAs(sig Signal, enc Encoding, value []byte, id models.Flo
 	}
 	switch sig {
 	case SignalLogs:
-		if enc == EncodingProto && !d.pdataOnly {
-			if out, err, ok := d.decodeLogsFast(value, id, dst); ok {
+		if !d.pdataOnly {
+			fast := d.decodeLogsFast
+			if enc == EncodingJSON {
+				fast = d.decodeLogsFastJSON
+			}
+			if out, err, ok := fast(value, id, dst); ok {
 				d.stats.FastPath++
 				return out, err
 			}

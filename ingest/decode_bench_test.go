@@ -149,3 +149,13 @@ func BenchmarkDecodeLogsText(b *testing.B) {
 func BenchmarkDecodeLogsJSON(b *testing.B) {
 	benchDecode(b, EncodingJSON, encodings[1].logs(benchLogs(false)), false)
 }
+
+// BenchmarkDecodeLogsJSONPdata is BenchmarkDecodeLogsJSON through pdata,
+// the reference the JSON fast path is measured against.
+func BenchmarkDecodeLogsJSONPdata(b *testing.B) {
+	benchDecode(b, EncodingJSON, encodings[1].logs(benchLogs(false)), true)
+}
+
+func BenchmarkDecodeLogsJSONText(b *testing.B) {
+	benchDecode(b, EncodingJSON, encodings[1].logs(benchLogs(true)), false)
+}

@@ -103,9 +103,9 @@ func validUTF8(s string) bool { return strings.ToValidUTF8(s, "") == s }
 
 // decodeBoth decodes value through the fast path (when it takes it) and
 // through pdata alone.
-func decodeBoth(t testing.TB, value []byte) (fast, ref []models.Flow, fastErr, refErr error, fastStats, refStats DecoderStats) {
-	df := NewDecoder(DecoderConfig{Encoding: EncodingProto})
-	dr := NewDecoder(DecoderConfig{Encoding: EncodingProto})
+func decodeBoth(t testing.TB, enc Encoding, value []byte) (fast, ref []models.Flow, fastErr, refErr error, fastStats, refStats DecoderStats) {
+	df := NewDecoder(DecoderConfig{Encoding: enc})
+	dr := NewDecoder(DecoderConfig{Encoding: enc})
 	dr.pdataOnly = true
 	fast, fastErr = df.Decode(SignalLogs, value, testID, nil)
 	ref, refErr = dr.Decode(SignalLogs, value, testID, nil)
@@ -113,7 +113,13 @@ func decodeBoth(t testing.TB, value []byte) (fast, ref []models.Flow, fastErr, r
 }
 
 func compareBoth(t testing.TB, value []byte) (tookFast bool) {
-	fast, ref, fastErr, refErr, fs, rs := decodeBoth(t, value)
+	return compareBothAs(t, EncodingProto, value)
+}
+
+// compareBothAs checks that the fast path for enc, when it takes value,
+// gives what pdata gives: flows, errors and counters.
+func compareBothAs(t testing.TB, enc Encoding, value []byte) (tookFast bool) {
+	fast, ref, fastErr, refErr, fs, rs := decodeBoth(t, enc, value)
 	if !reflect.DeepEqual(fastErr, refErr) {
 		t.Fatalf("errors differ:\nfast  %v\npdata %v", fastErr, refErr)
 	}
