@@ -79,34 +79,61 @@ func (a *ART) train(f []float64, learning bool, t int) (sim, energy float64, res
 
 // match computes every category's match with a.x and returns the first
 // best one, or nan when some match is not a number (a category whose
-// latest-value weights are both 0).
+// latest-value weights are both 0). The overlaps of four categories are
+// summed side by side, each in the order of its weights (the same sums as
+// one at a time, bit for bit), so that the four additions overlap.
 func (a *ART) match() (best int, nan bool) {
 	d := a.dim
-	ei := d/2 - 1
-	x := a.x
-	top := math.Inf(-1)
-	for j := range a.n {
+	x := a.x[:d:d]
+	j := 0
+	for ; j+4 <= a.n; j += 4 {
+		w := a.w[j*d : (j+4)*d : (j+4)*d]
+		w0, w1, w2, w3 := w[:d:d], w[d:2*d:2*d], w[2*d:3*d:3*d], w[3*d:]
+		var n0, n1, n2, n3 float64
+		for k, xv := range x {
+			n0 += min(xv, w0[k])
+			n1 += min(xv, w1[k])
+			n2 += min(xv, w2[k])
+			n3 += min(xv, w3[k])
+		}
+		a.setMatch(j, n0)
+		a.setMatch(j+1, n1)
+		a.setMatch(j+2, n2)
+		a.setMatch(j+3, n3)
+	}
+	for ; j < a.n; j++ {
 		w := a.w[j*d : (j+1)*d : (j+1)*d]
 		num := 0.0
-		for k, xv := range x[:d] {
+		for k, xv := range x {
 			num += min(xv, w[k])
 		}
-		nw := a.norm[j]
-		if nw == 0 {
-			nw = 0.001
-		}
-		fs := num / nw
-		es := (min(x[ei], w[ei]) + min(x[d-1], w[d-1])) / (w[ei] + w[d-1])
-		m := fs * fs * fs * es * es
+		a.setMatch(j, num)
+	}
+	top := math.Inf(-1)
+	for j, m := range a.m[:a.n] {
 		if m != m {
 			nan = true
 		}
-		a.m[j], a.me[j] = m, es
 		if m > top {
 			top, best = m, j
 		}
 	}
 	return best, nan
+}
+
+// setMatch sets category j's match and latest-value match from num, its
+// fuzzy-AND overlap with a.x.
+func (a *ART) setMatch(j int, num float64) {
+	d := a.dim
+	ei := d/2 - 1
+	w := a.w[j*d : (j+1)*d : (j+1)*d]
+	nw := a.norm[j]
+	if nw == 0 {
+		nw = 0.001
+	}
+	fs := num / nw
+	es := (min(a.x[ei], w[ei]) + min(a.x[d-1], w[d-1])) / (w[ei] + w[d-1])
+	a.m[j], a.me[j] = fs*fs*fs*es*es, es
 }
 
 // learn makes category j the fuzzy AND of itself and a.x.
