@@ -9,7 +9,7 @@
 // When choosing settings, pass -only tuning: it scores the tuning half
 // alone, so that a sweep never sees the held-out half.
 //
-//	go run ./test/nab/cmd/nabrun [-detector NAME] [-nab DIR] [-out DIR] [-config JSON] [-only tuning]
+//	go run ./test/nab/cmd/nabrun [-detector NAME] [-nab DIR] [-out DIR] [-config JSON] [-only tuning] [-v]
 //
 // Licence: nabrun links test/nab/artime, a translation of ARTime
 // (github.com/markNZed/ARTimeNAB.jl) under the GNU AGPL v3 only
