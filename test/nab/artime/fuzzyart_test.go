@@ -40,16 +40,21 @@ func (a *ART) matchOneByOne() (best int, nan bool) {
 	return best, nan
 }
 
-// randomART returns an ART of n random categories (a few with zero
-// latest-value weights, whose match is not a number) and a random sample.
+// randomART returns an ART of n random categories and a random sample;
+// in one ART of four, one category has zero latest-value weights (its
+// match is not a number).
 func randomART(r *rand.Rand, n int) *ART {
 	a := newART(32, 0)
-	for range n {
+	nanAt := -1
+	if r.IntN(4) == 0 {
+		nanAt = r.IntN(n)
+	}
+	for j := range n {
 		w := make([]float64, a.dim)
 		for k := range w {
 			w[k] = r.Float64()
 		}
-		if r.IntN(16) == 0 {
+		if j == nanAt {
 			w[a.dim/2-1], w[a.dim-1] = 0, 0
 		}
 		a.add(w, 1)
@@ -61,25 +66,42 @@ func randomART(r *rand.Rand, n int) *ART {
 	return &a
 }
 
-// TestARTMatchEqualsOneByOne: the interleaved match gives the same
-// matches, best category and NaN flag as one category at a time, bit for
-// bit, for every count of categories (the remainder after the groups of
-// four included).
+// TestARTMatchEqualsOneByOne: match finds the same best category, the
+// same NaN flag and, bit for bit, the same match and latest-value match of
+// the best category and of every category at or above the upper vigilance
+// (those that learn) as the one-at-a-time loop, for every count of
+// categories and upper vigilances from 0 (nothing skipped) to 1.
 func TestARTMatchEqualsOneByOne(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 7))
-	for n := 1; n <= 133; n++ {
-		a := randomART(r, n)
-		best, nan := a.match()
-		m, me := append([]float64(nil), a.m...), append([]float64(nil), a.me...)
-		refBest, refNaN := a.matchOneByOne()
-		if best != refBest || nan != refNaN {
-			t.Fatalf("%d categories: best %d nan %v, one by one %d %v", n, best, nan, refBest, refNaN)
-		}
-		for j := range a.n {
-			if math.Float64bits(m[j]) != math.Float64bits(a.m[j]) || math.Float64bits(me[j]) != math.Float64bits(a.me[j]) {
-				t.Fatalf("%d categories: category %d matches %v (%v), one by one %v (%v)", n, j, m[j], me[j], a.m[j], a.me[j])
+	skipped := 0
+	for _, ub := range []float64{0, 0.3, 0.6, 0.9, 0.97, 1} {
+		for n := 1; n <= 133; n++ {
+			a := randomART(r, n)
+			a.rhoUB = ub
+			best, nan := a.match()
+			m, me := append([]float64(nil), a.m...), append([]float64(nil), a.me...)
+			refBest, refNaN := a.matchOneByOne()
+			if best != refBest || nan != refNaN {
+				t.Fatalf("rhoUB %v, %d categories: best %d nan %v, one by one %d %v", ub, n, best, nan, refBest, refNaN)
+			}
+			if nan {
+				continue
+			}
+			for j := range a.n {
+				if j != best && a.m[j] < ub {
+					if math.Float64bits(m[j]) != math.Float64bits(a.m[j]) {
+						skipped++
+					}
+					continue
+				}
+				if math.Float64bits(m[j]) != math.Float64bits(a.m[j]) || math.Float64bits(me[j]) != math.Float64bits(a.me[j]) {
+					t.Fatalf("rhoUB %v, %d categories: category %d matches %v (%v), one by one %v (%v)", ub, n, j, m[j], me[j], a.m[j], a.me[j])
+				}
 			}
 		}
+	}
+	if skipped == 0 {
+		t.Error("no category's overlap was skipped: the bound was never tested")
 	}
 }
 
