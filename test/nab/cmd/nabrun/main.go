@@ -41,6 +41,7 @@ var (
 )
 
 const detectors = `"artime" (artime.Ladder, the ARTime port, causal), ` +
+	`"artime-profiled" (artime.Profiled: the ladder beside a daily profile's rarest surprises), ` +
 	`"ensemble" (artime.Ensemble: the larger of Univariate's and an ARTime ladder's scores), ` +
 	`"univariate" (nab.Univariate), ` +
 	`"artime-knowing" (ARTime as published, told each file's range and length as under NAB: ` +
@@ -102,6 +103,10 @@ func maker(config string) (func(*nab.File) nab.Detector, error) {
 		e := artime.DefaultEnsemble()
 		cfg = &e
 		newDetector = func(*nab.File) nab.Detector { return artime.NewEnsemble(e) }
+	case "artime-profiled":
+		p := artime.DefaultProfiled()
+		cfg = &p
+		newDetector = func(*nab.File) nab.Detector { return artime.NewProfiled(p) }
 	case "univariate":
 		u := nab.DefaultUnivariate()
 		cfg = &u
