@@ -57,6 +57,12 @@ type UnivariateConfig struct {
 	// Weekly is the number of time-of-week buckets of a weekly profile (0:
 	// none): traffic and volumes that differ between weekdays and weekends.
 	Weekly int
+	// OnlyProfiles scores the profiles' features alone (and the steps'
+	// when Diff is set): the value and its short average against the
+	// stream's level are still learned, for the spread floor, but not
+	// scored. artime.Profiled uses a daily profile this way beside the
+	// ARTime ladder, which has no time of day.
+	OnlyProfiles bool
 }
 
 // DefaultUnivariate is the configuration used on the NAB corpus.
@@ -144,6 +150,9 @@ func (c UnivariateConfig) Validate() error {
 	if !(c.Scale > 0) {
 		errs = append(errs, fmt.Errorf("Scale: %v is not positive", c.Scale))
 	}
+	if c.OnlyProfiles && c.Seasonal == 0 && c.Weekly == 0 {
+		errs = append(errs, errors.New("OnlyProfiles: no profile (Seasonal and Weekly are 0)"))
+	}
 	if c.Seasonal < 0 || c.Weekly < 0 || c.Warmup < 0 || c.Suppress < 0 {
 		errs = append(errs, fmt.Errorf("Seasonal, Weekly, Warmup, Suppress: %d, %d, %d, %d must not be negative", c.Seasonal, c.Weekly, c.Warmup, c.Suppress))
 	}
@@ -203,6 +212,9 @@ func (u *Univariate) Score(t time.Time, v float64) float64 {
 		}
 	}
 	for i := range u.scales {
+		if u.cfg.OnlyProfiles {
+			break
+		}
 		f := &u.scales[i]
 		consider(f, u.twoSided(f.s, v, floor, 1))
 		g := &u.levels[i]

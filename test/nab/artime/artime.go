@@ -3,7 +3,7 @@
 
 // Package artime holds ARTime (Mark Hampton, 2021; the NAB leader at
 // 74.85), translated from its Julia source, and the detectors built on it
-// (Ladder, Ensemble). It is under the GNU AGPL v3 only, as ARTime is
+// (Ladder, Ensemble, Profiled). It is under the GNU AGPL v3 only, as ARTime is
 // (LICENSE), and is built only into the nabrun benchmark tool
 // (test/nab/cmd/nabrun): the meshguard binary never links it
 // (TestProductDoesNotLinkIt).

@@ -27,3 +27,9 @@ func BenchmarkEnsemble(b *testing.B) {
 	cfg := DefaultEnsemble()
 	nab.BenchLong(b, func() nab.Detector { return NewEnsemble(cfg) })
 }
+
+// BenchmarkProfiled is BenchmarkARTime for the default Profiled.
+func BenchmarkProfiled(b *testing.B) {
+	cfg := DefaultProfiled()
+	nab.BenchLong(b, func() nab.Detector { return NewProfiled(cfg) })
+}

@@ -9,7 +9,7 @@
 // When choosing settings, pass -only tuning: it scores the tuning half
 // alone, so that a sweep never sees the held-out half.
 //
-//	go run ./test/nab/cmd/nabrun [-detector NAME] [-nab DIR] [-out DIR] [-config JSON] [-only tuning]
+//	go run ./test/nab/cmd/nabrun [-detector NAME] [-nab DIR] [-out DIR] [-config JSON] [-only tuning] [-v]
 //
 // Licence: nabrun links test/nab/artime, a translation of ARTime
 // (github.com/markNZed/ARTimeNAB.jl) under the GNU AGPL v3 only
@@ -41,6 +41,7 @@ var (
 )
 
 const detectors = `"artime" (artime.Ladder, the ARTime port, causal), ` +
+	`"artime-profiled" (artime.Profiled: the ladder beside a daily profile's rarest surprises), ` +
 	`"ensemble" (artime.Ensemble: the larger of Univariate's and an ARTime ladder's scores), ` +
 	`"univariate" (nab.Univariate), ` +
 	`"artime-knowing" (ARTime as published, told each file's range and length as under NAB: ` +
@@ -53,7 +54,7 @@ func main() {
 	flag.StringVar(&detector, "detector", "artime", "the detector: "+detectors)
 	python := flag.Bool("python", true, "cross-check with python3 ../shared/nab/score.py when python3 exists")
 	only := flag.String("only", "", `"tuning": score the tuning half alone, for choosing settings (no files written, no cross-check)`)
-	flag.BoolVar(&verbose, "v", false, "print the standard profile's score per file")
+	flag.BoolVar(&verbose, "v", false, "print the standard profile's score per file (with -only tuning, the tuning half's files only)")
 	flag.Parse()
 	if *only != "" && *only != "tuning" {
 		fmt.Fprintf(os.Stderr, "nabrun: -only %q: the only choice is \"tuning\" (the held-out half is never scored alone)\n", *only)
@@ -102,6 +103,10 @@ func maker(config string) (func(*nab.File) nab.Detector, error) {
 		e := artime.DefaultEnsemble()
 		cfg = &e
 		newDetector = func(*nab.File) nab.Detector { return artime.NewEnsemble(e) }
+	case "artime-profiled":
+		p := artime.DefaultProfiled()
+		cfg = &p
+		newDetector = func(*nab.File) nab.Detector { return artime.NewProfiled(p) }
 	case "univariate":
 		u := nab.DefaultUnivariate()
 		cfg = &u
@@ -157,6 +162,12 @@ func tune(nabDir, config string) error {
 	}
 	for _, r := range results {
 		fmt.Printf("tuning %-20s %7.2f %4d/%d FP %d\n", r.Profile, r.Normalized, r.Detected, half.Windows(), r.FP)
+	}
+	if verbose {
+		fmt.Printf("\n%-60s %8s %4s %4s %7s\n", "tuning file (standard profile, tuning threshold)", "raw", "TP", "FP", "windows")
+		for _, f := range half.PerFile(scores, half.Profiles[0], results[0].Threshold) {
+			fmt.Printf("%-60s %8.3f %4d %4d %3d/%d\n", f.Rel, f.Raw, f.TP, f.FP, f.Detected, f.Windows)
+		}
 	}
 	return nil
 }
