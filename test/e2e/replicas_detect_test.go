@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -88,19 +87,13 @@ func TestServeDetectionsOfTwoReplicasEqualOne(t *testing.T) {
 	}
 
 	t.Logf("%d records; one replica: %d detections, two replicas: %d", records, len(one), len(two))
-	// The join's hand-offs are asserted always (joinMidStream). That its
-	// detections equal one replica's is asserted only with
-	// MESHGUARD_TEST_REBALANCE_DETECT=1: it failed in 1 of 4 runs after
-	// the snapshot carried the unlearned peak run (8d47162), for a cause
-	// not analysed yet (issue 14 stays open on it).
+	// A replica joining mid-stream and leaving again changes nothing
+	// either. This failed in about 1 run of 4 until ingest stopped handing
+	// on again what kafka-go re-delivers to a kept partition on a new
+	// group generation (6651046): the detector counted it twice.
 	joined := joinMidStream(t, env, topic+"-join", conn1, records)
 	if !slices.Equal(one, joined) {
-		msg := fmt.Sprintf("a replica joining mid-stream changes the detections\nonly with one replica: %v\nonly with the join: %v", missing(one, joined), missing(joined, one))
-		if os.Getenv("MESHGUARD_TEST_REBALANCE_DETECT") != "" {
-			t.Error(msg)
-		} else {
-			t.Log(msg + "\n(not failed: set MESHGUARD_TEST_REBALANCE_DETECT=1 to assert it)")
-		}
+		t.Errorf("a replica joining mid-stream changes the detections\nonly with one replica: %v\nonly with the join: %v", missing(one, joined), missing(joined, one))
 	}
 	if !slices.Equal(one, two) {
 		t.Fatalf("detections differ\nonly with one replica: %v\nonly with two: %v", missing(one, two), missing(two, one))
