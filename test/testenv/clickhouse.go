@@ -40,7 +40,8 @@ func ClickHouse18(t testing.TB) (driver.Conn, string) {
 
 func freshDatabase(t testing.TB, s server, addr string) (driver.Conn, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Long enough for an engine restart (chserver.sh: about 10-30 s).
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
 	admin, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, DialTimeout: 5 * time.Second})
@@ -48,7 +49,7 @@ func freshDatabase(t testing.TB, s server, addr string) (driver.Conn, string) {
 		unavailable(t, s, "open %s: %v", addr, err)
 	}
 	defer admin.Close()
-	if err := admin.Ping(ctx); err != nil {
+	if err := pingThroughRestart(ctx, admin); err != nil {
 		unavailable(t, s, "ping %s: %v", addr, err)
 	}
 	db := uniqueName("test_")
@@ -78,4 +79,23 @@ func freshDatabase(t testing.TB, s server, addr string) (driver.Conn, string) {
 		}
 	})
 	return conn, db
+}
+
+// pingThroughRestart pings until the server answers or ctx ends. chDB's
+// engine (the tests' ClickHouse 26.7) aborts when a client's connection
+// is reset under it, whoever the client was, and chserver.sh restarts it
+// within seconds: a test that starts in those seconds waits for it
+// instead of failing.
+func pingThroughRestart(ctx context.Context, conn driver.Conn) error {
+	for {
+		err := conn.Ping(ctx)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
