@@ -27,20 +27,12 @@ import (
 // decodeLogsFastJSON returns ok false, with dst and the counters as they
 // were, when the message needs pdata.
 func (d *Decoder) decodeLogsFastJSON(value []byte, id models.FlowIDBase, dst []models.Flow) ([]models.Flow, error, bool) {
-	start := len(dst)
-	saved := d.stats
-	d.borrowed = true
-	var b tally
 	p := jsonParser{b: value, arena: d.jsonArena[:0]}
-	out, ok := d.jsonRequest(&p, id, dst, &b)
+	out, err, ok := d.attempt(dst, func(dst []models.Flow, b *tally) ([]models.Flow, bool) {
+		return d.jsonRequest(&p, id, dst, b)
+	})
 	d.jsonArena = p.arena[:0]
-	d.borrowed = false
-	if !ok {
-		clear(out[start:]) // no strings of an abandoned attempt stay reachable
-		d.stats = saved
-		return out[:start], nil, false
-	}
-	return out, b.err(), true
+	return out, err, ok
 }
 
 func (d *Decoder) jsonRequest(p *jsonParser, id models.FlowIDBase, dst []models.Flow, b *tally) ([]models.Flow, bool) {

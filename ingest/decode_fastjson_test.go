@@ -4,8 +4,11 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/meshguard/meshguard/scenario"
 )
 
 // jsonLogs is what the collector's kafka exporter writes as otlp_json.
@@ -42,6 +45,14 @@ func TestFastJSONMatchesPdata(t *testing.T) {
 		lr.Attributes().PutBool("sampled", true)
 	})
 	collector = append(collector, jsonLogs(escaped))
+	// The scenario generator's realistic mesh, as serve's e2e test sends it.
+	gen, err := scenario.NewWith(scenario.RealisticMesh(), time.Date(2026, 11, 17, 14, 0, 0, 0, time.UTC), 3, scenario.Options{Scale: 0.1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range scenario.Split(gen.Next(10*time.Second), 40)[:3] {
+		collector = append(collector, jsonLogs(part))
+	}
 
 	taken := 0
 	for _, v := range collector {

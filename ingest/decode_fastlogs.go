@@ -70,11 +70,20 @@ const (
 // decodeLogsFast returns ok false, with dst and the counters as they were,
 // when the message needs pdata.
 func (d *Decoder) decodeLogsFast(value []byte, id models.FlowIDBase, dst []models.Flow) ([]models.Flow, error, bool) {
+	return d.attempt(dst, func(dst []models.Flow, b *tally) ([]models.Flow, bool) {
+		return d.fastRequest(value, id, dst, b)
+	})
+}
+
+// attempt runs a fast path, which appends to dst with field values that
+// are views of the message. When it gives up, dst and the counters are
+// left as they were, for pdata.
+func (d *Decoder) attempt(dst []models.Flow, run func(dst []models.Flow, b *tally) ([]models.Flow, bool)) ([]models.Flow, error, bool) {
 	start := len(dst)
 	saved := d.stats
 	d.borrowed = true
 	var b tally
-	out, ok := d.fastRequest(value, id, dst, &b)
+	out, ok := run(dst, &b)
 	d.borrowed = false
 	if !ok {
 		clear(out[start:]) // no strings of an abandoned attempt stay reachable
