@@ -60,6 +60,8 @@ type Detector struct {
 	lo, span   float64 // the scale: (ds-lo)/span
 	pmin, pmax float64 // range of the points seen so far, until known
 	pending    []float64
+	pendingT   []time.Time // the time of each pending value (with time features)
+	ntime      int         // time features at the front of the feature vector
 
 	medbin               []int
 	medlevel, below, abv int
@@ -122,6 +124,38 @@ type Config struct {
 	// ARTime); past it a new category replaces the one least recently
 	// chosen.
 	MaxCategories int
+	// TimeOfDay, when above 0, adds the time of day of each downsampled
+	// value (the time of its latest point) to the front of the feature
+	// vector as a pair of phases (TimeEncoding), so that a value usual at
+	// one hour but not at another is a new category. The weight is the
+	// pair's share of the match against that of one value: ceil(weight)
+	// copies of the pair, each squeezed about 0.5 to weight/copies of [0, 1].
+	TimeOfDay float64
+	// DayOfWeek is TimeOfDay for the time of the week (Monday 00:00 to
+	// Sunday 24:00, one turn).
+	DayOfWeek float64
+	// TimeEncoding is how a phase p in [0, 1) becomes two features in
+	// [0, 1]: 0 (the default) (1+sin 2 pi p)/2 and (1+cos 2 pi p)/2;
+	// 1 two triangle waves a quarter turn apart, whose L1 distance is
+	// proportional to the phase difference.
+	TimeEncoding int
+	// TimeMinSpan, in days, keeps the time features out of a detector
+	// whose learning period spans less (it cannot have learned the
+	// daily pattern): its feature vector is ARTime's.
+	TimeMinSpan float64
+	// TimeInEnergy counts the time features in the latest-value match
+	// (the ART's "energy", squared in every match) as well.
+	TimeInEnergy bool
+	// TimeFixed keeps each category's time features as they were when it
+	// was committed: learning widens only its values and wavelet, so a
+	// category stays with the time it first saw.
+	TimeFixed bool
+	// TimeBins, when above 0, rounds each phase down to one of this many
+	// bins (its start) before encoding it.
+	TimeBins int
+	// Weekend, when above 0, adds one feature, 1 on Saturday and Sunday
+	// and 0 otherwise, squeezed about 0.5 to Weekend of [0, 1] (at most 1).
+	Weekend float64
 }
 
 // Default is ARTime's configuration plus what a causal detector
@@ -174,6 +208,9 @@ func (c Config) Validate() error {
 			break
 		}
 	}
+	if c.TimeOfDay < 0 || c.DayOfWeek < 0 || c.TimeMinSpan < 0 || c.TimeBins < 0 || c.Weekend < 0 || c.Weekend > 1 || c.TimeEncoding < 0 || c.TimeEncoding > 1 {
+		errs = append(errs, fmt.Errorf("TimeOfDay, DayOfWeek, TimeMinSpan, TimeBins, Weekend, TimeEncoding: %v, %v, %v, %d, %v, %d out of range", c.TimeOfDay, c.DayOfWeek, c.TimeMinSpan, c.TimeBins, c.Weekend, c.TimeEncoding))
+	}
 	if !(c.InitialRho > 0 && c.InitialRho <= 1) || c.Chomp < 0 || c.Margin < 0 || c.Takeover < 0 || c.Takeover >= 1 {
 		errs = append(errs, fmt.Errorf("InitialRho, Chomp, Margin, Takeover: %v, %v, %v, %v out of range", c.InitialRho, c.Chomp, c.Margin, c.Takeover))
 	}
@@ -210,17 +247,30 @@ func (a *Detector) setup(probation int) {
 	a.dsi = 1
 	a.medbin = make([]int, c.Levels+1)
 	a.fwin = make([]float64, c.Window)
-	a.feat = make([]float64, 2*c.Window)
+	a.ntime = 2 * (int(math.Ceil(c.TimeOfDay)) + int(math.Ceil(c.DayOfWeek)))
+	if c.Weekend > 0 {
+		a.ntime++
+	}
+	a.feat = make([]float64, a.ntime+2*c.Window)
 	a.wave = make([]float64, c.Window)
 	a.simWin = newRing(a.trend/2+1, 1)
 	a.simDiff = newRing(a.trend+1, 0)
-	a.art = newART(4*c.Window, c.MaxCategories)
+	a.art = newART(2*len(a.feat), c.MaxCategories)
+	if c.TimeInEnergy {
+		a.art.et = a.ntime
+	}
+	if c.TimeFixed {
+		a.art.fixed = a.ntime
+	}
 	a.pending = make([]float64, 0, a.trend)
+	if a.ntime > 0 {
+		a.pendingT = make([]time.Time, 0, a.trend)
+	}
 }
 
 // Score learns v and returns its anomaly score in [0, 1]: non-zero only
 // on a downsampled point that ARTime calls anomalous.
-func (a *Detector) Score(_ time.Time, v float64) float64 {
+func (a *Detector) Score(t time.Time, v float64) float64 {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0
 	}
@@ -235,16 +285,17 @@ func (a *Detector) Score(_ time.Time, v float64) float64 {
 	ds := a.downsample()
 	i := a.dsi
 	a.dsi++
-	if i < a.trend {
+	if i <= a.trend {
 		a.pending = append(a.pending, ds)
+		if a.ntime > 0 {
+			a.pendingT = append(a.pendingT, t)
+		}
+		if i == a.trend {
+			a.learnProbation()
+		}
 		return 0
 	}
-	if i == a.trend {
-		a.pending = append(a.pending, ds)
-		a.learnProbation()
-		return 0
-	}
-	return a.detect(a.features(ds, i), i)
+	return a.detect(a.features(ds, i, t), i)
 }
 
 // downsample reduces the last sstep points to one value.
@@ -279,11 +330,20 @@ func (a *Detector) learnProbation() {
 		a.lo, a.span = a.pmin-a.cfg.Margin*r, r*(1+2*a.cfg.Margin)
 		a.known = true
 	}
+	if a.ntime > 0 && a.pendingT[len(a.pendingT)-1].Sub(a.pendingT[0]).Hours() < 24*a.cfg.TimeMinSpan {
+		a.ntime = 0
+		a.feat = a.feat[:2*a.cfg.Window]
+		a.art = newART(2*len(a.feat), a.cfg.MaxCategories)
+	}
 	feats := make([][]float64, len(a.pending))
 	for k, ds := range a.pending {
-		feats[k] = slices.Clone(a.features(ds, k+1))
+		var t time.Time
+		if a.ntime > 0 {
+			t = a.pendingT[k]
+		}
+		feats[k] = slices.Clone(a.features(ds, k+1, t))
 	}
-	a.pending = nil
+	a.pending, a.pendingT = nil, nil
 	rho := initRho(feats[a.cfg.Window-1:], a.trend, a.cfg)
 	a.art.rhoLB, a.art.rhoUB = rho, rho
 	for k, f := range feats {
@@ -292,9 +352,10 @@ func (a *Detector) learnProbation() {
 }
 
 // features scales, discretises and levels ds (the i-th downsampled value)
-// and returns the feature vector of the window ending at it: the wavelet
-// transform and the values, or zeros while the window is not yet full.
-func (a *Detector) features(ds float64, i int) []float64 {
+// and returns the feature vector of the window ending at it (at time t):
+// the time features (Config.TimeOfDay, DayOfWeek), the wavelet transform
+// and the values, or zeros while the window is not yet full.
+func (a *Detector) features(ds float64, i int, t time.Time) []float64 {
 	c := a.cfg
 	if c.Expand && a.span > 0 && (ds < a.lo || ds > a.lo+a.span) {
 		lo, hi := min(a.lo, ds), max(a.lo+a.span, ds)
@@ -318,12 +379,58 @@ func (a *Detector) features(ds float64, i int) []float64 {
 		clear(a.feat)
 		return a.feat
 	}
+	if a.ntime > 0 {
+		a.timeFeatures(a.feat[:a.ntime], t)
+	}
+	f := a.feat[a.ntime:]
 	copy(a.wave, a.fwin)
 	unitRange(a.wave)
-	haar(a.wave, a.feat[:w])
-	unitRange(a.feat[:w])
-	copy(a.feat[w:], a.fwin)
+	haar(a.wave, f[:w])
+	unitRange(f[:w])
+	copy(f[w:], a.fwin)
 	return a.feat
+}
+
+// timeFeatures writes t's time-of-day and time-of-week phases to out, each
+// as ceil(weight) copies of a pair (Config.TimeOfDay).
+func (a *Detector) timeFeatures(out []float64, t time.Time) {
+	c := a.cfg
+	sec := float64(t.Hour()*3600+t.Minute()*60+t.Second()) + float64(t.Nanosecond())/1e9
+	day := (int(t.Weekday()) + 6) % 7 // Monday 0
+	k := 0
+	for _, p := range []struct{ weight, phase float64 }{
+		{c.TimeOfDay, sec / 86400},
+		{c.DayOfWeek, (float64(day)*86400 + sec) / (7 * 86400)},
+	} {
+		n := int(math.Ceil(p.weight))
+		if n == 0 {
+			continue
+		}
+		if c.TimeBins > 0 {
+			p.phase = math.Floor(p.phase*float64(c.TimeBins)) / float64(c.TimeBins)
+		}
+		var u, v float64
+		switch c.TimeEncoding {
+		case 1:
+			u = math.Abs(2*p.phase - 1)
+			v = math.Abs(2*math.Mod(p.phase+0.25, 1) - 1)
+		default:
+			s, co := math.Sincos(2 * math.Pi * p.phase)
+			u, v = (1+s)/2, (1+co)/2
+		}
+		amp := p.weight / float64(n)
+		for range n {
+			out[k], out[k+1] = 0.5+amp*(u-0.5), 0.5+amp*(v-0.5)
+			k += 2
+		}
+	}
+	if c.Weekend > 0 {
+		we := 0.0
+		if day >= 5 {
+			we = 1
+		}
+		out[k] = 0.5 + c.Weekend*(we-0.5)
+	}
 }
 
 // rescale moves the scale to (lo, span) and maps what was learned on the
@@ -354,7 +461,7 @@ func (a *Detector) rescale(lo, span float64) {
 			a.abv += n
 		}
 	}
-	a.art.rescale(a.cfg.Window, k, b)
+	a.art.rescale(a.ntime, a.cfg.Window, k, b)
 }
 
 // levelize tracks the median level, roughly, by a histogram of levels and
@@ -541,7 +648,7 @@ func initRho(feats [][]float64, trend int, c Config) float64 {
 		}
 		return 0
 	})
-	art := newART(4*c.Window, 0)
+	art := newART(2*len(feats[0]), 0)
 	art.rhoLB, art.rhoUB = c.InitialRho, c.InitialRho
 	sims := make([]float64, n)
 	for k, o := range order {

@@ -219,7 +219,7 @@ func TestARTRescaleIsExact(t *testing.T) {
 		}
 		fresh.train(mapped, true, 1)
 	}
-	old.rescale(window, k, b)
+	old.rescale(0, window, k, b)
 	for j := range old.w {
 		if math.Abs(old.w[j]-fresh.w[j]) > 1e-12 {
 			t.Fatalf("weight %d: %v rescaled, %v learned on the new scale", j, old.w[j], fresh.w[j])

@@ -33,3 +33,11 @@ func BenchmarkProfiled(b *testing.B) {
 	cfg := DefaultProfiled()
 	nab.BenchLong(b, func() nab.Detector { return NewProfiled(cfg) })
 }
+
+// BenchmarkARTimeTimeOfDay is BenchmarkARTime for the ladder with the
+// best time-of-day input tried (BENCHMARKS.md; not the default).
+func BenchmarkARTimeTimeOfDay(b *testing.B) {
+	cfg := Default()
+	cfg.TimeOfDay, cfg.TimeMinSpan, cfg.TimeBins = 0.5, 1, 6
+	nab.BenchLong(b, func() nab.Detector { return NewLadder(cfg) })
+}

@@ -21,6 +21,8 @@ type ART struct {
 	tail         []float64 // the sum of each category's second half of weights (match's bound)
 	used         []int     // when each category last matched best or learned
 	n, max       int       // categories, bound (0: none)
+	et           int       // leading features (time) counted in the latest-value match too
+	fixed        int       // leading features (time) a category never learns: they stay as committed
 	x, m, me     []float64
 	cand         []int     // match's categories whose overlap is summed
 	part         []float64 // and the first half of each one's overlap
@@ -109,6 +111,9 @@ func (a *ART) match() (best int, nan bool) {
 	for j := range a.n {
 		w := a.w[j*d : (j+1)*d : (j+1)*d]
 		es := (min(x[ei], w[ei]) + min(x[d-1], w[d-1])) / (w[ei] + w[d-1])
+		if a.et > 0 {
+			es = a.energy(x, w)
+		}
 		if !(es >= 0) {
 			return a.matchAll()
 		}
@@ -238,6 +243,20 @@ func (a *ART) matchAll() (best int, nan bool) {
 	return best, nan
 }
 
+// energy is the latest-value match of weights w with sample x: the
+// overlap of the latest value and its complement (and of the first a.et
+// features and their complements) over those weights' sum.
+func (a *ART) energy(x, w []float64) float64 {
+	d := a.dim
+	ei := d/2 - 1
+	num, den := min(x[ei], w[ei])+min(x[d-1], w[d-1]), w[ei]+w[d-1]
+	for k := range a.et {
+		num += min(x[k], w[k]) + min(x[d/2+k], w[d/2+k])
+		den += w[k] + w[d/2+k]
+	}
+	return num / den
+}
+
 // setMatchES is setMatch for a category whose latest-value match a.me[j]
 // is already set.
 func (a *ART) setMatchES(j int, num float64) {
@@ -264,14 +283,13 @@ func (a *ART) overlap(j int) float64 {
 // fuzzy-AND overlap with a.x.
 func (a *ART) setMatch(j int, num float64) {
 	d := a.dim
-	ei := d/2 - 1
 	w := a.w[j*d : (j+1)*d : (j+1)*d]
 	nw := a.norm[j]
 	if nw == 0 {
 		nw = 0.001
 	}
 	fs := num / nw
-	es := (min(a.x[ei], w[ei]) + min(a.x[d-1], w[d-1])) / (w[ei] + w[d-1])
+	es := a.energy(a.x, w)
 	a.m[j], a.me[j] = fs*fs*fs*es*es, es
 }
 
@@ -280,7 +298,9 @@ func (a *ART) learn(j, t int) {
 	d := a.dim
 	w := a.w[j*d : (j+1)*d]
 	for k := range w {
-		w[k] = min(w[k], a.x[k])
+		if a.fixed == 0 || k%(d/2) >= a.fixed {
+			w[k] = min(w[k], a.x[k])
+		}
 	}
 	a.setNorm(j)
 	a.used[j] = t
@@ -326,18 +346,18 @@ func (a *ART) add(x []float64, t int) {
 	a.used[j] = t
 }
 
-// rescale maps the weights of the values (features from window to
-// 2*window, of 2*window per sample) and of their complements onto a
+// rescale maps the weights of the values (features from off+window to
+// off+2*window, the last of each sample's) and of their complements onto a
 // value scale x' = k*x + b.
-func (a *ART) rescale(window int, k, b float64) {
+func (a *ART) rescale(off, window int, k, b float64) {
 	d := a.dim
 	for j := range a.n {
 		w := a.w[j*d : (j+1)*d]
 		for i := range w {
 			switch {
-			case i >= window && i < 2*window:
+			case i >= off+window && i < off+2*window:
 				w[i] = k*w[i] + b
-			case i >= 3*window:
+			case i >= d/2+off+window:
 				w[i] = k*w[i] + 1 - k - b
 			}
 		}
