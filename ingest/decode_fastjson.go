@@ -452,6 +452,9 @@ func (p *jsonParser) hexID(dst []byte) bool {
 
 // keyValue reads an attribute.
 func (p *jsonParser) keyValue() (key string, val rawValue, ok bool) {
+	if key, val, ok := p.stringKeyValue(); ok {
+		return key, val, true
+	}
 	var seenKey, seenValue bool
 	ok = p.object(func(k string) bool {
 		switch {
@@ -552,4 +555,45 @@ func (p *jsonParser) scope() bool {
 		_, ok := p.str()
 		return ok
 	})
+}
+
+// stringKeyValue matches a string attribute as the collector writes it,
+// {"key":"K","value":{"stringValue":"V"}} with no space and no escape,
+// without the general loop; anything else leaves the parser where it was.
+func (p *jsonParser) stringKeyValue() (key string, val rawValue, ok bool) {
+	const open, mid, end = `{"key":"`, `","value":{"stringValue":"`, `"}}`
+	b, i := p.b, p.i
+	if !hasAt(b, i, open) {
+		return "", rawValue{}, false
+	}
+	k, i := plainString(b, i+len(open))
+	if i < 0 || !hasAt(b, i, mid) {
+		return "", rawValue{}, false
+	}
+	v, i := plainString(b, i+len(mid))
+	if i < 0 || !hasAt(b, i, end) {
+		return "", rawValue{}, false
+	}
+	p.i = i + len(end)
+	return k, strValue(v), true
+}
+
+func hasAt(b []byte, i int, s string) bool {
+	return len(b)-i >= len(s) && string(b[i:i+len(s)]) == s
+}
+
+// plainString reads string bytes from i to the closing quote: printable
+// ASCII only, no escape. It returns the index of the quote, or -1.
+func plainString(b []byte, i int) (string, int) {
+	start := i
+	for ; i < len(b); i++ {
+		c := b[i]
+		if c == '"' {
+			return view(b[start:i]), i
+		}
+		if c == '\\' || c < 0x20 || c >= 0x80 {
+			return "", -1
+		}
+	}
+	return "", -1
 }
