@@ -34,6 +34,16 @@
     s.className = isError ? 'error' : '';
   }
 
+  // What an operator's approve, extend or revoke answered stays on the
+  // status line for a while: the refresh that follows it would otherwise
+  // replace it with "updated ..." within milliseconds.
+  const OP_STATUS_MS = 10e3;
+  let opStatusUntil = 0;
+  function opStatus(msg, isError) {
+    status(msg, isError);
+    opStatusUntil = Date.now() + OP_STATUS_MS;
+  }
+
   class HTTPError extends Error {
     constructor(status, msg) { super(msg); this.status = status; }
   }
@@ -281,9 +291,9 @@
       try {
         const q = verb === 'extend' ? '?by=1h' : '';
         const res = await api('/api/v1/actions/' + encodeURIComponent(id) + '/' + verb + q, 'POST');
-        status(verb + ' ' + id + ': ' + res.state + (res.mode ? ' (' + res.mode + ')' : ''));
+        opStatus(verb + ' ' + id + ': ' + res.state + (res.mode ? ' (' + res.mode + ')' : ''));
       } catch (e) {
-        status(verb + ' ' + id + ' failed: ' + e.message, true);
+        opStatus(verb + ' ' + id + ' failed: ' + e.message, true);
       }
       b.disabled = false;
       refresh();
@@ -632,7 +642,7 @@
       renderIngest(ingest);
       renderIncidents(inc.incidents || []);
       if (graph) renderGraph(graph);
-      status('updated ' + new Date().toLocaleTimeString());
+      if (Date.now() >= opStatusUntil) status('updated ' + new Date().toLocaleTimeString());
     } catch (e) {
       if (e.status === 401) { signedOut('Sign in: ' + e.message); return; }
       status(e.message, true);
