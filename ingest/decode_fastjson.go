@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/hex"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
@@ -52,69 +53,75 @@ func (d *Decoder) jsonRequest(p *jsonParser, id models.FlowIDBase, dst []models.
 	return dst, ok && p.i == len(p.b)
 }
 
+// The field names the fast path reads, by object; an index into one of
+// these is what fields passes on.
+var (
+	resourceLogsFields = []string{"resource", "scopeLogs", "schemaUrl"}
+	resourceFields     = []string{"attributes", "droppedAttributesCount"}
+	scopeLogsFields    = []string{"scope", "logRecords", "schemaUrl"}
+	scopeFields        = []string{"name", "version", "attributes", "droppedAttributesCount"}
+	keyValueFields     = []string{"key", "value"}
+	logRecordFields    = []string{"attributes", "timeUnixNano", "observedTimeUnixNano", "body", "traceId", "spanId",
+		"severityNumber", "severityText", "droppedAttributesCount", "flags", "eventName"}
+)
+
+// Indexes into logRecordFields.
+const (
+	jlrAttributes = iota
+	jlrTime
+	jlrObserved
+	jlrBody
+	jlrTraceID
+	jlrSpanID
+	jlrSeverityNumber
+	jlrSeverityText
+	jlrDropped
+	jlrFlags
+	jlrEventName
+)
+
 func (d *Decoder) jsonResourceLogs(p *jsonParser, id models.FlowIDBase, dst []models.Flow, b *tally) ([]models.Flow, bool) {
 	var res resourceInfo
-	var seenResource, seenScopes, seenSchema, resolved bool
-	ok := p.object(func(key string) bool {
-		switch key {
-		case "resource":
-			if seenResource || seenScopes { // pdata reads it whatever its place
+	seenResource, seenScopes := false, false
+	ok := p.fields(resourceLogsFields, func(i int) bool {
+		switch i {
+		case 0: // resource
+			if seenScopes { // pdata reads it whatever its place
 				return false
 			}
-			seenResource, resolved = true, true
+			seenResource = true
 			var ok bool
 			res, ok = d.jsonResource(p)
 			return ok
-		case "scopeLogs":
-			if seenScopes {
-				return false
-			}
+		case 1: // scopeLogs
 			seenScopes = true
-			if !resolved {
+			if !seenResource {
 				var rr rawResource
-				res, resolved = rr.resolve(d), true
+				res = rr.resolve(d)
 			}
 			return p.array(func() bool {
 				var ok bool
 				dst, ok = d.jsonScopeLogs(p, id, dst, b, &res)
 				return ok
 			})
-		case "schemaUrl":
-			if seenSchema {
-				return false
-			}
-			seenSchema = true
-			_, ok := p.str()
-			return ok
 		}
-		return false
+		_, ok := p.str()
+		return ok
 	})
 	return dst, ok
 }
 
 func (d *Decoder) jsonResource(p *jsonParser) (resourceInfo, bool) {
 	var rr rawResource
-	var seenAttrs, seenDropped bool
-	ok := p.object(func(key string) bool {
-		switch key {
-		case "attributes":
-			if seenAttrs {
-				return false
-			}
-			seenAttrs = true
-			return p.array(func() bool {
-				key, val, ok := p.keyValue()
-				rr.set(key, val)
-				return ok
-			})
-		case "droppedAttributesCount":
-			if seenDropped {
-				return false
-			}
-			seenDropped = true
+	ok := p.fields(resourceFields, func(i int) bool {
+		if i == 1 { // droppedAttributesCount
 			return p.smallUint()
 		}
-		return false
+		return p.array(func() bool {
+			key, val, ok := p.keyValue()
+			rr.set(key, val)
+			return ok
+		})
 	})
 	if !ok {
 		return resourceInfo{}, false
@@ -123,27 +130,11 @@ func (d *Decoder) jsonResource(p *jsonParser) (resourceInfo, bool) {
 }
 
 func (d *Decoder) jsonScopeLogs(p *jsonParser, id models.FlowIDBase, dst []models.Flow, b *tally, res *resourceInfo) ([]models.Flow, bool) {
-	var seen uint8
-	ok := p.object(func(key string) bool {
-		var bit uint8
-		switch key {
-		case "scope":
-			bit = 1
-		case "logRecords":
-			bit = 2
-		case "schemaUrl":
-			bit = 4
-		default:
-			return false
-		}
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		switch bit {
-		case 1:
+	ok := p.fields(scopeLogsFields, func(i int) bool {
+		switch i {
+		case 0: // scope
 			return p.scope()
-		case 2:
+		case 1: // logRecords
 			return p.array(func() bool {
 				if !d.jsonLogRecord(p) {
 					return false
@@ -158,60 +149,13 @@ func (d *Decoder) jsonScopeLogs(p *jsonParser, id models.FlowIDBase, dst []model
 	return dst, ok
 }
 
-// Bits of the LogRecord fields seen, to refuse a second one.
-const (
-	jlrTime = 1 << iota
-	jlrObserved
-	jlrSeverityNumber
-	jlrSeverityText
-	jlrBody
-	jlrAttributes
-	jlrDropped
-	jlrFlags
-	jlrTraceID
-	jlrSpanID
-	jlrEventName
-)
-
 // jsonLogRecord fills d.log from one LogRecord.
 func (d *Decoder) jsonLogRecord(p *jsonParser) bool {
 	r := &d.log
 	*r = rawLog{}
 	p.arena = p.arena[:0] // appendLog kept copies of the last record's strings
-	var seen uint16
-	return p.object(func(key string) bool {
-		var bit uint16
-		switch key {
-		case "attributes":
-			bit = jlrAttributes
-		case "timeUnixNano":
-			bit = jlrTime
-		case "observedTimeUnixNano":
-			bit = jlrObserved
-		case "body":
-			bit = jlrBody
-		case "traceId":
-			bit = jlrTraceID
-		case "spanId":
-			bit = jlrSpanID
-		case "severityNumber":
-			bit = jlrSeverityNumber
-		case "severityText":
-			bit = jlrSeverityText
-		case "droppedAttributesCount":
-			bit = jlrDropped
-		case "flags":
-			bit = jlrFlags
-		case "eventName":
-			bit = jlrEventName
-		default:
-			return false
-		}
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		switch bit {
+	return p.fields(logRecordFields, func(i int) bool {
+		switch i {
 		case jlrAttributes:
 			pos := 0
 			return p.array(func() bool {
@@ -231,7 +175,7 @@ func (d *Decoder) jsonLogRecord(p *jsonParser) bool {
 			if err != nil {
 				return false
 			}
-			if bit == jlrTime {
+			if i == jlrTime {
 				r.timeNs = t
 			} else {
 				r.observedNs = t
@@ -303,6 +247,21 @@ func (p *jsonParser) object(field func(key string) bool) bool {
 			return p.next('}')
 		}
 	}
+}
+
+// fields reads an object whose keys must be among names, each at most
+// once (pdata would merge or overwrite a second one), calling field with
+// the key's index and the parser at its value.
+func (p *jsonParser) fields(names []string, field func(i int) bool) bool {
+	var seen uint32
+	return p.object(func(key string) bool {
+		i := slices.Index(names, key)
+		if i < 0 || seen&(1<<i) != 0 {
+			return false
+		}
+		seen |= 1 << i
+		return field(i)
+	})
 }
 
 // array reads an array, calling elem at each element.
@@ -455,21 +414,15 @@ func (p *jsonParser) keyValue() (key string, val rawValue, ok bool) {
 	if key, val, ok := p.stringKeyValue(); ok {
 		return key, val, true
 	}
-	var seenKey, seenValue bool
-	ok = p.object(func(k string) bool {
-		switch {
-		case k == "key" && !seenKey:
-			seenKey = true
+	ok = p.fields(keyValueFields, func(i int) bool {
+		if i == 0 {
 			var ok bool
 			key, ok = p.str()
 			return ok
-		case k == "value" && !seenValue:
-			seenValue = true
-			var ok bool
-			val, ok = p.anyValue()
-			return ok
 		}
-		return false
+		var ok bool
+		val, ok = p.anyValue()
+		return ok
 	})
 	return key, val, ok
 }
@@ -524,32 +477,14 @@ func (p *jsonParser) literal(word string) bool {
 
 // scope reads an InstrumentationScope; nothing in it is used.
 func (p *jsonParser) scope() bool {
-	var seen uint8
-	return p.object(func(key string) bool {
-		var bit uint8
-		switch key {
-		case "name":
-			bit = 1
-		case "version":
-			bit = 2
-		case "attributes":
-			bit = 4
-		case "droppedAttributesCount":
-			bit = 8
-		default:
-			return false
-		}
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		switch bit {
-		case 4:
+	return p.fields(scopeFields, func(i int) bool {
+		switch i {
+		case 2: // attributes
 			return p.array(func() bool {
 				_, _, ok := p.keyValue()
 				return ok
 			})
-		case 8:
+		case 3: // droppedAttributesCount
 			return p.smallUint()
 		}
 		_, ok := p.str()
