@@ -90,7 +90,7 @@ func CheckFloors(t *testing.T, c *Corpus, name string, newDetector func() Detect
 		for _, r := range results {
 			t.Logf("%s, %s: %-18s %6.2f (threshold %.4f, %d/%d windows, %d false positives)", name, part.name, r.Profile, r.Normalized, r.Threshold, r.Detected, part.c.Windows(), r.FP)
 			if r.Normalized < part.floor[r.Profile] {
-				t.Errorf("%s, %s: %s: %.2f, below the recorded %.0f", name, part.name, r.Profile, r.Normalized, part.floor[r.Profile])
+				t.Errorf("%s, %s: %s: %.2f, below the recorded %g", name, part.name, r.Profile, r.Normalized, part.floor[r.Profile])
 			}
 		}
 	}

@@ -4,8 +4,8 @@
 // Package artime holds ARTime (Mark Hampton, 2021; the NAB leader at
 // 74.85), translated from its Julia source, and the detectors built on it
 // (Ladder, Ensemble, Profiled). It is under the GNU AGPL v3 only, as ARTime is
-// (LICENSE), and is built only into the nabrun benchmark tool
-// (test/nab/cmd/nabrun): the meshguard binary never links it
+// (LICENSE), and is built only into the benchmark tools nabrun and nabsearch
+// (test/nab/cmd): the meshguard binary never links it
 // (TestProductDoesNotLinkIt).
 package artime
 
@@ -156,16 +156,87 @@ type Config struct {
 	// Weekend, when above 0, adds one feature, 1 on Saturday and Sunday
 	// and 0 otherwise, squeezed about 0.5 to Weekend of [0, 1] (at most 1).
 	Weekend float64
+	// K holds the constants ARTime writes into its code (Default: its own).
+	K Constants
+}
+
+// Constants are the numbers ARTime's code fixes, exposed to be chosen on
+// the tuning half like the rest; ARTimeConstants returns ARTime's.
+type Constants struct {
+	// Mask is the length of the masks after an anomaly, in windows.
+	Mask float64
+	// MeanBand: a downsampled extreme within this fraction of the mean is
+	// replaced by the mean.
+	MeanBand float64
+	// BelowCat and BelowAnomaly: during a mask, a mismatch is reported
+	// only when its similarity is below this fraction of the last
+	// anomaly's (after a new category, after an anomaly).
+	BelowCat, BelowAnomaly float64
+	// RhoEvery is the period of the vigilance updates, in learning periods.
+	RhoEvery float64
+	// UBMax caps the upper vigilance; LBRise is the fraction of the gap to
+	// the smallest recent similarity the lower one rises by; LBFall the
+	// fraction of the mean recent shortfall (each shortfall counted when
+	// above DiffMin, capped at DiffCap, the mean at least DecrMin) it
+	// falls by.
+	UBMax, LBRise, LBFall, DiffMin, DiffCap, DecrMin float64
+	// WUB, WLB and WEnergy weigh an anomaly's confidence: its distance
+	// below the upper and the lower vigilance and its latest value's
+	// mismatch.
+	WUB, WLB, WEnergy float64
+}
+
+// ARTimeConstants returns ARTime's own constants.
+func ARTimeConstants() Constants {
+	return Constants{
+		Mask: 1.5, MeanBand: 0.1, BelowCat: 0.70, BelowAnomaly: 0.90, RhoEvery: 0.5,
+		UBMax: 0.97, LBRise: 0.19, LBFall: 0.5, DiffMin: 0.05, DiffCap: 0.37, DecrMin: 0.01,
+		WUB: 0.35, WLB: 0.65, WEnergy: 1.5,
+	}
 }
 
 // Default is ARTime's configuration plus what a causal detector
-// needs in place of the file's length and range, chosen on the tuning half
-// (README): learning periods of 170, 400, 600 and 750 points (a ladder,
-// NewLadder; 750 is NAB's upper bound), each longer one taking over
-// once the stream is its period/0.3 long; the scale the learning period's
-// range widened by its width on each side and widened further to take in
-// later values; at most 128 categories.
+// needs in place of the file's length and range, and ARTime's constants
+// as chosen again for it, all on the tuning half (README): learning
+// periods of 170, 400, 600 and 750 points (a ladder, NewLadder; 750 is
+// NAB's upper bound), each longer one taking over once the stream is its
+// period/0.24 long; the scale the learning period's range widened by its
+// width on each side and widened further to take in later values; at most
+// 128 categories; the constants TunedConstants.
 func Default() Config {
+	c := Untuned()
+	c.Takeover, c.K = 0.24, TunedConstants()
+	return c
+}
+
+// TunedConstants are ARTime's constants as cmd/nabsearch chose them for
+// the ladder on the tuning half (BENCHMARKS.md, "ARTime's constants chosen
+// again"): longer masks after an anomaly (15 values, not 12) that let a
+// deeper mismatch through sooner (below 0.81 of the last anomaly's
+// similarity, not 0.90), an upper vigilance capped at 0.99, a lower one
+// that rises more slowly and falls on every shortfall, a wider band in
+// which a downsampled extreme counts as the mean, and a confidence that
+// weighs the latest value's mismatch four times as much against the
+// vigilances.
+func TunedConstants() Constants {
+	k := ARTimeConstants()
+	k.Mask = 1.875
+	k.BelowAnomaly = 0.81
+	k.MeanBand = 0.2
+	k.UBMax = 0.99
+	k.LBRise = 0.1425
+	k.DiffMin = 0
+	k.DiffCap = 0.2775
+	k.DecrMin = 0.005
+	k.WLB = 0.325
+	k.WEnergy = 6
+	return k
+}
+
+// Untuned is the ladder as it was before its constants were chosen again
+// (issue 18's first causal port, 69.34 on all files): ARTime's constants,
+// the takeover at period/0.3. Ensemble and Profiled, chosen on it, keep it.
+func Untuned() Config {
 	return Config{
 		Window:              8,
 		WindowsPerProbation: 13,
@@ -178,6 +249,7 @@ func Default() Config {
 		Margin:              1,
 		Expand:              true,
 		MaxCategories:       128,
+		K:                   ARTimeConstants(),
 	}
 }
 
@@ -185,7 +257,7 @@ func Default() Config {
 // no bound on the categories, one learning period (which NAB sets per file;
 // NewKnowing).
 func Published() Config {
-	c := Default()
+	c := Untuned()
 	c.Rungs, c.Takeover, c.Margin, c.Expand, c.MaxCategories = nil, 0, 0, false, 0
 	return c
 }
@@ -210,6 +282,11 @@ func (c Config) Validate() error {
 	}
 	if c.TimeOfDay < 0 || c.DayOfWeek < 0 || c.TimeMinSpan < 0 || c.TimeBins < 0 || c.Weekend < 0 || c.Weekend > 1 || c.TimeEncoding < 0 || c.TimeEncoding > 1 {
 		errs = append(errs, fmt.Errorf("TimeOfDay, DayOfWeek, TimeMinSpan, TimeBins, Weekend, TimeEncoding: %v, %v, %v, %d, %v, %d out of range", c.TimeOfDay, c.DayOfWeek, c.TimeMinSpan, c.TimeBins, c.Weekend, c.TimeEncoding))
+	}
+	if k := c.K; !(k.Mask > 0) || k.MeanBand < 0 || !(k.BelowCat >= 0 && k.BelowCat <= 1) || !(k.BelowAnomaly >= 0 && k.BelowAnomaly <= 1) ||
+		!(k.RhoEvery > 0) || !(k.UBMax > 0 && k.UBMax <= 1) || k.LBRise < 0 || k.LBFall < 0 || k.DiffMin < 0 || k.DiffCap < 0 || k.DecrMin < 0 ||
+		k.WUB < 0 || k.WLB < 0 || k.WEnergy < 0 {
+		errs = append(errs, fmt.Errorf("K: %+v out of range (Mask and RhoEvery above 0, BelowCat, BelowAnomaly and UBMax in [0, 1], the rest at least 0)", k))
 	}
 	if !(c.InitialRho > 0 && c.InitialRho <= 1) || c.Chomp < 0 || c.Margin < 0 || c.Takeover < 0 || c.Takeover >= 1 {
 		errs = append(errs, fmt.Errorf("InitialRho, Chomp, Margin, Takeover: %v, %v, %v, %v out of range", c.InitialRho, c.Chomp, c.Margin, c.Takeover))
@@ -242,7 +319,7 @@ func (a *Detector) setup(probation int) {
 	// Julia's round(Int, div(p, w*n)) is the integer quotient.
 	a.sstep = max(1, probation/(c.Window*c.WindowsPerProbation))
 	a.trend = probation / a.sstep
-	a.mask = c.Window * 3 / 2
+	a.mask = int(float64(c.Window) * c.K.Mask)
 	a.dsWin = make([]float64, a.sstep)
 	a.dsi = 1
 	a.medbin = make([]int, c.Levels+1)
@@ -314,7 +391,7 @@ func (a *Detector) downsample() float64 {
 	if math.Abs(hi-a.dsAvg) < math.Abs(lo-a.dsAvg) {
 		ds = lo
 	}
-	if math.Abs(ds-mean) < 0.1*mean {
+	if math.Abs(ds-mean) < a.cfg.K.MeanBand*mean {
 		ds = mean
 	}
 	return ds
@@ -531,7 +608,7 @@ func haar(x, out []float64) {
 func (a *Detector) detect(f []float64, i int) float64 {
 	since := i - a.lastAnomalyI
 	updateAfterAnomaly := since == a.mask
-	updateForTrend := i-a.lastRhoUpdateI >= a.trend/2
+	updateForTrend := i-a.lastRhoUpdateI >= int(float64(a.trend)*a.cfg.K.RhoEvery)
 	maskAfterAnomaly := since <= a.mask
 	if i > a.trend+a.mask && a.maskAfterCat && a.noNewCat >= a.mask {
 		a.maskAfterCat = false
@@ -553,9 +630,9 @@ func (a *Detector) detect(f []float64, i int) float64 {
 		a.histLast = sim
 	}
 	masking := a.maskAfterCat || maskAfterAnomaly
-	scale := 0.70
+	scale := a.cfg.K.BelowCat
 	if maskAfterAnomaly {
-		scale = 0.90
+		scale = a.cfg.K.BelowAnomaly
 	}
 	belowLast := sim < a.lastAnomalySim*scale
 	score := 0.0
@@ -579,19 +656,20 @@ func (a *Detector) detect(f []float64, i int) float64 {
 // by half the recent shortfall below the upper, no lower than the mean
 // similarity at past anomalies.
 func (a *Detector) updateRho(i int) {
+	k := a.cfg.K
 	minSim := a.simWin.min()
-	ub := min(0.97, a.rhoSum/float64(a.rhoN))
+	ub := min(k.UBMax, a.rhoSum/float64(a.rhoN))
 	prev := a.art.rhoLB
 	var lb float64
 	if prev <= minSim {
-		lb = prev + (minSim-prev)*0.19
+		lb = prev + (minSim-prev)*k.LBRise
 	} else {
 		decr := 0.0
 		if i > a.trend*2 {
 			sum, n := 0.0, 0
 			for _, d := range a.simDiff.v {
-				if d > 0.05 {
-					sum += min(0.37, d)
+				if d > k.DiffMin {
+					sum += min(k.DiffCap, d)
 					n++
 				}
 			}
@@ -599,8 +677,8 @@ func (a *Detector) updateRho(i int) {
 				decr = sum / float64(n)
 			}
 		}
-		decr = max(0.01, decr)
-		lb = prev - decr/2
+		decr = max(k.DecrMin, decr)
+		lb = prev - decr*k.LBFall
 		if a.histN > 0 {
 			lb = max(a.histSum/float64(a.histN), lb)
 		}
@@ -617,7 +695,8 @@ func (a *Detector) confidence(sim, energy float64) float64 {
 	sim = min(0.999, sim)
 	ub := ((1 - sim) - (1 - a.art.rhoUB)) / (1 - sim)
 	lb := ((1 - sim) - (1 - a.art.rhoLB)) / (1 - sim)
-	s := min(1.0, ub*0.35+lb*0.65+(1-energy)*1.5)
+	k := a.cfg.K
+	s := min(1.0, ub*k.WUB+lb*k.WLB+(1-energy)*k.WEnergy)
 	return math.RoundToEven(s*1e6) / 1e6
 }
 

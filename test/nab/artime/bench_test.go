@@ -15,6 +15,13 @@ func BenchmarkARTime(b *testing.B) {
 	nab.BenchLong(b, func() nab.Detector { return NewLadder(cfg) })
 }
 
+// BenchmarkUntunedARTime is BenchmarkARTime for the ladder with ARTime's
+// own constants (Untuned), the peer of the default's speed.
+func BenchmarkUntunedARTime(b *testing.B) {
+	cfg := Untuned()
+	nab.BenchLong(b, func() nab.Detector { return NewLadder(cfg) })
+}
+
 // BenchmarkPublishedARTime is BenchmarkARTime for ARTime as published
 // (one learning period of 750 points, no bound on its categories).
 func BenchmarkPublishedARTime(b *testing.B) {

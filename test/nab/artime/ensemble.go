@@ -21,7 +21,7 @@ type EnsembleConfig struct {
 // each taking over as soon as it has learned (the delayed takeover of
 // Default adds false positives to Univariate's).
 func DefaultEnsemble() EnsembleConfig {
-	a := Default()
+	a := Untuned()
 	a.Rungs, a.Takeover = []int{170, 600}, 0
 	return EnsembleConfig{Univariate: nab.DefaultUnivariate(), ARTime: a}
 }

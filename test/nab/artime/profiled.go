@@ -25,14 +25,14 @@ type ProfiledConfig struct {
 	Power float64
 }
 
-// DefaultProfiled is the Default ladder beside Univariate's daily profile
+// DefaultProfiled is the Untuned ladder beside Univariate's daily profile
 // alone (OnlyProfiles, no step features), its score raised to the 4th
 // power, chosen on the tuning half (README): the powers 3 to 8 score
 // within 0.05 of each other there.
 func DefaultProfiled() ProfiledConfig {
 	u := nab.DefaultUnivariate()
 	u.OnlyProfiles, u.Diff = true, false
-	return ProfiledConfig{ARTime: Default(), Profile: u, Power: 4}
+	return ProfiledConfig{ARTime: Untuned(), Profile: u, Power: 4}
 }
 
 // Validate reports every invalid field of c.

@@ -41,6 +41,7 @@ var (
 )
 
 const detectors = `"artime" (artime.Ladder, the ARTime port, causal), ` +
+	`"artime-untuned" (the ladder with ARTime's own constants, artime.Untuned), ` +
 	`"artime-profiled" (artime.Profiled: the ladder beside a daily profile's rarest surprises), ` +
 	`"ensemble" (artime.Ensemble: the larger of Univariate's and an ARTime ladder's scores), ` +
 	`"univariate" (nab.Univariate), ` +
@@ -111,8 +112,11 @@ func maker(config string) (func(*nab.File) nab.Detector, error) {
 		u := nab.DefaultUnivariate()
 		cfg = &u
 		newDetector = func(*nab.File) nab.Detector { return nab.NewUnivariate(u) }
-	case "artime":
+	case "artime", "artime-untuned":
 		a := artime.Default()
+		if detector == "artime-untuned" {
+			a = artime.Untuned()
+		}
 		cfg = &a
 		newDetector = func(*nab.File) nab.Detector { return artime.NewLadder(a) }
 	case "artime-knowing", "artime-knowing-range", "artime-knowing-probation":

@@ -1,0 +1,242 @@
+// Command nabsearch chooses artime.Ladder's settings on NAB's tuning half
+// alone, by coordinate descent: each setting in turn is tried at a few
+// values and the best one kept when it raises the tuning half's standard
+// score by more than -min and lowers neither quarter of the tuning half
+// (its files alternating) by more than -drop, so that no choice rests on
+// one quarter's windows. It never scores the held-out half. It starts
+// from artime.Untuned() (-from is merged over it); with its defaults it
+// chooses artime.TunedConstants and the 0.24 takeover of artime.Default
+// (BENCHMARKS.md).
+//
+//	go run ./test/nab/cmd/nabsearch [-from JSON] [-rounds 4] [-min 0.2] [-drop 1] [-params K.Mask,...]
+//
+// Licence: like nabrun it links test/nab/artime (GNU AGPL v3 only).
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/meshguard/meshguard/test/nab"
+	"github.com/meshguard/meshguard/test/nab/artime"
+)
+
+// param is one setting, by its JSON path in artime.Config, and the values
+// tried: fixed ones, or factors of the current value.
+type param struct {
+	path    string
+	values  []any
+	factors []float64
+	lo, hi  float64
+	integer bool
+}
+
+var params = []param{
+	{path: "Levels", values: []any{40, 60, 100, 120, 160}},
+	{path: "Chomp", values: []any{0.0, 0.025, 0.05, 0.1, 0.125}},
+	{path: "InitialRho", values: []any{0.7, 0.75, 0.85, 0.9}},
+	{path: "WindowsPerProbation", values: []any{8, 10, 16, 20}},
+	{path: "Margin", factors: []float64{0.8, 0.9, 1.1, 1.25}, lo: 0, hi: 5},
+	{path: "Takeover", factors: []float64{0.8, 0.9, 1.1, 1.25}, lo: 0.05, hi: 0.95},
+	{path: "MaxCategories", values: []any{64, 96, 192, 256}},
+	{path: "K.Mask", factors: []float64{0.5, 0.75, 1.33, 2}, lo: 0.125, hi: 8},
+	{path: "K.MeanBand", factors: []float64{0, 0.5, 2}, lo: 0, hi: 1},
+	{path: "K.BelowCat", factors: []float64{0.8, 0.9, 1.1, 1.25}, lo: 0, hi: 1},
+	{path: "K.BelowAnomaly", factors: []float64{0.8, 0.9, 1.05, 1.1}, lo: 0, hi: 1},
+	{path: "K.RhoEvery", factors: []float64{0.5, 0.75, 1.5, 2}, lo: 0.05, hi: 4},
+	{path: "K.UBMax", values: []any{0.93, 0.95, 0.99}},
+	{path: "K.LBRise", factors: []float64{0.5, 0.75, 1.33, 2}, lo: 0, hi: 1},
+	{path: "K.LBFall", factors: []float64{0.5, 0.75, 1.33, 2}, lo: 0, hi: 2},
+	{path: "K.DiffMin", factors: []float64{0, 0.5, 2}, lo: 0, hi: 1},
+	{path: "K.DiffCap", factors: []float64{0.5, 0.75, 1.33, 2}, lo: 0.01, hi: 1},
+	{path: "K.DecrMin", factors: []float64{0.5, 2, 4}, lo: 0, hi: 1},
+	{path: "K.WUB", factors: []float64{0, 0.5, 2}, lo: 0, hi: 10},
+	{path: "K.WLB", factors: []float64{0.5, 2}, lo: 0, hi: 10},
+	{path: "K.WEnergy", factors: []float64{0, 0.5, 0.75, 1.33, 2}, lo: 0, hi: 10},
+}
+
+type eval struct{ all, q1, q2 float64 }
+
+func main() {
+	from := flag.String("from", "{}", "JSON settings to start from (merged over artime.Untuned())")
+	rounds := flag.Int("rounds", 4, "passes over the settings")
+	minGain := flag.Float64("min", 0.2, "least gain of the tuning half's standard score to keep a change")
+	drop := flag.Float64("drop", 1, "most either tuning quarter may lose")
+	only := flag.String("params", "", "comma-separated settings to search (default all)")
+	flag.Parse()
+	root, _ := filepath.Abs(".")
+	dir, err := nab.Locate(root)
+	if err != nil {
+		fail(err)
+	}
+	c, err := nab.Load(dir)
+	if err != nil {
+		fail(err)
+	}
+	tune := c.Half(nab.Tuning)
+	q := [2]*nab.Corpus{{Root: c.Root, Profiles: c.Profiles}, {Root: c.Root, Profiles: c.Profiles}}
+	for i, f := range tune.Files {
+		q[i%2].Files = append(q[i%2].Files, f)
+	}
+	cur := map[string]any{}
+	if err := json.Unmarshal([]byte(*from), &cur); err != nil {
+		fail(err)
+	}
+	flat := flatten(cur, "")
+	score := func(set map[string]any) (eval, error) {
+		cfg := artime.Untuned()
+		b, _ := json.Marshal(nest(set))
+		if err := json.Unmarshal(b, &cfg); err != nil {
+			return eval{}, err
+		}
+		if err := cfg.Validate(); err != nil {
+			return eval{}, err
+		}
+		s := tune.Run(func() nab.Detector { return artime.NewLadder(cfg) }, 0)
+		var e eval
+		for k, part := range []*nab.Corpus{tune, q[0], q[1]} {
+			r, err := part.Score(s)
+			if err != nil {
+				return eval{}, err
+			}
+			*[]*float64{&e.all, &e.q1, &e.q2}[k] = r[0].Normalized
+		}
+		return e, nil
+	}
+	base, err := score(flat)
+	if err != nil {
+		fail(err)
+	}
+	fmt.Printf("start %s: %.2f (%.2f, %.2f)\n", show(flat), base.all, base.q1, base.q2)
+	var sel []param
+	for _, p := range params {
+		if *only == "" || strings.Contains(","+*only+",", ","+p.path+",") {
+			sel = append(sel, p)
+		}
+	}
+	for round := range *rounds {
+		changed := false
+		for _, p := range sel {
+			curV := currentValue(flat, p.path)
+			bestV, best := any(nil), base
+			for _, v := range candidates(p, curV) {
+				try := clone(flat)
+				try[p.path] = v
+				e, err := score(try)
+				if err != nil {
+					continue
+				}
+				ok := e.all > best.all+*minGain && e.q1 > base.q1-*drop && e.q2 > base.q2-*drop
+				fmt.Printf("  %-20s %-8v %.2f (%.2f, %.2f)%s\n", p.path, v, e.all, e.q1, e.q2, map[bool]string{true: " *"}[ok])
+				if ok {
+					bestV, best = v, e
+				}
+			}
+			if bestV != nil {
+				flat[p.path] = bestV
+				base = best
+				changed = true
+				fmt.Printf("round %d keep %s: %.2f (%.2f, %.2f)\n", round, show(flat), base.all, base.q1, base.q2)
+			}
+		}
+		if !changed {
+			break
+		}
+	}
+	fmt.Printf("final %s: %.2f (%.2f, %.2f)\n", show(flat), base.all, base.q1, base.q2)
+}
+
+// currentValue is the setting's value in set, or artime.Untuned()'s.
+func currentValue(set map[string]any, path string) float64 {
+	if v, ok := set[path]; ok {
+		return toF(v)
+	}
+	b, _ := json.Marshal(artime.Untuned())
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return toF(flatten(m, "")[path])
+}
+
+func candidates(p param, cur float64) []any {
+	if p.values != nil {
+		var out []any
+		for _, v := range p.values {
+			if toF(v) != cur {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
+	var out []any
+	for _, f := range p.factors {
+		v := math.Min(p.hi, math.Max(p.lo, cur*f))
+		v = math.Round(v*1e4) / 1e4
+		if v != cur {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func toF(v any) float64 {
+	switch x := v.(type) {
+	case float64:
+		return x
+	case int:
+		return float64(x)
+	}
+	return math.NaN()
+}
+
+func flatten(m map[string]any, prefix string) map[string]any {
+	out := map[string]any{}
+	for k, v := range m {
+		if sub, ok := v.(map[string]any); ok {
+			for k2, v2 := range flatten(sub, prefix+k+".") {
+				out[k2] = v2
+			}
+			continue
+		}
+		out[prefix+k] = v
+	}
+	return out
+}
+
+func nest(flat map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range flat {
+		parts := strings.Split(k, ".")
+		m := out
+		for _, p := range parts[:len(parts)-1] {
+			if _, ok := m[p].(map[string]any); !ok {
+				m[p] = map[string]any{}
+			}
+			m = m[p].(map[string]any)
+		}
+		m[parts[len(parts)-1]] = v
+	}
+	return out
+}
+
+func clone(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func show(flat map[string]any) string {
+	b, _ := json.Marshal(nest(flat))
+	return string(b)
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "nabsearch:", err)
+	os.Exit(1)
+}
