@@ -12,6 +12,30 @@ type Detector interface {
 	Score(t time.Time, v float64) float64
 }
 
+// Late returns d leaving a file's first n points unscored and unseen,
+// so that a detector that reduces every few points to one (ARTime's
+// downsampling) groups the rest at another phase: how much a score owes
+// to the phase is the spread of its scores over n = 0, 1, ... (issue 18).
+func Late(d Detector, n int) Detector {
+	if n <= 0 {
+		return d
+	}
+	return &late{d: d, n: n}
+}
+
+type late struct {
+	d    Detector
+	n, i int
+}
+
+func (l *late) Score(t time.Time, v float64) float64 {
+	if l.i < l.n {
+		l.i++
+		return 0
+	}
+	return l.d.Score(t, v)
+}
+
 // Run runs a fresh detector (from newDetector) over every file, workers
 // files at a time (GOMAXPROCS when workers < 1), and returns the scores
 // keyed by File.Rel.

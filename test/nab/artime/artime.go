@@ -211,25 +211,26 @@ func Default() Config {
 
 // TunedConstants are ARTime's constants as cmd/nabsearch chose them for
 // the ladder on the tuning half (BENCHMARKS.md, "ARTime's constants chosen
-// again"): longer masks after an anomaly (15 values, not 12) that let a
-// deeper mismatch through sooner (below 0.81 of the last anomaly's
-// similarity, not 0.90), an upper vigilance capped at 0.99, a lower one
-// that rises more slowly and falls on every shortfall, a wider band in
-// which a downsampled extreme counts as the mean, and a confidence that
-// weighs the latest value's mismatch four times as much against the
-// vigilances.
+// again" and "chosen over the downsampling's phases"): longer masks after
+// an anomaly (15 values, not 12) that let a deeper mismatch through sooner
+// (below 0.52 of the last anomaly's similarity, not 0.90), an upper
+// vigilance capped at 0.99, a lower one that rises more slowly and falls
+// on every shortfall, a wider band in which a downsampled extreme counts
+// as the mean, and a confidence that weighs the upper vigilance twice and
+// the latest value's mismatch about five times as much as ARTime does.
 func TunedConstants() Constants {
 	k := ARTimeConstants()
 	k.Mask = 1.875
-	k.BelowAnomaly = 0.81
+	k.BelowAnomaly = 0.5184
 	k.MeanBand = 0.2
 	k.UBMax = 0.99
-	k.LBRise = 0.1425
+	k.LBRise = 0.1069
 	k.DiffMin = 0
-	k.DiffCap = 0.2775
+	k.DiffCap = 0.555
 	k.DecrMin = 0.005
+	k.WUB = 0.7
 	k.WLB = 0.325
-	k.WEnergy = 6
+	k.WEnergy = 7.98
 	return k
 }
 

@@ -7,9 +7,12 @@
 // the same files with ../shared/nab/score.py as a cross-check.
 //
 // When choosing settings, pass -only tuning: it scores the tuning half
-// alone, so that a sweep never sees the held-out half.
+// alone, so that a sweep never sees the held-out half. -phases K runs the
+// detector K times, with every file's first 0, 1, ..., K-1 points left
+// unscored and unseen (nab.Late), and prints each set's mean, least and
+// largest score: one run is one draw of a downsampling detector's phase.
 //
-//	go run ./test/nab/cmd/nabrun [-detector NAME] [-nab DIR] [-out DIR] [-config JSON] [-only tuning] [-v]
+//	go run ./test/nab/cmd/nabrun [-detector NAME] [-nab DIR] [-out DIR] [-config JSON] [-only tuning] [-skip N | -phases K] [-v]
 //
 // Licence: nabrun links test/nab/artime, a translation of ARTime
 // (github.com/markNZed/ARTimeNAB.jl) under the GNU AGPL v3 only
@@ -38,6 +41,7 @@ const detectorName = "meshguard"
 var (
 	verbose  bool
 	detector string
+	skip     int
 )
 
 const detectors = `"artime" (artime.Ladder, the ARTime port, causal), ` +
@@ -55,11 +59,24 @@ func main() {
 	flag.StringVar(&detector, "detector", "artime", "the detector: "+detectors)
 	python := flag.Bool("python", true, "cross-check with python3 ../shared/nab/score.py when python3 exists")
 	only := flag.String("only", "", `"tuning": score the tuning half alone, for choosing settings (no files written, no cross-check)`)
+	flag.IntVar(&skip, "skip", 0, "leave every file's first n points unscored and unseen (the downsampling's phase moves with n; the reported figures use 0)")
+	phases := flag.Int("phases", 0, "run at skips 0 to K-1 and print each set's mean and range over them instead of one run's table (no files written, no cross-check)")
 	flag.BoolVar(&verbose, "v", false, "print the standard profile's score per file (with -only tuning, the tuning half's files only)")
 	flag.Parse()
 	if *only != "" && *only != "tuning" {
 		fmt.Fprintf(os.Stderr, "nabrun: -only %q: the only choice is \"tuning\" (the held-out half is never scored alone)\n", *only)
 		os.Exit(2)
+	}
+	if *phases > 0 {
+		if *only != "" || skip != 0 {
+			fmt.Fprintln(os.Stderr, "nabrun: -phases runs every skip itself and scores every set: drop -only and -skip")
+			os.Exit(2)
+		}
+		if err := phaseTable(*nabDir, *config, *phases); err != nil {
+			fmt.Fprintln(os.Stderr, "nabrun:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if *only == "tuning" {
 		if err := tune(*nabDir, *config); err != nil {
@@ -90,8 +107,11 @@ func setup(nabDir, config string) (*nab.Corpus, func(*nab.File) nab.Detector, er
 	if err != nil {
 		return nil, nil, err
 	}
+	if skip < 0 {
+		return nil, nil, fmt.Errorf("-skip %d: want 0 or more points", skip)
+	}
 	c, err := nab.Load(nabDir)
-	return c, newDetector, err
+	return c, func(f *nab.File) nab.Detector { return nab.Late(newDetector(f), skip) }, err
 }
 
 // maker returns a maker of -detector's detector configured by config
@@ -238,6 +258,52 @@ func run(nabDir, out, config string, python bool) error {
 	cmd := exec.Command(py, filepath.Join(c.Root, "score.py"), c.Root, out, detectorName)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	return cmd.Run()
+}
+
+// phaseTable runs the detector at skips 0 to k-1 and prints, for each set
+// and profile, the mean score over them and the least and largest.
+func phaseTable(nabDir, config string, k int) error {
+	c, newDetector, err := setup(nabDir, config)
+	if err != nil {
+		return err
+	}
+	sets := []struct {
+		name string
+		c    *nab.Corpus
+	}{
+		{"all files", c},
+		{"tuning half (settings chosen here)", c.Half(nab.Tuning)},
+		{"held-out half (never used to choose)", c.Half(nab.HeldOut)},
+	}
+	got := make([][][]float64, len(sets)) // set, profile, skip
+	for n := range k {
+		scores := c.RunFiles(func(f *nab.File) nab.Detector { return nab.Late(newDetector(f), n) }, 0)
+		for i, set := range sets {
+			results, err := set.c.Score(scores)
+			if err != nil {
+				return err
+			}
+			if got[i] == nil {
+				got[i] = make([][]float64, len(results))
+			}
+			for p, r := range results {
+				got[i][p] = append(got[i][p], r.Normalized)
+			}
+		}
+	}
+	fmt.Printf("NAB v1.1, detector %s (-detector %s), skips 0 to %d\n", detectorName, detector, k-1)
+	for i, set := range sets {
+		fmt.Printf("\n%s: %d files, %d windows\n", set.name, len(set.c.Files), set.c.Windows())
+		fmt.Printf("%-20s %10s %10s %10s %10s\n", "profile", "skip 0", "mean", "least", "largest")
+		for p, xs := range got[i] {
+			mean := 0.0
+			for _, x := range xs {
+				mean += x / float64(len(xs))
+			}
+			fmt.Printf("%-20s %10.2f %10.2f %10.2f %10.2f\n", c.Profiles[p].Name, xs[0], mean, slices.Min(xs), slices.Max(xs))
+		}
+	}
+	return nil
 }
 
 // repoRoot walks up from the working directory to the directory holding

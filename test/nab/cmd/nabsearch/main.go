@@ -4,11 +4,14 @@
 // score by more than -min and lowers neither quarter of the tuning half
 // (its files alternating) by more than -drop, so that no choice rests on
 // one quarter's windows. It never scores the held-out half. It starts
-// from artime.Untuned() (-from is merged over it); with its defaults it
-// chooses artime.TunedConstants and the 0.24 takeover of artime.Default
-// (BENCHMARKS.md).
+// from artime.Untuned() (-from is merged over it). Each score is the mean
+// over -phases: the ladder run with every file's first n points left
+// unscored (nab.Late), for each n listed, since one downsampling phase's
+// score is partly luck. artime.TunedConstants and the 0.24 takeover of
+// artime.Default come from a run with the defaults (phase 0) and then one
+// from its result with -phases 1,3,5 (BENCHMARKS.md).
 //
-//	go run ./test/nab/cmd/nabsearch [-from JSON] [-rounds 4] [-min 0.2] [-drop 1] [-params K.Mask,...]
+//	go run ./test/nab/cmd/nabsearch [-from JSON] [-rounds 4] [-min 0.2] [-drop 1] [-phases 0] [-fine] [-params K.Mask,...]
 //
 // Licence: like nabrun it links test/nab/artime (GNU AGPL v3 only).
 package main
@@ -20,6 +23,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/meshguard/meshguard/test/nab"
@@ -58,6 +63,8 @@ var params = []param{
 	{path: "K.WUB", factors: []float64{0, 0.5, 2}, lo: 0, hi: 10},
 	{path: "K.WLB", factors: []float64{0.5, 2}, lo: 0, hi: 10},
 	{path: "K.WEnergy", factors: []float64{0, 0.5, 0.75, 1.33, 2}, lo: 0, hi: 10},
+	{path: "Probation", values: []any{650, 700, 800, 900}},
+	{path: "Rungs", values: []any{[]any{170, 400}, []any{170, 600}, []any{130, 400, 600}, []any{200, 400, 600}, []any{170, 300, 600}, []any{170, 400, 550}}},
 }
 
 type eval struct{ all, q1, q2 float64 }
@@ -68,6 +75,8 @@ func main() {
 	minGain := flag.Float64("min", 0.2, "least gain of the tuning half's standard score to keep a change")
 	drop := flag.Float64("drop", 1, "most either tuning quarter may lose")
 	only := flag.String("params", "", "comma-separated settings to search (default all)")
+	phases := flag.String("phases", "0", "comma-separated start offsets: each evaluation is the mean of the scores with the first n points of every file left unscored, n in the list (the downsampling's phase moves with n)")
+	fine := flag.Bool("fine", false, "try factors 0.9, 0.95, 1.05 and 1.1 of every factor setting as well")
 	flag.Parse()
 	root, _ := filepath.Abs(".")
 	dir, err := nab.Locate(root)
@@ -88,6 +97,14 @@ func main() {
 		fail(err)
 	}
 	flat := flatten(cur, "")
+	var offsets []int
+	for _, f := range strings.Split(*phases, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			fail(fmt.Errorf("-phases %q: want non-negative integers separated by commas", *phases))
+		}
+		offsets = append(offsets, n)
+	}
 	score := func(set map[string]any) (eval, error) {
 		cfg := artime.Untuned()
 		b, _ := json.Marshal(nest(set))
@@ -97,14 +114,16 @@ func main() {
 		if err := cfg.Validate(); err != nil {
 			return eval{}, err
 		}
-		s := tune.Run(func() nab.Detector { return artime.NewLadder(cfg) }, 0)
 		var e eval
-		for k, part := range []*nab.Corpus{tune, q[0], q[1]} {
-			r, err := part.Score(s)
-			if err != nil {
-				return eval{}, err
+		for _, n := range offsets {
+			s := tune.Run(func() nab.Detector { return nab.Late(artime.NewLadder(cfg), n) }, 0)
+			for k, part := range []*nab.Corpus{tune, q[0], q[1]} {
+				r, err := part.Score(s)
+				if err != nil {
+					return eval{}, err
+				}
+				*[]*float64{&e.all, &e.q1, &e.q2}[k] += r[0].Normalized / float64(len(offsets))
 			}
-			*[]*float64{&e.all, &e.q1, &e.q2}[k] = r[0].Normalized
 		}
 		return e, nil
 	}
@@ -115,6 +134,9 @@ func main() {
 	fmt.Printf("start %s: %.2f (%.2f, %.2f)\n", show(flat), base.all, base.q1, base.q2)
 	var sel []param
 	for _, p := range params {
+		if *fine && p.factors != nil {
+			p.factors = append(slices.Clone(p.factors), 0.9, 0.95, 1.05, 1.1)
+		}
 		if *only == "" || strings.Contains(","+*only+",", ","+p.path+",") {
 			sel = append(sel, p)
 		}
@@ -176,7 +198,7 @@ func candidates(p param, cur float64) []any {
 	for _, f := range p.factors {
 		v := math.Min(p.hi, math.Max(p.lo, cur*f))
 		v = math.Round(v*1e4) / 1e4
-		if v != cur {
+		if v != cur && !slices.Contains(out, any(v)) {
 			out = append(out, v)
 		}
 	}

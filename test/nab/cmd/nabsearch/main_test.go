@@ -32,9 +32,10 @@ func TestSettingsRoundTrip(t *testing.T) {
 }
 
 // TestCandidatesStayInRange checks that factors are clamped to a setting's
-// bounds and that the current value is never tried again.
+// bounds and that neither the current value nor a clamped duplicate is
+// tried again.
 func TestCandidatesStayInRange(t *testing.T) {
-	p := param{path: "x", factors: []float64{0.5, 1, 4}, lo: 0, hi: 1}
+	p := param{path: "x", factors: []float64{0.5, 1, 4, 8}, lo: 0, hi: 1}
 	got := candidates(p, 0.4)
 	want := []any{0.2, 1.0}
 	if !reflect.DeepEqual(got, want) {
