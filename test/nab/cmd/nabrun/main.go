@@ -219,14 +219,7 @@ func run(nabDir, out, config string, python bool) error {
 	fmt.Printf("NAB v1.1, %d files, %d windows; detector %s (-detector %s), %s to run (%d points, all cores)\n", len(c.Files), c.Windows(), detectorName, detector, elapsed.Round(time.Millisecond), points)
 	fmt.Printf("results: %s\n", filepath.Join(out, detectorName))
 	var all []nab.Result
-	for _, part := range []struct {
-		name string
-		c    *nab.Corpus
-	}{
-		{"all files", c},
-		{"tuning half (settings chosen here)", c.Half(nab.Tuning)},
-		{"held-out half (never used to choose)", c.Half(nab.HeldOut)},
-	} {
+	for _, part := range reportSets(c) {
 		results, err := part.c.Score(scores)
 		if err != nil {
 			return err
@@ -260,6 +253,22 @@ func run(nabDir, out, config string, python bool) error {
 	return cmd.Run()
 }
 
+// reportSet is one of the sets a full run reports: a name and its files.
+type reportSet struct {
+	name string
+	c    *nab.Corpus
+}
+
+// reportSets are all files, the tuning half and the held-out half, in the
+// order the tables print them.
+func reportSets(c *nab.Corpus) []reportSet {
+	return []reportSet{
+		{"all files", c},
+		{"tuning half (settings chosen here)", c.Half(nab.Tuning)},
+		{"held-out half (never used to choose)", c.Half(nab.HeldOut)},
+	}
+}
+
 // phaseTable runs the detector at skips 0 to k-1 and prints, for each set
 // and profile, the mean score over them and the least and largest.
 func phaseTable(nabDir, config string, k int) error {
@@ -267,14 +276,7 @@ func phaseTable(nabDir, config string, k int) error {
 	if err != nil {
 		return err
 	}
-	sets := []struct {
-		name string
-		c    *nab.Corpus
-	}{
-		{"all files", c},
-		{"tuning half (settings chosen here)", c.Half(nab.Tuning)},
-		{"held-out half (never used to choose)", c.Half(nab.HeldOut)},
-	}
+	sets := reportSets(c)
 	got := make([][][]float64, len(sets)) // set, profile, skip
 	for n := range k {
 		scores := c.RunFiles(func(f *nab.File) nab.Detector { return nab.Late(newDetector(f), n) }, 0)
