@@ -9,9 +9,12 @@
 // unscored (nab.Late), for each n listed, since one downsampling phase's
 // score is partly luck. artime.TunedConstants and the 0.24 takeover of
 // artime.Default come from a run with the defaults (phase 0) and then one
-// from its result with -phases 1,3,5 (BENCHMARKS.md).
+// from its result with -phases 1,3,5 (BENCHMARKS.md). With -fit q1 or q2
+// it searches one quarter and prints the other's score beside every
+// figure, never using it: a test of the search rule itself, whether what
+// it gains on the files it sees carries to files it does not.
 //
-//	go run ./test/nab/cmd/nabsearch [-from JSON] [-rounds 4] [-min 0.2] [-drop 1] [-phases 0] [-fine] [-params K.Mask,...]
+//	go run ./test/nab/cmd/nabsearch [-from JSON] [-rounds 4] [-min 0.2] [-drop 1] [-phases 0] [-fine] [-params K.Mask,...] [-fit tuning]
 //
 // Licence: like nabrun it links test/nab/artime (GNU AGPL v3 only).
 package main
@@ -67,7 +70,9 @@ var params = []param{
 	{path: "Rungs", values: []any{[]any{170, 400}, []any{170, 600}, []any{130, 400, 600}, []any{200, 400, 600}, []any{170, 300, 600}, []any{170, 400, 550}}},
 }
 
-type eval struct{ all, q1, q2 float64 }
+// eval is a setting's score on the files searched (all) and on their two
+// alternating parts, and on the files kept back (check; -fit).
+type eval struct{ all, q1, q2, check float64 }
 
 func main() {
 	from := flag.String("from", "{}", "JSON settings to start from (merged over artime.Untuned())")
@@ -77,6 +82,7 @@ func main() {
 	only := flag.String("params", "", "comma-separated settings to search (default all)")
 	phases := flag.String("phases", "0", "comma-separated start offsets: each evaluation is the mean of the scores with the first n points of every file left unscored, n in the list (the downsampling's phase moves with n)")
 	fine := flag.Bool("fine", false, "try factors 0.9, 0.95, 1.05 and 1.1 of every factor setting as well")
+	fitTo := flag.String("fit", "tuning", `the files searched: "tuning" (the tuning half), or "q1" or "q2" (one of its alternating quarters, the other kept back and only printed beside, to see whether a search rule's gains carry to files it did not see)`)
 	flag.Parse()
 	root, _ := filepath.Abs(".")
 	dir, err := nab.Locate(root)
@@ -87,11 +93,11 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	tune := c.Half(nab.Tuning)
-	q := [2]*nab.Corpus{{Root: c.Root, Profiles: c.Profiles}, {Root: c.Root, Profiles: c.Profiles}}
-	for i, f := range tune.Files {
-		q[i%2].Files = append(q[i%2].Files, f)
+	tune, check, err := fitSet(c.Half(nab.Tuning), *fitTo)
+	if err != nil {
+		fail(err)
 	}
+	q := alternate(tune)
 	cur := map[string]any{}
 	if err := json.Unmarshal([]byte(*from), &cur); err != nil {
 		fail(err)
@@ -115,14 +121,23 @@ func main() {
 			return eval{}, err
 		}
 		var e eval
+		if check == nil {
+			e.check = math.NaN()
+		}
 		for _, n := range offsets {
-			s := tune.Run(func() nab.Detector { return nab.Late(artime.NewLadder(cfg), n) }, 0)
-			for k, part := range []*nab.Corpus{tune, q[0], q[1]} {
+			parts := []*nab.Corpus{tune, q[0], q[1]}
+			run := tune
+			if check != nil {
+				parts = append(parts, check)
+				run = &nab.Corpus{Root: c.Root, Profiles: c.Profiles, Files: append(slices.Clone(tune.Files), check.Files...)}
+			}
+			s := run.Run(func() nab.Detector { return nab.Late(artime.NewLadder(cfg), n) }, 0)
+			for k, part := range parts {
 				r, err := part.Score(s)
 				if err != nil {
 					return eval{}, err
 				}
-				*[]*float64{&e.all, &e.q1, &e.q2}[k] += r[0].Normalized / float64(len(offsets))
+				*[]*float64{&e.all, &e.q1, &e.q2, &e.check}[k] += r[0].Normalized / float64(len(offsets))
 			}
 		}
 		return e, nil
@@ -131,7 +146,7 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	fmt.Printf("start %s: %.2f (%.2f, %.2f)\n", show(flat), base.all, base.q1, base.q2)
+	fmt.Printf("start %s: %s\n", show(flat), base)
 	var sel []param
 	for _, p := range params {
 		if *fine && p.factors != nil {
@@ -154,7 +169,7 @@ func main() {
 					continue
 				}
 				ok := e.all > best.all+*minGain && e.q1 > base.q1-*drop && e.q2 > base.q2-*drop
-				fmt.Printf("  %-20s %-8v %.2f (%.2f, %.2f)%s\n", p.path, v, e.all, e.q1, e.q2, map[bool]string{true: " *"}[ok])
+				fmt.Printf("  %-20s %-8v %s%s\n", p.path, v, e, map[bool]string{true: " *"}[ok])
 				if ok {
 					bestV, best = v, e
 				}
@@ -163,14 +178,46 @@ func main() {
 				flat[p.path] = bestV
 				base = best
 				changed = true
-				fmt.Printf("round %d keep %s: %.2f (%.2f, %.2f)\n", round, show(flat), base.all, base.q1, base.q2)
+				fmt.Printf("round %d keep %s: %s\n", round, show(flat), base)
 			}
 		}
 		if !changed {
 			break
 		}
 	}
-	fmt.Printf("final %s: %.2f (%.2f, %.2f)\n", show(flat), base.all, base.q1, base.q2)
+	fmt.Printf("final %s: %s\n", show(flat), base)
+}
+
+func (e eval) String() string {
+	s := fmt.Sprintf("%.2f (%.2f, %.2f)", e.all, e.q1, e.q2)
+	if !math.IsNaN(e.check) {
+		s += fmt.Sprintf(" kept back %.2f", e.check)
+	}
+	return s
+}
+
+// fitSet returns the files -fit names and the files kept back from
+// them (nil when none are).
+func fitSet(tune *nab.Corpus, fit string) (*nab.Corpus, *nab.Corpus, error) {
+	q := alternate(tune)
+	switch fit {
+	case "tuning":
+		return tune, nil, nil
+	case "q1":
+		return q[0], q[1], nil
+	case "q2":
+		return q[1], q[0], nil
+	}
+	return nil, nil, fmt.Errorf("-fit %q: want tuning, q1 or q2", fit)
+}
+
+// alternate splits c's files into two corpora, alternately.
+func alternate(c *nab.Corpus) [2]*nab.Corpus {
+	q := [2]*nab.Corpus{{Root: c.Root, Profiles: c.Profiles}, {Root: c.Root, Profiles: c.Profiles}}
+	for i, f := range c.Files {
+		q[i%2].Files = append(q[i%2].Files, f)
+	}
+	return q
 }
 
 // currentValue is the setting's value in set, or artime.Untuned()'s.

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/meshguard/meshguard/test/nab"
 	"github.com/meshguard/meshguard/test/nab/artime"
 )
 
@@ -43,5 +44,40 @@ func TestCandidatesStayInRange(t *testing.T) {
 	}
 	if got := candidates(param{values: []any{1, 2}}, 1); !reflect.DeepEqual(got, []any{2}) {
 		t.Fatalf("fixed candidates = %v, want [2]", got)
+	}
+}
+
+// TestFitKeepsTheOtherQuarterBack checks that -fit q1 and q2 search one
+// alternating quarter of the tuning half and keep the other back, that
+// the two are disjoint and together the half, and that a wrong name is
+// refused.
+func TestFitKeepsTheOtherQuarterBack(t *testing.T) {
+	tune := &nab.Corpus{}
+	for _, rel := range []string{"a", "b", "c", "d", "e"} {
+		tune.Files = append(tune.Files, &nab.File{Rel: rel})
+	}
+	names := func(c *nab.Corpus) (out []string) {
+		for _, f := range c.Files {
+			out = append(out, f.Rel)
+		}
+		return out
+	}
+	for fit, want := range map[string][2][]string{
+		"q1": {{"a", "c", "e"}, {"b", "d"}},
+		"q2": {{"b", "d"}, {"a", "c", "e"}},
+	} {
+		got, back, err := fitSet(tune, fit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(names(got), want[0]) || !reflect.DeepEqual(names(back), want[1]) {
+			t.Errorf("-fit %s: searched %v, kept back %v; want %v", fit, names(got), names(back), want)
+		}
+	}
+	if got, back, err := fitSet(tune, "tuning"); err != nil || got != tune || back != nil {
+		t.Errorf("-fit tuning: got %v, %v, %v; want the half itself and nothing kept back", got, back, err)
+	}
+	if _, _, err := fitSet(tune, "held-out"); err == nil {
+		t.Error("-fit held-out: no error")
 	}
 }
