@@ -93,11 +93,19 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	tune, check, err := fitSet(c.Half(nab.Tuning), *fitTo)
+	// Every evaluation runs the whole tuning half once (with -fit, the
+	// searched quarter and the one kept back together) and scores it
+	// by part.
+	half := c.Half(nab.Tuning)
+	tune, check, err := fitSet(half, *fitTo)
 	if err != nil {
 		fail(err)
 	}
 	q := alternate(tune)
+	parts := []*nab.Corpus{tune, q[0], q[1]}
+	if check != nil {
+		parts = append(parts, check)
+	}
 	cur := map[string]any{}
 	if err := json.Unmarshal([]byte(*from), &cur); err != nil {
 		fail(err)
@@ -125,13 +133,7 @@ func main() {
 			e.check = math.NaN()
 		}
 		for _, n := range offsets {
-			parts := []*nab.Corpus{tune, q[0], q[1]}
-			run := tune
-			if check != nil {
-				parts = append(parts, check)
-				run = &nab.Corpus{Root: c.Root, Profiles: c.Profiles, Files: append(slices.Clone(tune.Files), check.Files...)}
-			}
-			s := run.Run(func() nab.Detector { return nab.Late(artime.NewLadder(cfg), n) }, 0)
+			s := half.Run(func() nab.Detector { return nab.Late(artime.NewLadder(cfg), n) }, 0)
 			for k, part := range parts {
 				r, err := part.Score(s)
 				if err != nil {
