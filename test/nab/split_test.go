@@ -47,3 +47,21 @@ func TestSplitIsFixedAndBalanced(t *testing.T) {
 	}
 	t.Logf("tuning: %d files, %d windows; held-out: %d files, %d windows", len(tune.Files), tune.Windows(), len(held.Files), held.Windows())
 }
+
+// TestQuartersAlternate checks the tuning half's quarters: they partition
+// it, alternating in its order, 15 and 14 files.
+func TestQuartersAlternate(t *testing.T) {
+	tune := LoadForTest(t).Half(Tuning)
+	q := tune.Quarters()
+	if len(q[0].Files) != 15 || len(q[1].Files) != 14 {
+		t.Fatalf("quarters of %d and %d files, want 15 and 14", len(q[0].Files), len(q[1].Files))
+	}
+	for i, f := range tune.Files {
+		if got := q[i%2].Files[i/2]; got != f {
+			t.Errorf("position %d of the tuning half: quarter %d holds %s there, want %s", i, i%2+1, got.Rel, f.Rel)
+		}
+	}
+	if q[0].Root != tune.Root || len(q[1].Profiles) != len(tune.Profiles) {
+		t.Error("a quarter does not share the half's root and profiles")
+	}
+}

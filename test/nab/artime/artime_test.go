@@ -226,3 +226,28 @@ func TestARTRescaleIsExact(t *testing.T) {
 		}
 	}
 }
+
+// TestLadderKnowingRangeIsToldOnlyTheRange: a one-rung ladder told a
+// stream's range scores exactly as ARTime told that range and the rung's
+// learning period (NewKnowing), and not as the causal ladder, which
+// scales by its learning period's range.
+func TestLadderKnowingRangeIsToldOnlyTheRange(t *testing.T) {
+	ts, vs := nab.Stream(3000, 11)
+	for i := 2000; i < 2006; i++ {
+		vs[i] += 150
+	}
+	cfg := Default()
+	cfg.Rungs = nil
+	lo, hi := slices.Min(vs), slices.Max(vs)
+	told := scoreWith(NewLadderKnowingRange(cfg, lo, hi), ts, vs)
+	want := scoreWith(NewKnowing(cfg, lo, hi, cfg.Probation), ts, vs)
+	if !slices.Equal(told, want) {
+		t.Fatal("the ladder told the range scores otherwise than ARTime told the range and the learning period")
+	}
+	if slices.Equal(told, scoreWith(NewLadder(cfg), ts, vs)) {
+		t.Error("the ladder told the range scores as the causal one: the range was not used")
+	}
+	if nab.MaxScore(told, 2000, 2030) == 0 {
+		t.Error("the ladder told the range misses the spike")
+	}
+}

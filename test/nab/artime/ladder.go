@@ -60,3 +60,16 @@ func (l *Ladder) Score(t time.Time, v float64) float64 {
 	}
 	return score
 }
+
+// NewLadderKnowingRange returns the ladder with every rung told the
+// stream's minimum and maximum before the first point, as NAB tells
+// ARTime (NewKnowing), but nothing of its length. That is not causal; it
+// exists to measure what the file's range is worth to the ladder
+// (BENCHMARKS.md, "Where the causal ladder's gap lies").
+func NewLadderKnowingRange(cfg Config, min, max float64) *Ladder {
+	l := NewLadder(cfg)
+	for _, r := range l.rungs {
+		r.known, r.lo, r.span = true, min, max-min
+	}
+	return l
+}

@@ -11,6 +11,8 @@
 // detector K times, with every file's first 0, 1, ..., K-1 points left
 // unscored and unseen (nab.Late), and prints each set's mean, least and
 // largest score: one run is one draw of a downsampling detector's phase.
+// With -only tuning, -phases scores the tuning half and its two
+// alternating quarters (a change worth keeping gains on both).
 //
 //	go run ./test/nab/cmd/nabrun [-detector NAME] [-nab DIR] [-out DIR] [-config JSON] [-only tuning] [-skip N | -phases K] [-v]
 //
@@ -50,7 +52,8 @@ const detectors = `"artime" (artime.Ladder, the ARTime port, causal), ` +
 	`"ensemble" (artime.Ensemble: the larger of Univariate's and an ARTime ladder's scores), ` +
 	`"univariate" (nab.Univariate), ` +
 	`"artime-knowing" (ARTime as published, told each file's range and length as under NAB: ` +
-	`not causal, to check the port), "artime-knowing-range" or "artime-knowing-probation" (told one of the two)`
+	`not causal, to check the port), "artime-knowing-range" or "artime-knowing-probation" (told one of the two), ` +
+	`"artime-ladder-range" (artime.Ladder told each file's range: not causal, to see what the range is worth to it)`
 
 func main() {
 	nabDir := flag.String("nab", "", "NAB directory (default ../shared/nab beside the repository)")
@@ -60,7 +63,7 @@ func main() {
 	python := flag.Bool("python", true, "cross-check with python3 ../shared/nab/score.py when python3 exists")
 	only := flag.String("only", "", `"tuning": score the tuning half alone, for choosing settings (no files written, no cross-check)`)
 	flag.IntVar(&skip, "skip", 0, "leave every file's first n points unscored and unseen (the downsampling's phase moves with n; the reported figures use 0)")
-	phases := flag.Int("phases", 0, "run at skips 0 to K-1 and print each set's mean and range over them instead of one run's table (no files written, no cross-check)")
+	phases := flag.Int("phases", 0, "run at skips 0 to K-1 and print each set's mean and range over them instead of one run's table (no files written, no cross-check); with -only tuning, of the tuning half and its two quarters")
 	flag.BoolVar(&verbose, "v", false, "print the standard profile's score per file (with -only tuning, the tuning half's files only)")
 	flag.Parse()
 	if *only != "" && *only != "tuning" {
@@ -68,11 +71,11 @@ func main() {
 		os.Exit(2)
 	}
 	if *phases > 0 {
-		if *only != "" || skip != 0 {
-			fmt.Fprintln(os.Stderr, "nabrun: -phases runs every skip itself and scores every set: drop -only and -skip")
+		if skip != 0 {
+			fmt.Fprintln(os.Stderr, "nabrun: -phases runs every skip itself: drop -skip")
 			os.Exit(2)
 		}
-		if err := phaseTable(*nabDir, *config, *phases); err != nil {
+		if err := phaseTable(*nabDir, *config, *phases, *only == "tuning"); err != nil {
 			fmt.Fprintln(os.Stderr, "nabrun:", err)
 			os.Exit(1)
 		}
@@ -139,6 +142,14 @@ func maker(config string) (func(*nab.File) nab.Detector, error) {
 		}
 		cfg = &a
 		newDetector = func(*nab.File) nab.Detector { return artime.NewLadder(a) }
+	case "artime-ladder-range":
+		// The causal ladder told each file's range alone: not causal, to
+		// see what the range is worth to the ladder itself.
+		a := artime.Default()
+		cfg = &a
+		newDetector = func(f *nab.File) nab.Detector {
+			return artime.NewLadderKnowingRange(a, slices.Min(f.Values), slices.Max(f.Values))
+		}
 	case "artime-knowing", "artime-knowing-range", "artime-knowing-probation":
 		// ARTime as published, told what NAB tells it of each file (its
 		// range and, through the probationary period, its length), or
@@ -269,14 +280,32 @@ func reportSets(c *nab.Corpus) []reportSet {
 	}
 }
 
+// tuningSets are the tuning half and its two quarters, the sets a choice
+// is judged on (a choice should gain on both quarters).
+func tuningSets(c *nab.Corpus) []reportSet {
+	half := c.Half(nab.Tuning)
+	q := half.Quarters()
+	return []reportSet{
+		{"tuning half", half},
+		{"tuning quarter q1", q[0]},
+		{"tuning quarter q2", q[1]},
+	}
+}
+
 // phaseTable runs the detector at skips 0 to k-1 and prints, for each set
-// and profile, the mean score over them and the least and largest.
-func phaseTable(nabDir, config string, k int) error {
+// and profile, the mean score over them and the least and largest: the
+// report sets, or with tuningOnly the tuning half and its quarters alone
+// (the held-out half not even run).
+func phaseTable(nabDir, config string, k int, tuningOnly bool) error {
 	c, newDetector, err := setup(nabDir, config)
 	if err != nil {
 		return err
 	}
 	sets := reportSets(c)
+	if tuningOnly {
+		sets = tuningSets(c)
+		c = sets[0].c
+	}
 	got := make([][][]float64, len(sets)) // set, profile, skip
 	for n := range k {
 		scores := c.RunFiles(func(f *nab.File) nab.Detector { return nab.Late(newDetector(f), n) }, 0)

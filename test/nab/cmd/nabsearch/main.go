@@ -101,7 +101,7 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	q := alternate(tune)
+	q := tune.Quarters()
 	parts := []*nab.Corpus{tune, q[0], q[1]}
 	if check != nil {
 		parts = append(parts, check)
@@ -201,7 +201,7 @@ func (e eval) String() string {
 // fitSet returns the files -fit names and the files kept back from
 // them (nil when none are).
 func fitSet(tune *nab.Corpus, fit string) (*nab.Corpus, *nab.Corpus, error) {
-	q := alternate(tune)
+	q := tune.Quarters()
 	switch fit {
 	case "tuning":
 		return tune, nil, nil
@@ -211,15 +211,6 @@ func fitSet(tune *nab.Corpus, fit string) (*nab.Corpus, *nab.Corpus, error) {
 		return q[1], q[0], nil
 	}
 	return nil, nil, fmt.Errorf("-fit %q: want tuning, q1 or q2", fit)
-}
-
-// alternate splits c's files into two corpora, alternately.
-func alternate(c *nab.Corpus) [2]*nab.Corpus {
-	q := [2]*nab.Corpus{{Root: c.Root, Profiles: c.Profiles}, {Root: c.Root, Profiles: c.Profiles}}
-	for i, f := range c.Files {
-		q[i%2].Files = append(q[i%2].Files, f)
-	}
-	return q
 }
 
 // currentValue is the setting's value in set, or artime.Untuned()'s.
