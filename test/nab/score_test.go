@@ -1,9 +1,7 @@
 package nab
 
 import (
-	"encoding/json"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -33,12 +31,8 @@ func TestCorpusShape(t *testing.T) {
 // (results/final_results.json).
 func TestScoreMatchesPublished(t *testing.T) {
 	c := LoadForTest(t)
-	raw, err := os.ReadFile(filepath.Join(c.Root, "results", "final_results.json"))
+	published, err := Published(c)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var published map[string]map[string]float64
-	if err := json.Unmarshal(raw, &published); err != nil {
 		t.Fatal(err)
 	}
 	if got := published["windowedGaussian"]["standard"]; math.Abs(got-39.649523496077585) > 1e-9 {
@@ -50,23 +44,7 @@ func TestScoreMatchesPublished(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			results, err := c.Score(scores)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(results) != 3 {
-				t.Fatalf("%d profiles scored, want 3", len(results))
-			}
-			for _, r := range results {
-				want, ok := published[det][r.Profile]
-				if !ok {
-					t.Fatalf("no published %s score for %s", r.Profile, det)
-				}
-				t.Logf("%s %s: threshold %v raw %.6f normalized %.6f (published %.6f)", det, r.Profile, r.Threshold, r.Raw, r.Normalized, want)
-				if math.Abs(r.Normalized-want) > 1e-6 {
-					t.Errorf("%s %s = %.9f, published %.9f", det, r.Profile, r.Normalized, want)
-				}
-			}
+			CheckPublished(t, c, scores, det, 1e-6)
 		})
 	}
 }

@@ -1,8 +1,11 @@
 package nab
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -12,7 +15,8 @@ import (
 )
 
 // This file holds what the tests and benchmarks of this package and of the
-// detectors kept outside it (test/nab/artime, under another licence) share:
+// detectors kept outside it (test/nab/artime, under another licence, and
+// test/nab/cad) share:
 // exported, since a test file is visible to its own package only.
 
 var (
@@ -63,6 +67,57 @@ func MaxScore(s []float64, from, to int) float64 {
 		m = math.Max(m, x)
 	}
 	return m
+}
+
+// ScoreStream scores ts, vs with d and returns the scores.
+func ScoreStream(d Detector, ts []time.Time, vs []float64) []float64 {
+	out := make([]float64, len(vs))
+	for i := range vs {
+		out[i] = d.Score(ts[i], vs[i])
+	}
+	return out
+}
+
+// Published is NAB's scoreboard (results/final_results.json): each
+// detector's normalised score by profile.
+func Published(c *Corpus) (map[string]map[string]float64, error) {
+	raw, err := os.ReadFile(filepath.Join(c.Root, "results", "final_results.json"))
+	if err != nil {
+		return nil, err
+	}
+	var published map[string]map[string]float64
+	if err := json.Unmarshal(raw, &published); err != nil {
+		return nil, fmt.Errorf("nab: final_results.json: %w", err)
+	}
+	return published, nil
+}
+
+// CheckPublished scores every file of c and fails t where a profile's
+// score is not within tol of what NAB's scoreboard records for detector:
+// the check that a port scores as the original does.
+func CheckPublished(t *testing.T, c *Corpus, scores map[string][]float64, detector string, tol float64) {
+	t.Helper()
+	published, err := Published(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, ok := published[detector]
+	if !ok {
+		t.Fatalf("no %s in NAB's scoreboard", detector)
+	}
+	results, err := c.Score(scores)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != len(want) {
+		t.Fatalf("%d profiles scored, the scoreboard has %d", len(results), len(want))
+	}
+	for _, r := range results {
+		t.Logf("%s %s: %.6f (published %.6f)", detector, r.Profile, r.Normalized, want[r.Profile])
+		if math.Abs(r.Normalized-want[r.Profile]) > tol {
+			t.Errorf("%s: %.4f, %s's published score is %.4f", r.Profile, r.Normalized, detector, want[r.Profile])
+		}
+	}
 }
 
 // Floors are the lowest normalised scores a detector may reach, by profile.

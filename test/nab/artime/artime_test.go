@@ -27,20 +27,7 @@ func TestARTimeReproducesItsPublishedScore(t *testing.T) {
 	scores := c.RunFiles(func(f *nab.File) nab.Detector {
 		return NewKnowing(cfg, slices.Min(f.Values), slices.Max(f.Values), f.Probation())
 	}, 0)
-	results, err := c.Score(scores)
-	if err != nil {
-		t.Fatal(err)
-	}
-	published := map[string]float64{
-		"standard":           74.85377223215792,
-		"reward_low_FP_rate": 65.15400017974811,
-		"reward_low_FN_rate": 80.36228493638114,
-	}
-	for _, r := range results {
-		if math.Abs(r.Normalized-published[r.Profile]) > 0.01 {
-			t.Errorf("%s: %.4f, ARTime's published score is %.4f", r.Profile, r.Normalized, published[r.Profile])
-		}
-	}
+	nab.CheckPublished(t, c, scores, "ARTime", 0.01)
 }
 
 func TestARTimeDefaultIsValid(t *testing.T) {
@@ -90,8 +77,8 @@ func TestARTimeIsCausal(t *testing.T) {
 		"ladder":   func() nab.Detector { return NewLadder(Default()) },
 		"ensemble": func() nab.Detector { return NewEnsemble(DefaultEnsemble()) },
 	} {
-		full := scoreWith(newDetector(), ts, vs)
-		half := scoreWith(newDetector(), ts[:2000], vs[:2000])
+		full := nab.ScoreStream(newDetector(), ts, vs)
+		half := nab.ScoreStream(newDetector(), ts[:2000], vs[:2000])
 		if nab.MaxScore(full, 0, 2000) == 0 {
 			t.Errorf("%s: nothing scored in the first half", name)
 		}
@@ -164,15 +151,7 @@ func TestARTimeCategoriesAreBounded(t *testing.T) {
 }
 
 func scoreARTime(cfg Config, ts []time.Time, vs []float64) []float64 {
-	return scoreWith(New(cfg), ts, vs)
-}
-
-func scoreWith(a nab.Detector, ts []time.Time, vs []float64) []float64 {
-	out := make([]float64, len(vs))
-	for i := range vs {
-		out[i] = a.Score(ts[i], vs[i])
-	}
-	return out
+	return nab.ScoreStream(New(cfg), ts, vs)
 }
 
 // TestARTimeLadderScoresShortStreams: a spike at point 400 is past the
@@ -183,7 +162,7 @@ func TestARTimeLadderScoresShortStreams(t *testing.T) {
 	for i := 400; i < 406; i++ {
 		vs[i] += 150
 	}
-	ladder := scoreWith(NewLadder(Default()), ts, vs)
+	ladder := nab.ScoreStream(NewLadder(Default()), ts, vs)
 	single := scoreARTime(Default(), ts, vs)
 	if m := nab.MaxScore(single, 0, 750); m != 0 {
 		t.Fatalf("single ARTime scores %v within its learning period", m)
@@ -239,12 +218,12 @@ func TestLadderKnowingRangeIsToldOnlyTheRange(t *testing.T) {
 	cfg := Default()
 	cfg.Rungs = nil
 	lo, hi := slices.Min(vs), slices.Max(vs)
-	told := scoreWith(NewLadderKnowingRange(cfg, lo, hi), ts, vs)
-	want := scoreWith(NewKnowing(cfg, lo, hi, cfg.Probation), ts, vs)
+	told := nab.ScoreStream(NewLadderKnowingRange(cfg, lo, hi), ts, vs)
+	want := nab.ScoreStream(NewKnowing(cfg, lo, hi, cfg.Probation), ts, vs)
 	if !slices.Equal(told, want) {
 		t.Fatal("the ladder told the range scores otherwise than ARTime told the range and the learning period")
 	}
-	if slices.Equal(told, scoreWith(NewLadder(cfg), ts, vs)) {
+	if slices.Equal(told, nab.ScoreStream(NewLadder(cfg), ts, vs)) {
 		t.Error("the ladder told the range scores as the causal one: the range was not used")
 	}
 	if nab.MaxScore(told, 2000, 2030) == 0 {

@@ -38,8 +38,8 @@ func TestProfiledFindsAMissingDailyJump(t *testing.T) {
 	const skip = 10
 	ts, vs := dailyJumps(14*288, skip)
 	from, to := skip*288+96, skip*288+192
-	ladder := scoreWith(NewLadder(Untuned()), ts, vs) // Profiled's own ladder
-	profiled := scoreWith(NewProfiled(DefaultProfiled()), ts, vs)
+	ladder := nab.ScoreStream(NewLadder(Untuned()), ts, vs) // Profiled's own ladder
+	profiled := nab.ScoreStream(NewProfiled(DefaultProfiled()), ts, vs)
 	if m := nab.MaxScore(ladder, from, to); m >= 0.37 {
 		t.Errorf("the ladder scores the missing jump %v: the profile is not needed", m)
 	}

@@ -36,6 +36,7 @@ import (
 
 	"github.com/meshguard/meshguard/test/nab"
 	"github.com/meshguard/meshguard/test/nab/artime"
+	"github.com/meshguard/meshguard/test/nab/cad"
 )
 
 const detectorName = "meshguard"
@@ -53,7 +54,10 @@ const detectors = `"artime" (artime.Ladder, the ARTime port, causal), ` +
 	`"univariate" (nab.Univariate), ` +
 	`"artime-knowing" (ARTime as published, told each file's range and length as under NAB: ` +
 	`not causal, to check the port), "artime-knowing-range" or "artime-knowing-probation" (told one of the two), ` +
-	`"artime-ladder-range" (artime.Ladder told each file's range: not causal, to see what the range is worth to it)`
+	`"artime-ladder-range" (artime.Ladder told each file's range: not causal, to see what the range is worth to it), ` +
+	`"cad" (cad.Causal: CAD OSE learning its range from the stream), ` +
+	`"cad-knowing" (CAD OSE as published, told each file's range and probationary period: not causal), ` +
+	`"artime-cad" (the larger of the default ladder's and cad's scores)`
 
 func main() {
 	nabDir := flag.String("nab", "", "NAB directory (default ../shared/nab beside the repository)")
@@ -169,6 +173,26 @@ func maker(config string) (func(*nab.File) nab.Detector, error) {
 			}
 			return artime.NewKnowing(a, lo, hi, p)
 		}
+	case "cad":
+		c := cad.DefaultCausal()
+		cfg = &c
+		newDetector = func(*nab.File) nab.Detector { return cad.NewCausal(c) }
+	case "cad-knowing":
+		// CAD OSE as NAB runs it: told each file's range, its rest period
+		// a fifth of the probationary period. Not causal.
+		c := cad.Published()
+		cfg = &c
+		newDetector = func(f *nab.File) nab.Detector {
+			k := c
+			k.RestPeriod = f.Probation() / 5
+			return cad.NewKnowing(k, slices.Min(f.Values), slices.Max(f.Values))
+		}
+	case "artime-cad":
+		p := pairConfig{ARTime: artime.Default(), CAD: cad.DefaultCausal()}
+		cfg = &p
+		newDetector = func(*nab.File) nab.Detector {
+			return larger{artime.NewLadder(p.ARTime), cad.NewCausal(p.CAD)}
+		}
 	default:
 		return nil, fmt.Errorf("-detector %q: not one of %s", detector, detectors)
 	}
@@ -181,6 +205,21 @@ func maker(config string) (func(*nab.File) nab.Detector, error) {
 		return nil, fmt.Errorf("-config: %w", err)
 	}
 	return newDetector, nil
+}
+
+// pairConfig configures artime-cad: the ladder and causal CAD OSE.
+type pairConfig struct {
+	ARTime artime.Config
+	CAD    cad.CausalConfig
+}
+
+func (p pairConfig) Validate() error { return errors.Join(p.ARTime.Validate(), p.CAD.Validate()) }
+
+// larger scores a point with both detectors and reports the larger score.
+type larger [2]nab.Detector
+
+func (l larger) Score(t time.Time, v float64) float64 {
+	return max(l[0].Score(t, v), l[1].Score(t, v))
 }
 
 // tune runs the tuning half only and prints one line per profile.
