@@ -30,8 +30,7 @@ func DefaultCausal() CausalConfig {
 
 // Validate reports every field that is out of range, by name.
 func (c CausalConfig) Validate() error {
-	errs := []error{c.CAD.Validate()}
-	errs = append(errs, atLeast("Learn", c.Learn, 1), atLeast("Keep", c.Keep, 1))
+	errs := []error{c.CAD.Validate(), atLeast("Learn", c.Learn, 1), atLeast("Keep", c.Keep, 1)}
 	if c.Margin < 0 {
 		errs = append(errs, fmt.Errorf("cad: Margin %v: want at least 0", c.Margin))
 	}
